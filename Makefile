@@ -1,0 +1,14 @@
+# Every target is one line; anything longer lives in hack/.
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+GO ?= go
+
+.PHONY: build test bench lint fmt demo clean deps
+
+build: ; VERSION=$(VERSION) hack/build.sh bin
+deps: ; hack/deps.sh
+test: deps ; hack/test.sh
+bench: deps ; hack/bench.sh
+lint: ; test -z "$$(gofmt -l $$(git ls-files '*.go'))" && $(GO) vet ./...
+fmt: ; gofmt -w $$(git ls-files '*.go')
+demo: deps build ; hack/demo.sh
+clean: ; rm -rf bin

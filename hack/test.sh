@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The whole test suite: unit, root/netns and integration tests, then a short
+# run of each fuzz target. CI runs this through `make test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+go vet ./...
+go test -count=1 -timeout 14m ./...
+# go test -fuzz takes one target in one package at a time.
+for target in $(grep -rl --include='*_test.go' '^func Fuzz' . | sort); do
+  pkg=./$(dirname "${target#./}")
+  for f in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$target" | cut -d' ' -f2); do
+    go test -run='^$' -fuzz="^${f}\$" -fuzztime="${FUZZTIME:-10s}" "$pkg"
+  done
+done

@@ -1,0 +1,170 @@
+// Package libmini is the small library every minicni plugin shares: config
+// decoding and validation, CNI errors, logging, prevResult parsing and IPAM
+// delegation. It deliberately imports neither netlink nor iptables: code that
+// touches the kernel lives with the plugin that needs it.
+package libmini
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+	cniversion "github.com/containernetworking/cni/pkg/version"
+)
+
+// NetConf is the part of every minicni plugin's config that libmini
+// understands. Plugins embed it in their own NetConf.
+type NetConf struct {
+	types.PluginConf
+	// LogFile, when set, receives the plugin's log lines (appended) instead of stderr.
+	LogFile string `json:"logFile,omitempty"`
+}
+
+// Decode unmarshals a plugin's stdin into conf (already holding its defaults)
+// and validates the fields every plugin shares. A JSON failure is CNI error 6,
+// an invalid value error 7.
+func Decode(stdin []byte, conf interface{ Common() *NetConf }) error {
+	if err := json.Unmarshal(stdin, conf); err != nil {
+		return types.NewError(CodeDecode, "failed to decode network config", err.Error())
+	}
+	return conf.Common().Validate()
+}
+
+// Common returns c itself, so a plugin's NetConf that embeds NetConf satisfies
+// the interface Decode takes.
+func (c *NetConf) Common() *NetConf { return c }
+
+// Validate checks the fields shared by every plugin: cniVersion, name, type
+// and, when present, ipam.type.
+func (c *NetConf) Validate() error {
+	if err := ValidateVersion(c.CNIVersion); err != nil {
+		return err
+	}
+	if err := ValidateNetworkName(c.Name); err != nil {
+		return err
+	}
+	if c.Type != "" {
+		if err := ValidatePluginType("type", c.Type); err != nil {
+			return err
+		}
+	}
+	if c.IPAM.Type != "" {
+		if err := ValidatePluginType("ipam.type", c.IPAM.Type); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ValidateVersion accepts every CNI spec version from 0.1.0 to 1.1.0; an empty
+// version means 0.1.0, as in the spec.
+func ValidateVersion(v string) error {
+	if v == "" || slices.Contains(Versions.SupportedVersions(), v) {
+		return nil
+	}
+	return types.NewError(CodeIncompatibleVersion, fmt.Sprintf("unsupported cniVersion %q", v),
+		"supported: "+strings.Join(Versions.SupportedVersions(), ", "))
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+
+// ValidateNetworkName checks a network name before it becomes part of a path.
+func ValidateNetworkName(name string) error {
+	if name == "" {
+		return ConfigErrorf("missing network name")
+	}
+	if !nameRE.MatchString(name) || len(name) > 253 {
+		return ConfigErrorf("invalid network name %q: must match %s (at most 253 bytes)", name, nameRE)
+	}
+	return nil
+}
+
+// ValidatePluginType checks a plugin type (the binary's name), which must not
+// reach outside CNI_PATH (CVE-2021-20206).
+func ValidatePluginType(field, typ string) error {
+	if typ == "" {
+		return ConfigErrorf("missing %s", field)
+	}
+	if !nameRE.MatchString(typ) || typ == "." || typ == ".." {
+		return ConfigErrorf("invalid %s %q: must be a plain binary name matching %s", field, typ, nameRE)
+	}
+	return nil
+}
+
+// ValidateIfName checks a Linux interface name: 1–15 bytes (IFNAMSIZ), no
+// '/', ':' or whitespace, not "." or "..". field names the config key or
+// variable in the error.
+func ValidateIfName(field, name string) error {
+	switch {
+	case name == "":
+		return ConfigErrorf("%s is empty", field)
+	case len(name) > 15:
+		return ConfigErrorf("%s %q is %d bytes long, the kernel allows at most 15", field, name, len(name))
+	case name == "." || name == "..":
+		return ConfigErrorf("%s %q is not a valid interface name", field, name)
+	case strings.ContainsAny(name, "/:") || strings.IndexFunc(name, isSpace) >= 0:
+		return ConfigErrorf("%s %q contains '/', ':' or whitespace", field, name)
+	}
+	return nil
+}
+
+func isSpace(r rune) bool {
+	return r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == '\v' || r == '\f' || r == 0
+}
+
+// ValidateMTU accepts 0 (automatic) or 68–65535.
+func ValidateMTU(field string, mtu int) error {
+	if mtu == 0 || (mtu >= 68 && mtu <= 65535) {
+		return nil
+	}
+	return ConfigErrorf("invalid %s %d: must be 0 (automatic) or 68-65535", field, mtu)
+}
+
+// ParseSubnet parses a CIDR that must name a network (no host bits set) and
+// returns it with a 4-byte IP for IPv4.
+func ParseSubnet(field, s string) (*net.IPNet, error) {
+	ip, n, err := net.ParseCIDR(s)
+	if err != nil {
+		return nil, ConfigErrorf("invalid %s %q: not a CIDR", field, s)
+	}
+	if !ip.Equal(n.IP) {
+		return nil, ConfigErrorf("invalid %s %q: host bits set, the network is %s", field, s, n)
+	}
+	if v4 := n.IP.To4(); v4 != nil {
+		n.IP = v4
+	}
+	return n, nil
+}
+
+// ParseIP parses a plain IP address, returning IPv4 in 4-byte form.
+func ParseIP(field, s string) (net.IP, error) {
+	ip := net.ParseIP(s)
+	if ip == nil {
+		return nil, ConfigErrorf("invalid %s %q: not an IP address", field, s)
+	}
+	if v4 := ip.To4(); v4 != nil {
+		ip = v4
+	}
+	return ip, nil
+}
+
+// PrevResult parses conf's prevResult into a types/100 result. It returns nil
+// and no error when there is none.
+func PrevResult(conf *types.PluginConf) (*current.Result, error) {
+	if conf.RawPrevResult == nil {
+		return nil, nil
+	}
+	if err := cniversion.ParsePrevResult(conf); err != nil {
+		return nil, types.NewError(CodeDecode, "failed to parse prevResult", err.Error())
+	}
+	res, err := current.NewResultFromResult(conf.PrevResult)
+	if err != nil {
+		return nil, types.NewError(CodeDecode, "failed to convert prevResult", err.Error())
+	}
+	return res, nil
+}

@@ -1,0 +1,82 @@
+package libmini
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/containernetworking/cni/pkg/invoke"
+	current "github.com/containernetworking/cni/pkg/types/100"
+)
+
+// IPAMTimeout bounds every delegated IPAM call. The kubelet gives a whole
+// sandbox about two minutes, so a stuck IPAM must fail well before that.
+var IPAMTimeout = 60 * time.Second
+
+// IPAMExec runs delegated plugins; nil means the real exec. Tests replace it.
+var IPAMExec invoke.Exec
+
+// IPAMAdd runs ADD of the IPAM plugin ipamType with the same stdin the calling
+// plugin received and returns its result as types/100. An IPAM result without
+// any address is an error.
+func IPAMAdd(ctx context.Context, ipamType string, stdin []byte) (*current.Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, IPAMTimeout)
+	defer cancel()
+	r, err := invoke.DelegateAdd(ctx, ipamType, stdin, IPAMExec)
+	if err != nil {
+		return nil, ipamError(ctx, "ADD", ipamType, err)
+	}
+	res, err := current.NewResultFromResult(r)
+	if err != nil {
+		return nil, Wrap(err, CodeIPAM, fmt.Sprintf("IPAM plugin %s returned a result that cannot be converted", ipamType))
+	}
+	if len(res.IPs) == 0 {
+		return nil, Errorf(CodeIPAM, "IPAM plugin %s returned no IP address", ipamType)
+	}
+	return res, nil
+}
+
+// IPAMDel runs DEL of the IPAM plugin.
+func IPAMDel(ctx context.Context, ipamType string, stdin []byte) error {
+	return ipamCall(ctx, "DEL", ipamType, stdin, invoke.DelegateDel)
+}
+
+// IPAMCheck runs CHECK of the IPAM plugin.
+func IPAMCheck(ctx context.Context, ipamType string, stdin []byte) error {
+	return ipamCall(ctx, "CHECK", ipamType, stdin, invoke.DelegateCheck)
+}
+
+// IPAMGC runs GC of the IPAM plugin.
+func IPAMGC(ctx context.Context, ipamType string, stdin []byte) error {
+	return ipamCall(ctx, "GC", ipamType, stdin, invoke.DelegateGC)
+}
+
+// IPAMStatus runs STATUS of the IPAM plugin.
+func IPAMStatus(ctx context.Context, ipamType string, stdin []byte) error {
+	return ipamCall(ctx, "STATUS", ipamType, stdin, invoke.DelegateStatus)
+}
+
+type delegateFunc func(context.Context, string, []byte, invoke.Exec) error
+
+func ipamCall(ctx context.Context, verb, ipamType string, stdin []byte, f delegateFunc) error {
+	ctx, cancel := context.WithTimeout(ctx, IPAMTimeout)
+	defer cancel()
+	if err := f(ctx, ipamType, stdin, IPAMExec); err != nil {
+		return ipamError(ctx, verb, ipamType, err)
+	}
+	return nil
+}
+
+// ipamError keeps the IPAM plugin's own CNI error (its code is the useful
+// part), turns a deadline into "try again later" and anything else into
+// CodeIPAM.
+func ipamError(ctx context.Context, verb, ipamType string, err error) error {
+	if e, ok := AsCNIError(err); ok {
+		return e
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return Errorf(CodeTryAgainLater, "IPAM plugin %s %s did not finish within %s", ipamType, verb, IPAMTimeout)
+	}
+	return Wrap(err, CodeIPAM, fmt.Sprintf("IPAM plugin %s %s failed", ipamType, verb))
+}

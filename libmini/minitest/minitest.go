@@ -1,0 +1,120 @@
+// Package minitest holds test helpers shared by minicni's packages: a network
+// namespace owned by one test, the loop over every CNI version, and building
+// plugin binaries (minicni's own and the reference plugins pinned in go.mod).
+package minitest
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/containernetworking/plugins/pkg/testutils"
+	"github.com/minicni/minicni/libmini"
+)
+
+// Versions is every CNI spec version, oldest first.
+var Versions = libmini.Versions.SupportedVersions()
+
+// ForEachVersion runs f as a subtest for every CNI version.
+func ForEachVersion(t *testing.T, f func(t *testing.T, ver string)) {
+	t.Helper()
+	for _, v := range Versions {
+		t.Run("cni-"+v, func(t *testing.T) { f(t, v) })
+	}
+}
+
+// RequireRoot skips the test when not running as root.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (network namespaces)")
+	}
+}
+
+// NewNS returns a fresh network namespace that is closed and removed when the
+// test ends, whatever its outcome. It skips the test when not root.
+func NewNS(t testing.TB) ns.NetNS {
+	t.Helper()
+	RequireRoot(t)
+	n, err := testutils.NewNS()
+	if err != nil {
+		t.Fatalf("new netns: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = n.Close()
+		_ = testutils.UnmountNS(n)
+	})
+	return n
+}
+
+var seq atomic.Uint32
+
+// Name returns a name unique in this process and short enough for an
+// interface (at most 15 bytes): prefix, pid and a counter.
+func Name(prefix string) string {
+	n := fmt.Sprintf("%s%x%x", prefix, os.Getpid()&0xffff, seq.Add(1))
+	if len(n) > 15 {
+		n = n[len(n)-15:]
+	}
+	return n
+}
+
+// Module is this repository's module path.
+const Module = "github.com/minicni/minicni"
+
+// Plugin packages by binary name: minicni's own and the reference plugins
+// (pinned as tools in go.mod, so they are built at go.mod's version).
+var Plugins = map[string]string{
+	"miniipam":   Module + "/ipam/miniipam",
+	"minibridge": Module + "/plugins/minibridge",
+	"miniroute":  Module + "/plugins/miniroute",
+	"host-local": "github.com/containernetworking/plugins/plugins/ipam/host-local",
+	"static":     "github.com/containernetworking/plugins/plugins/ipam/static",
+	"bridge":     "github.com/containernetworking/plugins/plugins/main/bridge",
+	"loopback":   "github.com/containernetworking/plugins/plugins/main/loopback",
+	"portmap":    "github.com/containernetworking/plugins/plugins/meta/portmap",
+	"firewall":   "github.com/containernetworking/plugins/plugins/meta/firewall",
+}
+
+// BuildPlugins builds the named plugins (keys of Plugins) into dir with one
+// go build. It is meant for TestMain, hence no testing.TB.
+func BuildPlugins(dir string, names ...string) error {
+	args := []string{"build", "-trimpath", "-o", dir + "/"}
+	for _, n := range names {
+		p, ok := Plugins[n]
+		if !ok {
+			return fmt.Errorf("unknown plugin %q", n)
+		}
+		args = append(args, p)
+	}
+	cmd := exec.Command("go", args...)
+	cmd.Dir = moduleRoot()
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+// BuildPluginsT is BuildPlugins into a temporary directory owned by t; it
+// returns the directory, to be used as CNI_PATH.
+func BuildPluginsT(t testing.TB, names ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := BuildPlugins(dir, names...); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func moduleRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
