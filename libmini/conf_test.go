@@ -1,0 +1,168 @@
+package libmini
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/containernetworking/cni/pkg/types"
+)
+
+type testConf struct {
+	NetConf
+	Extra int `json:"extra"`
+}
+
+func code(t *testing.T, err error) uint {
+	t.Helper()
+	if err == nil {
+		return 0
+	}
+	e, ok := AsCNIError(err)
+	if !ok {
+		t.Fatalf("error %v is not a *types.Error", err)
+	}
+	return e.Code
+}
+
+func TestDecode(t *testing.T) {
+	tests := []struct {
+		name  string
+		stdin string
+		code  uint
+		msg   string
+	}{
+		{"ok", `{"cniVersion":"1.0.0","name":"net1","type":"minibridge","extra":3,"unknown":true}`, 0, ""},
+		{"no version means 0.1.0", `{"name":"net1","type":"x"}`, 0, ""},
+		{"every version", `{"cniVersion":"0.2.0","name":"n"}`, 0, ""},
+		{"1.1.0", `{"cniVersion":"1.1.0","name":"n"}`, 0, ""},
+		{"bad json", `{"name":`, CodeDecode, "decode"},
+		{"wrong type", `{"name":"n","extra":"x"}`, CodeDecode, "decode"},
+		{"future version", `{"cniVersion":"9.9.9","name":"n"}`, CodeIncompatibleVersion, "9.9.9"},
+		{"no name", `{"cniVersion":"1.0.0"}`, CodeInvalidConfig, "missing network name"},
+		{"path in name", `{"cniVersion":"1.0.0","name":"../x"}`, CodeInvalidConfig, "../x"},
+		{"slash in name", `{"cniVersion":"1.0.0","name":"a/b"}`, CodeInvalidConfig, "a/b"},
+		{"bad type", `{"cniVersion":"1.0.0","name":"n","type":"../../bin/sh"}`, CodeInvalidConfig, "type"},
+		{"bad ipam type", `{"cniVersion":"1.0.0","name":"n","ipam":{"type":"a/b"}}`, CodeInvalidConfig, "ipam.type"},
+		{"dotdot ipam type", `{"cniVersion":"1.0.0","name":"n","ipam":{"type":".."}}`, CodeInvalidConfig, "ipam.type"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var c testConf
+			err := Decode([]byte(tt.stdin), &c)
+			if got := code(t, err); got != tt.code {
+				t.Fatalf("code = %d, want %d (err %v)", got, tt.code, err)
+			}
+			if err != nil && !strings.Contains(err.Error(), tt.msg) {
+				t.Errorf("error %q does not mention %q", err, tt.msg)
+			}
+		})
+	}
+	var c testConf
+	if err := Decode([]byte(`{"cniVersion":"1.0.0","name":"n","extra":7,"logFile":"/tmp/x"}`), &c); err != nil || c.Extra != 7 || c.LogFile != "/tmp/x" || c.Name != "n" {
+		t.Errorf("Decode lost fields: %+v, %v", c, err)
+	}
+}
+
+func TestValidateIfName(t *testing.T) {
+	for name, ok := range map[string]bool{
+		"eth0": true, "minicni0": true, "a": true, "123456789012345": true,
+		"": false, "1234567890123456": false, ".": false, "..": false,
+		"a/b": false, "a b": false, "a\tb": false, "a:b": false, "eth\n": false,
+	} {
+		if err := ValidateIfName("ifname", name); (err == nil) != ok {
+			t.Errorf("ValidateIfName(%q) = %v, want ok=%v", name, err, ok)
+		} else if err != nil && code(t, err) != CodeInvalidConfig {
+			t.Errorf("ValidateIfName(%q) code %d", name, code(t, err))
+		}
+	}
+}
+
+func TestValidateMTU(t *testing.T) {
+	for mtu, ok := range map[int]bool{0: true, 68: true, 1500: true, 9000: true, 65535: true, -1: false, 10: false, 67: false, 65536: false} {
+		if err := ValidateMTU("mtu", mtu); (err == nil) != ok {
+			t.Errorf("ValidateMTU(%d) = %v, want ok=%v", mtu, err, ok)
+		}
+	}
+}
+
+func TestParseSubnet(t *testing.T) {
+	tests := []struct {
+		in   string
+		want string
+		ok   bool
+	}{
+		{"10.0.0.0/24", "10.0.0.0/24", true},
+		{"fd00::/64", "fd00::/64", true},
+		{"10.0.0.1/24", "", false},
+		{"1.2.3.4/33", "", false},
+		{"10.0.0.0/24; rm -rf /", "", false},
+		{"fd00::g/64", "", false},
+		{"", "", false},
+	}
+	for _, tt := range tests {
+		n, err := ParseSubnet("subnet", tt.in)
+		if (err == nil) != tt.ok {
+			t.Errorf("ParseSubnet(%q) err = %v, want ok=%v", tt.in, err, tt.ok)
+			continue
+		}
+		if err != nil {
+			if !strings.Contains(err.Error(), tt.in) {
+				t.Errorf("error %q does not name the value %q", err, tt.in)
+			}
+			continue
+		}
+		if n.String() != tt.want {
+			t.Errorf("ParseSubnet(%q) = %s, want %s", tt.in, n, tt.want)
+		}
+		if strings.Contains(tt.in, ".") && len(n.IP) != 4 {
+			t.Errorf("ParseSubnet(%q) IP has %d bytes, want 4", tt.in, len(n.IP))
+		}
+	}
+}
+
+func TestParseIP(t *testing.T) {
+	if ip, err := ParseIP("gw", "10.1.2.3"); err != nil || len(ip) != 4 {
+		t.Errorf("ParseIP v4 = %v %v", ip, err)
+	}
+	if _, err := ParseIP("gw", "10.1.2"); err == nil || code(t, err) != CodeInvalidConfig {
+		t.Errorf("ParseIP accepted a bad address: %v", err)
+	}
+}
+
+func TestWrapKeepsCNIError(t *testing.T) {
+	orig := types.NewError(CodePoolExhausted, "full", "")
+	if got := Wrap(orig, CodeIPAM, "ipam failed"); got != orig {
+		t.Errorf("Wrap replaced a CNI error: %v", got)
+	}
+	if got := code(t, Wrap(errString("boom"), CodeLink, "link")); got != CodeLink {
+		t.Errorf("Wrap code = %d", got)
+	}
+	if Wrap(nil, CodeLink, "x") != nil {
+		t.Error("Wrap(nil) != nil")
+	}
+}
+
+type errString string
+
+func (e errString) Error() string { return string(e) }
+
+func TestPrevResult(t *testing.T) {
+	for _, v := range Versions.SupportedVersions() {
+		var c testConf
+		stdin := `{"cniVersion":"` + v + `","name":"n","prevResult":{"cniVersion":"` + v + `","ips":[{"version":"4","address":"10.0.0.2/24"}],"ip4":{"ip":"10.0.0.2/24"}}}`
+		if err := Decode([]byte(stdin), &c); err != nil {
+			t.Fatalf("%s: decode: %v", v, err)
+		}
+		res, err := PrevResult(&c.PluginConf)
+		if err != nil {
+			t.Fatalf("%s: PrevResult: %v", v, err)
+		}
+		if len(res.IPs) != 1 || res.IPs[0].Address.String() != "10.0.0.2/24" {
+			t.Errorf("%s: prevResult IPs = %v", v, res.IPs)
+		}
+	}
+	var c testConf
+	if res, err := PrevResult(&c.PluginConf); res != nil || err != nil {
+		t.Errorf("no prevResult gave %v, %v", res, err)
+	}
+}
