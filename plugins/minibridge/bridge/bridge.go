@@ -1,0 +1,528 @@
+package bridge
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"time"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/plugins/pkg/ip"
+	"github.com/containernetworking/plugins/pkg/ipam"
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/containernetworking/plugins/pkg/utils/sysctl"
+	"github.com/minicni/minicni/libmini"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+const plugin = "minibridge"
+
+// VethPrefix starts every host-side veth name minibridge creates, so an
+// admin (or a GC) recognises them in `ip link`.
+const VethPrefix = "mbr"
+
+// DefaultMTU is used when the config says 0 and the host netns has no
+// default route.
+const DefaultMTU = 1500
+
+// UpTimeout bounds the wait for the host end of the veth to be up; the
+// veth is normally up within a few milliseconds.
+var UpTimeout = 5 * time.Second
+
+// upPoll is the interval between two looks at the host end's state.
+const upPoll = time.Millisecond
+
+// HostVethName returns the name of the host end of the veth for one
+// attachment: VethPrefix and 12 hex digits of SHA-256(containerID, ifname),
+// 15 bytes in all (IFNAMSIZ). It is deterministic so DEL and CHECK find the
+// host end without the pod's netns, which may be gone.
+func HostVethName(containerID, ifName string) string {
+	sum := sha256.Sum256([]byte(containerID + "\x00" + ifName))
+	return VethPrefix + hex.EncodeToString(sum[:6])
+}
+
+// Add attaches the pod in args.Netns to the bridge: IPAM ADD, bridge
+// creation or repair (up, MTU, gateway addresses, accept_ra=0), forwarding,
+// a veth pair named args.IfName in the pod, addresses and routes in the pod.
+// On any failure after the IPAM's ADD it runs the IPAM's DEL and removes the
+// veth, so a failed ADD leaves neither a link nor a reservation.
+func Add(ctx context.Context, conf *NetConf, args *skel.CmdArgs) (_ *current.Result, retErr error) {
+	log, closeLog := libmini.Logger(plugin, "ADD", conf.LogFile, args)
+	defer closeLog()
+
+	if err := validateArgs(args); err != nil {
+		return nil, err
+	}
+	netns, err := openNetNS(args.Netns)
+	if err != nil {
+		return nil, err
+	}
+	defer netns.Close()
+
+	hostName := HostVethName(args.ContainerID, args.IfName)
+	if _, err := netlinksafe.LinkByName(hostName); err == nil {
+		return nil, libmini.Errorf(libmini.CodeLink,
+			"host veth %s of container %s interface %s already exists: the attachment was made before (DEL it first)",
+			hostName, args.ContainerID, args.IfName)
+	}
+	mtu, err := resolveMTU(conf.MTU)
+	if err != nil {
+		return nil, err
+	}
+
+	ipamRes, err := libmini.IPAMAdd(ctx, conf.IPAM.Type, args.StdinData)
+	if err != nil {
+		return nil, err
+	}
+	vethMade := false
+	defer func() {
+		if retErr == nil {
+			return
+		}
+		if vethMade {
+			if err := delLink(hostName); err != nil {
+				log.Warn("rollback: removing host veth", "veth", hostName, "err", err)
+			}
+		}
+		if err := libmini.IPAMDel(context.WithoutCancel(ctx), conf.IPAM.Type, args.StdinData); err != nil {
+			log.Warn("rollback: IPAM DEL", "ipam", conf.IPAM.Type, "err", err)
+		}
+		log.Warn("ADD failed and was rolled back", "err", retErr)
+	}()
+
+	res := &current.Result{
+		CNIVersion: current.ImplementedSpecVersion,
+		IPs:        ipamRes.IPs,
+		Routes:     ipamRes.Routes,
+		DNS:        ipamRes.DNS,
+	}
+	hasV6 := planRoutes(conf, res)
+
+	br, err := ensureBridge(conf, mtu)
+	if err != nil {
+		return nil, err
+	}
+	if conf.IsGateway {
+		if err := ensureGateways(br, gatewayNets(res.IPs), conf.ForceAddress); err != nil {
+			return nil, err
+		}
+	}
+	if err := enableForwarding(hasV6); err != nil {
+		return nil, err
+	}
+
+	podIface := &current.Interface{Name: args.IfName, Sandbox: netns.Path()}
+	hostIface := &current.Interface{Name: hostName}
+	res.Interfaces = []*current.Interface{{Name: conf.Bridge}, hostIface, podIface}
+
+	vethMade = true // the name was free above: whatever holds it now is ours
+	err = netns.Do(func(hostNS ns.NetNS) error {
+		_, podVeth, err := ip.SetupVethWithName(args.IfName, hostName, mtu, "", hostNS)
+		if err != nil {
+			return libmini.Wrap(err, libmini.CodeLink, fmt.Sprintf("creating veth %s (pod) / %s (host)", args.IfName, hostName))
+		}
+		podIface.Mac = podVeth.HardwareAddr.String()
+		return configurePod(args.IfName, res, hasV6)
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	if err := attach(conf, br, hostName); err != nil {
+		return nil, err
+	}
+	hostVeth, err := waitUp(hostName, UpTimeout)
+	if err != nil {
+		return nil, err
+	}
+	hostIface.Mac = hostVeth.Attrs().HardwareAddr.String()
+	// The bridge's MAC may change as ports come and go unless it was set
+	// explicitly, so it is read last.
+	brLink, err := netlinksafe.LinkByName(conf.Bridge)
+	if err != nil {
+		return nil, libmini.Wrap(err, libmini.CodeLink, "reading bridge "+conf.Bridge)
+	}
+	res.Interfaces[0].Mac = brLink.Attrs().HardwareAddr.String()
+
+	log.Info("attached", "bridge", conf.Bridge, "veth", hostName, "mtu", mtu, "ips", ipStrings(res.IPs))
+	return res, nil
+}
+
+// Del detaches the pod: it removes the veth (found by its host-side name, so
+// the pod's netns is not needed, and a missing one is success) and then runs
+// the IPAM's DEL. It never removes the bridge.
+func Del(ctx context.Context, conf *NetConf, args *skel.CmdArgs) error {
+	log, closeLog := libmini.Logger(plugin, "DEL", conf.LogFile, args)
+	defer closeLog()
+
+	if err := validateArgs(args); err != nil {
+		return err
+	}
+	var errs []error
+	hostName := HostVethName(args.ContainerID, args.IfName)
+	if err := delLink(hostName); err != nil {
+		errs = append(errs, err)
+	}
+	if err := libmini.IPAMDel(ctx, conf.IPAM.Type, args.StdinData); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		log.Warn("DEL failed", "err", err)
+		return err
+	}
+	log.Info("detached", "veth", hostName)
+	return nil
+}
+
+// Status reports whether minibridge can serve ADDs, which depends only on
+// its IPAM plugin.
+func Status(ctx context.Context, conf *NetConf, args *skel.CmdArgs) error {
+	return libmini.IPAMStatus(ctx, conf.IPAM.Type, args.StdinData)
+}
+
+// GC releases the IPAM reservations of attachments the runtime no longer
+// knows. Veths need no collection: the kernel removes them with their netns.
+func GC(ctx context.Context, conf *NetConf, args *skel.CmdArgs) error {
+	return libmini.IPAMGC(ctx, conf.IPAM.Type, args.StdinData)
+}
+
+// validateArgs checks CNI_IFNAME for callers that bypass skel (skel checks
+// it too): the name becomes a link name and part of a sysctl path.
+func validateArgs(args *skel.CmdArgs) error {
+	if err := libmini.ValidateIfName("CNI_IFNAME", args.IfName); err != nil {
+		var e *types.Error
+		errors.As(err, &e)
+		return types.NewError(libmini.CodeInvalidEnv, e.Msg, e.Details)
+	}
+	if args.ContainerID == "" {
+		return libmini.Errorf(libmini.CodeInvalidEnv, "CNI_CONTAINERID is empty")
+	}
+	return nil
+}
+
+// openNetNS opens the pod's netns; a path that is missing or not a netns is
+// an invalid CNI_NETNS.
+func openNetNS(path string) (ns.NetNS, error) {
+	if path == "" {
+		return nil, libmini.Errorf(libmini.CodeInvalidEnv, "CNI_NETNS is empty")
+	}
+	netns, err := ns.GetNS(path)
+	if err != nil {
+		return nil, types.NewError(libmini.CodeInvalidEnv, fmt.Sprintf("cannot open CNI_NETNS %q", path), err.Error())
+	}
+	return netns, nil
+}
+
+// resolveMTU returns mtu, or when it is 0 the MTU of the link holding the
+// default route of the current (host) netns, IPv4 first, else DefaultMTU.
+func resolveMTU(mtu int) (int, error) {
+	if mtu != 0 {
+		return mtu, nil
+	}
+	for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		routes, err := netlinksafe.RouteList(nil, family)
+		if err != nil {
+			return 0, types.NewError(libmini.CodeLink, "listing routes to find the default-route interface's MTU", err.Error())
+		}
+		for _, r := range routes {
+			if r.Dst != nil && !isDefault(r.Dst) {
+				continue
+			}
+			idx := r.LinkIndex
+			if idx == 0 && len(r.MultiPath) > 0 {
+				idx = r.MultiPath[0].LinkIndex
+			}
+			if idx == 0 {
+				continue
+			}
+			l, err := netlink.LinkByIndex(idx)
+			if err != nil {
+				continue // the link went away meanwhile
+			}
+			return l.Attrs().MTU, nil
+		}
+	}
+	return DefaultMTU, nil
+}
+
+func isDefault(n *net.IPNet) bool {
+	ones, _ := n.Mask.Size()
+	return ones == 0
+}
+
+// planRoutes points every IP at the pod interface (index 2 of the result's
+// interfaces) and, when isDefaultGateway, adds a default route via the
+// family's first gateway unless the IPAM already gave one for that family.
+// It reports whether there is an IPv6 address.
+func planRoutes(conf *NetConf, res *current.Result) (hasV6 bool) {
+	haveDefault := map[bool]bool{} // by "is IPv4"
+	for _, r := range res.Routes {
+		if isDefault(&r.Dst) {
+			haveDefault[r.Dst.IP.To4() != nil] = true
+		}
+	}
+	for _, ipc := range res.IPs {
+		ipc.Interface = current.Int(2)
+		v4 := ipc.Address.IP.To4() != nil
+		hasV6 = hasV6 || !v4
+		if !conf.IsDefaultGateway || ipc.Gateway == nil || haveDefault[v4] {
+			continue
+		}
+		dst := net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}
+		if v4 {
+			dst = net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}
+		}
+		res.Routes = append(res.Routes, &types.Route{Dst: dst, GW: ipc.Gateway})
+		haveDefault[v4] = true
+	}
+	return hasV6
+}
+
+// gatewayNets returns gateway/prefix for every IP that has a gateway.
+func gatewayNets(ips []*current.IPConfig) []*net.IPNet {
+	var gws []*net.IPNet
+	for _, ipc := range ips {
+		if ipc.Gateway == nil {
+			continue
+		}
+		gw := ipc.Gateway
+		if v4 := gw.To4(); v4 != nil {
+			gw = v4
+		}
+		gws = append(gws, &net.IPNet{IP: gw, Mask: ipc.Address.Mask})
+	}
+	return gws
+}
+
+// ensureBridge creates the bridge or repairs it (type, MTU, promiscuous
+// mode, up, accept_ra=0). Concurrent ADDs race to create it: EEXIST is not
+// an error, and the link is read back either way.
+func ensureBridge(conf *NetConf, mtu int) (*netlink.Bridge, error) {
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name = conf.Bridge
+	attrs.MTU = mtu
+	// An explicitly set MAC keeps the bridge's MAC fixed as ports come
+	// and go (otherwise the kernel adopts the lowest port MAC, and every
+	// pod's neighbour entry for the gateway goes stale).
+	attrs.HardwareAddr = randomMAC()
+	if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: attrs}); err != nil && !errors.Is(err, unix.EEXIST) {
+		return nil, types.NewError(libmini.CodeLink, fmt.Sprintf("creating bridge %s", conf.Bridge), err.Error())
+	}
+	l, err := netlinksafe.LinkByName(conf.Bridge)
+	if err != nil {
+		return nil, types.NewError(libmini.CodeLink, fmt.Sprintf("reading bridge %s", conf.Bridge), err.Error())
+	}
+	br, ok := l.(*netlink.Bridge)
+	if !ok {
+		return nil, libmini.Errorf(libmini.CodeLink, "%s exists but is a %s link, not a bridge", conf.Bridge, l.Type())
+	}
+	// CVE-2020-10749: a pod's router advertisements must not configure the host.
+	if err := setSysctl(fmt.Sprintf("net/ipv6/conf/%s/accept_ra", conf.Bridge), "0", true); err != nil {
+		return nil, err
+	}
+	if br.MTU != mtu {
+		if err := netlink.LinkSetMTU(br, mtu); err != nil {
+			return nil, types.NewError(libmini.CodeLink, fmt.Sprintf("setting MTU %d on bridge %s", mtu, conf.Bridge), err.Error())
+		}
+	}
+	if conf.PromiscMode && br.Promisc == 0 {
+		if err := netlink.SetPromiscOn(br); err != nil {
+			return nil, types.NewError(libmini.CodeLink, fmt.Sprintf("setting bridge %s promiscuous", conf.Bridge), err.Error())
+		}
+	}
+	if br.Flags&net.FlagUp == 0 {
+		if err := netlink.LinkSetUp(br); err != nil {
+			return nil, types.NewError(libmini.CodeLink, fmt.Sprintf("setting bridge %s up", conf.Bridge), err.Error())
+		}
+	}
+	return br, nil
+}
+
+// ensureGateways puts every gateway address on the bridge. A global address
+// of the same family in none of the gateways' subnets means the node's
+// subnet changed: CodeGatewayConflict naming both addresses, or, with
+// force, the old address is removed. EEXIST (a concurrent ADD added the same
+// address) is not an error.
+func ensureGateways(br *netlink.Bridge, gws []*net.IPNet, force bool) error {
+	name := br.Attrs().Name
+	for _, gw := range gws {
+		v4 := gw.IP.To4() != nil
+		family := netlink.FAMILY_V6
+		if v4 {
+			family = netlink.FAMILY_V4
+		}
+		addrs, err := netlinksafe.AddrList(br, family)
+		if err != nil {
+			return types.NewError(libmini.CodeLink, fmt.Sprintf("listing addresses of bridge %s", name), err.Error())
+		}
+		present := false
+		for _, a := range addrs {
+			if a.IP.Equal(gw.IP) && a.Mask.String() == gw.Mask.String() {
+				present = true
+				continue
+			}
+			if a.IP.IsLinkLocalUnicast() || inAnySubnet(a.IPNet, gws) {
+				continue
+			}
+			if !force {
+				return libmini.Errorf(libmini.CodeGatewayConflict,
+					"bridge %s already holds %s, outside the subnet of gateway %s (did the node's subnet change?); remove it or set forceAddress to replace it",
+					name, a.IPNet, gw)
+			}
+			if err := netlink.AddrDel(br, &a); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+				return types.NewError(libmini.CodeLink, fmt.Sprintf("removing %s from bridge %s", a.IPNet, name), err.Error())
+			}
+		}
+		if present {
+			continue
+		}
+		addr := &netlink.Addr{IPNet: gw}
+		if !v4 {
+			if err := setSysctl(fmt.Sprintf("net/ipv6/conf/%s/disable_ipv6", name), "0", false); err != nil {
+				return err
+			}
+			// The gateway is the node's own address: waiting a second
+			// for duplicate detection would only delay every pod.
+			addr.Flags = unix.IFA_F_NODAD
+		}
+		if err := netlink.AddrAdd(br, addr); err != nil && !errors.Is(err, unix.EEXIST) {
+			return types.NewError(libmini.CodeLink, fmt.Sprintf("adding gateway %s to bridge %s", gw, name), err.Error())
+		}
+	}
+	return nil
+}
+
+// inAnySubnet reports whether a and one of gws share a family and a subnet
+// (same prefix length and network).
+func inAnySubnet(a *net.IPNet, gws []*net.IPNet) bool {
+	for _, gw := range gws {
+		if a.Mask.String() == gw.Mask.String() && gw.Contains(a.IP) && (a.IP.To4() != nil) == (gw.IP.To4() != nil) {
+			return true
+		}
+	}
+	return false
+}
+
+// enableForwarding turns on IPv4 forwarding and, when the pod has an IPv6
+// address, IPv6 forwarding; each sysctl is written only when not yet 1.
+func enableForwarding(v6 bool) error {
+	if err := ip.EnableIP4Forward(); err != nil {
+		return types.NewError(libmini.CodeLink, "enabling IPv4 forwarding", err.Error())
+	}
+	if v6 {
+		if err := ip.EnableIP6Forward(); err != nil {
+			return types.NewError(libmini.CodeLink, "enabling IPv6 forwarding", err.Error())
+		}
+	}
+	return nil
+}
+
+// configurePod runs inside the pod's netns: arp_notify (announce the new
+// MAC), accept_dad=0 for IPv6 (the IPAM guarantees uniqueness, and DAD would
+// hold the address back for a second or more), then addresses, up, routes.
+func configurePod(ifName string, res *current.Result, v6 bool) error {
+	if err := setSysctl(fmt.Sprintf("net/ipv4/conf/%s/arp_notify", ifName), "1", false); err != nil {
+		return err
+	}
+	if v6 {
+		if err := setSysctl(fmt.Sprintf("net/ipv6/conf/%s/accept_dad", ifName), "0", false); err != nil {
+			return err
+		}
+	}
+	if err := ipam.ConfigureIface(ifName, res); err != nil {
+		return types.NewError(libmini.CodeLink, fmt.Sprintf("configuring %s in the pod", ifName), err.Error())
+	}
+	return nil
+}
+
+// attach enslaves the host end to the bridge and sets its hairpin mode.
+func attach(conf *NetConf, br *netlink.Bridge, hostName string) error {
+	// The index changed when the link moved netns: look it up again.
+	l, err := netlinksafe.LinkByName(hostName)
+	if err != nil {
+		return types.NewError(libmini.CodeLink, fmt.Sprintf("finding host veth %s", hostName), err.Error())
+	}
+	if err := netlink.LinkSetMaster(l, br); err != nil {
+		return types.NewError(libmini.CodeLink, fmt.Sprintf("attaching %s to bridge %s", hostName, conf.Bridge), err.Error())
+	}
+	if err := netlink.LinkSetHairpin(l, conf.HairpinMode); err != nil {
+		return types.NewError(libmini.CodeLink, fmt.Sprintf("setting hairpin mode of %s", hostName), err.Error())
+	}
+	return nil
+}
+
+// waitUp polls the host end until its operational state is up, a
+// millisecond apart, for at most timeout.
+func waitUp(name string, timeout time.Duration) (netlink.Link, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		l, err := netlinksafe.LinkByName(name)
+		if err != nil {
+			return nil, types.NewError(libmini.CodeLink, fmt.Sprintf("finding host veth %s", name), err.Error())
+		}
+		if l.Attrs().OperState == netlink.OperUp {
+			return l, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, libmini.Errorf(libmini.CodeLink, "host veth %s is still %s after %s", name, l.Attrs().OperState, timeout)
+		}
+		time.Sleep(upPoll)
+	}
+}
+
+// delLink removes a link by name; a link that is already gone (or goes away
+// meanwhile, as when its netns is being destroyed) is success.
+func delLink(name string) error {
+	l, err := netlinksafe.LinkByName(name)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil
+		}
+		return types.NewError(libmini.CodeLink, fmt.Sprintf("finding %s", name), err.Error())
+	}
+	if err := netlink.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
+		return types.NewError(libmini.CodeLink, fmt.Sprintf("deleting %s", name), err.Error())
+	}
+	return nil
+}
+
+// setSysctl writes value to a sysctl. missingOK tolerates a kernel without
+// the setting (no IPv6).
+func setSysctl(name, value string, missingOK bool) error {
+	if cur, err := sysctl.Sysctl(name); err == nil && cur == value {
+		return nil
+	}
+	if _, err := sysctl.Sysctl(name, value); err != nil {
+		if missingOK && errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return types.NewError(libmini.CodeLink, fmt.Sprintf("setting %s=%s", name, value), err.Error())
+	}
+	return nil
+}
+
+// randomMAC returns a random unicast, locally administered MAC.
+func randomMAC() net.HardwareAddr {
+	mac := make(net.HardwareAddr, 6)
+	_, _ = rand.Read(mac)
+	mac[0] = mac[0]&0xfe | 0x02
+	return mac
+}
+
+func ipStrings(ips []*current.IPConfig) []string {
+	s := make([]string, len(ips))
+	for i, ipc := range ips {
+		s[i] = ipc.Address.String()
+	}
+	return s
+}

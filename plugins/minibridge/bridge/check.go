@@ -1,0 +1,139 @@
+package bridge
+
+import (
+	"context"
+	"fmt"
+	"net"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/plugins/pkg/ip"
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/minicni/minicni/libmini"
+	"github.com/vishvananda/netlink"
+)
+
+// Check verifies that the attachment described by prevResult is still in
+// place: the host end exists, is attached to the bridge and has the MTU; the
+// bridge holds the gateways (isGateway); the pod interface is the host end's
+// peer, has the MTU, prevResult's addresses and routes. Then the IPAM's
+// CHECK. Drift is libmini.CodeCheckFailed.
+func Check(ctx context.Context, conf *NetConf, args *skel.CmdArgs) error {
+	if err := validateArgs(args); err != nil {
+		return err
+	}
+	prev, err := libmini.PrevResult(&conf.PluginConf)
+	if err != nil {
+		return err
+	}
+	if prev == nil {
+		return libmini.Errorf(libmini.CodeNoPrevResult, "CHECK needs the prevResult of the ADD")
+	}
+	netns, err := openNetNS(args.Netns)
+	if err != nil {
+		return err
+	}
+	defer netns.Close()
+	mtu, err := resolveMTU(conf.MTU)
+	if err != nil {
+		return err
+	}
+
+	podIdx := -1
+	for i, iface := range prev.Interfaces {
+		if iface.Name == args.IfName && iface.Sandbox != "" {
+			podIdx = i
+			break
+		}
+	}
+	if podIdx < 0 {
+		return drift("prevResult has no interface %s in a sandbox", args.IfName)
+	}
+	var ips []*current.IPConfig
+	for _, ipc := range prev.IPs {
+		if ipc.Interface == nil || *ipc.Interface == podIdx {
+			ips = append(ips, ipc)
+		}
+	}
+
+	peerIndex, err := checkHost(conf, args, mtu, ips)
+	if err != nil {
+		return err
+	}
+	err = netns.Do(func(ns.NetNS) error {
+		l, err := netlinksafe.LinkByName(args.IfName)
+		if err != nil {
+			return drift("pod interface %s: %v", args.IfName, err)
+		}
+		if peerIndex > 0 && l.Attrs().Index != peerIndex {
+			return drift("pod interface %s (index %d) is not the peer of the host veth (index %d)", args.IfName, l.Attrs().Index, peerIndex)
+		}
+		if l.Attrs().MTU != mtu {
+			return drift("pod interface %s has MTU %d, want %d", args.IfName, l.Attrs().MTU, mtu)
+		}
+		if err := ip.ValidateExpectedInterfaceIPs(args.IfName, ips); err != nil {
+			return drift("pod addresses: %v", err)
+		}
+		if err := ip.ValidateExpectedRoute(prev.Routes); err != nil {
+			return drift("pod routes: %v", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return libmini.IPAMCheck(ctx, conf.IPAM.Type, args.StdinData)
+}
+
+// checkHost verifies the host side and returns the index of the host end's
+// peer (the pod interface) in the pod's netns.
+func checkHost(conf *NetConf, args *skel.CmdArgs, mtu int, ips []*current.IPConfig) (int, error) {
+	hostName := HostVethName(args.ContainerID, args.IfName)
+	l, err := netlinksafe.LinkByName(hostName)
+	if err != nil {
+		return 0, drift("host veth %s: %v", hostName, err)
+	}
+	veth, ok := l.(*netlink.Veth)
+	if !ok {
+		return 0, drift("host end %s is a %s link, not a veth", hostName, l.Type())
+	}
+	bl, err := netlinksafe.LinkByName(conf.Bridge)
+	if err != nil {
+		return 0, drift("bridge %s: %v", conf.Bridge, err)
+	}
+	br, ok := bl.(*netlink.Bridge)
+	if !ok {
+		return 0, drift("%s is a %s link, not a bridge", conf.Bridge, bl.Type())
+	}
+	if veth.MasterIndex != br.Index {
+		return 0, drift("host veth %s is not attached to bridge %s", hostName, conf.Bridge)
+	}
+	if veth.MTU != mtu {
+		return 0, drift("host veth %s has MTU %d, want %d", hostName, veth.MTU, mtu)
+	}
+	if br.Flags&net.FlagUp == 0 {
+		return 0, drift("bridge %s is down", conf.Bridge)
+	}
+	if conf.IsGateway {
+		addrs, err := netlinksafe.AddrList(br, netlink.FAMILY_ALL)
+		if err != nil {
+			return 0, types.NewError(libmini.CodeLink, fmt.Sprintf("listing addresses of bridge %s", conf.Bridge), err.Error())
+		}
+		for _, gw := range gatewayNets(ips) {
+			found := false
+			for _, a := range addrs {
+				found = found || (a.IP.Equal(gw.IP) && a.Mask.String() == gw.Mask.String())
+			}
+			if !found {
+				return 0, drift("bridge %s lacks gateway address %s", conf.Bridge, gw)
+			}
+		}
+	}
+	return veth.ParentIndex, nil
+}
+
+func drift(format string, args ...any) error {
+	return libmini.Errorf(libmini.CodeCheckFailed, "CHECK: "+format, args...)
+}
