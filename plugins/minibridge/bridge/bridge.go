@@ -79,10 +79,9 @@ func Add(ctx context.Context, conf *NetConf, args *skel.CmdArgs) (_ *current.Res
 		return nil, err
 	}
 
-	ipamRes, err := libmini.IPAMAdd(ctx, conf.IPAM.Type, args.StdinData)
-	if err != nil {
-		return nil, err
-	}
+	// The rollback is armed before the IPAM's ADD: an IPAM that fails,
+	// times out or returns no address may still hold a reservation, and its
+	// DEL is idempotent.
 	vethMade := false
 	defer func() {
 		if retErr == nil {
@@ -98,6 +97,11 @@ func Add(ctx context.Context, conf *NetConf, args *skel.CmdArgs) (_ *current.Res
 		}
 		log.Warn("ADD failed and was rolled back", "err", retErr)
 	}()
+
+	ipamRes, err := libmini.IPAMAdd(ctx, conf.IPAM.Type, args.StdinData)
+	if err != nil {
+		return nil, err
+	}
 
 	res := &current.Result{
 		CNIVersion: current.ImplementedSpecVersion,

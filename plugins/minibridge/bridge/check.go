@@ -24,7 +24,8 @@ func Check(ctx context.Context, conf *NetConf, args *skel.CmdArgs) error {
 	if err := validateArgs(args); err != nil {
 		return err
 	}
-	prev, err := libmini.PrevResult(&conf.PluginConf)
+	pc := conf.PluginConf // parsing consumes RawPrevResult: keep conf intact
+	prev, err := libmini.PrevResult(&pc)
 	if err != nil {
 		return err
 	}
