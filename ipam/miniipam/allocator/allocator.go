@@ -1,0 +1,438 @@
+// Package allocator runs miniipam's commands (ADD, DEL, CHECK, GC, STATUS)
+// over the on-disk store and returns values, so that the miniipam binary and
+// a main plugin running the allocator in-process behave identically: same
+// store, same lock, same results.
+package allocator
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/minicni/minicni/ipam/miniipam/config"
+	"github.com/minicni/minicni/ipam/miniipam/store"
+	"github.com/minicni/minicni/libmini"
+)
+
+// Allocator is one network's configuration bound to its store.
+type Allocator struct {
+	Conf  *config.NetConf
+	Store *store.Disk
+	Log   *slog.Logger
+}
+
+// New returns the allocator of conf, logging to log (nil discards).
+func New(conf *config.NetConf, log *slog.Logger) *Allocator {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	d := store.New(conf.DataDir, conf.Name)
+	d.Log = log
+	return &Allocator{Conf: conf, Store: d, Log: log}
+}
+
+// Add reserves one address per range set for (containerID, ifname); see
+// Allocator.Add.
+func Add(ctx context.Context, conf *config.NetConf, containerID, ifname string) (*current.Result, error) {
+	return New(conf, nil).Add(ctx, containerID, ifname)
+}
+
+// Del releases (containerID, ifname)'s reservations; see Allocator.Del.
+func Del(ctx context.Context, conf *config.NetConf, containerID, ifname string) error {
+	return New(conf, nil).Del(ctx, containerID, ifname)
+}
+
+// Check verifies (containerID, ifname)'s reservations; see Allocator.Check.
+func Check(ctx context.Context, conf *config.NetConf, containerID, ifname string) error {
+	return New(conf, nil).Check(ctx, containerID, ifname)
+}
+
+// GC releases the reservations of attachments not in conf's valid list; see
+// Allocator.GC.
+func GC(ctx context.Context, conf *config.NetConf) error {
+	return New(conf, nil).GC(ctx)
+}
+
+// Status reports whether an address could be allocated; see Allocator.Status.
+func Status(ctx context.Context, conf *config.NetConf) error {
+	return New(conf, nil).Status(ctx)
+}
+
+// containerIDRE is the spec's container ID syntax (what skel checks), checked
+// again here because in-process callers bypass skel and the ID is written
+// into reservation files.
+var containerIDRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`)
+
+func validateOwner(containerID, ifname string) error {
+	if !containerIDRE.MatchString(containerID) {
+		return types.NewError(libmini.CodeInvalidEnv, fmt.Sprintf("invalid container ID %q", containerID), "")
+	}
+	if err := libmini.ValidateIfName("ifname", ifname); err != nil {
+		e, _ := libmini.AsCNIError(err)
+		return types.NewError(libmini.CodeInvalidEnv, e.Msg, "")
+	}
+	return nil
+}
+
+// assignable returns the addresses of rs that set may hand out.
+func assignable(set config.RangeSet, rs []store.Reservation) []netip.Addr {
+	var out []netip.Addr
+	for _, r := range rs {
+		if set.Assignable(r.Addr) {
+			out = append(out, r.Addr)
+		}
+	}
+	return out
+}
+
+// Add reserves one address per range set for (containerID, ifname) and
+// returns them with the configured routes and DNS. It is idempotent: the
+// attachment's existing reservations are returned again and only missing
+// sets are allocated. A statically requested address must be free or
+// already this attachment's (else CodeAddressTaken). Dynamic addresses are
+// handed out round-robin after the set's last reserved one. When a set has
+// no free address the error is CodePoolExhausted, and whatever this call
+// reserved is released again.
+func (a *Allocator) Add(ctx context.Context, containerID, ifname string) (_ *current.Result, retErr error) {
+	if err := validateOwner(containerID, ifname); err != nil {
+		return nil, err
+	}
+	res := &current.Result{CNIVersion: current.ImplementedSpecVersion, Routes: a.Conf.Routes}
+	if a.Conf.IPAM.ResolvConf != "" {
+		dns, err := parseResolvConf(a.Conf.IPAM.ResolvConf)
+		if err != nil {
+			return nil, libmini.ConfigErrorf("cannot read ipam.resolvConf %q: %v", a.Conf.IPAM.ResolvConf, err)
+		}
+		res.DNS = dns
+	}
+	tx, err := a.Store.Lock(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Close()
+
+	owner := store.Owner{ContainerID: containerID, IfName: ifname}
+	var created, replaced []netip.Addr
+	defer func() {
+		if retErr == nil {
+			return
+		}
+		for _, ip := range created {
+			if err := tx.Release(ip); err != nil {
+				a.Log.Warn("cannot roll back a reservation", "ip", ip, "err", err)
+			}
+		}
+	}()
+	owned := tx.Owned(owner)
+	for i, set := range a.Conf.Sets {
+		mine := assignable(set, owned)
+		var ip netip.Addr
+		switch req := a.Conf.Requested[i]; {
+		case req.IsValid():
+			ip = req
+			if r, taken := tx.Get(req); taken {
+				if !r.Is(owner) && !r.IsLegacyOf(owner) {
+					return nil, libmini.Errorf(libmini.CodeAddressTaken, "requested address %s of network %s is reserved by container %s (%s)",
+						req, a.Conf.Name, r.ContainerID, r.IfName)
+				}
+			} else {
+				ok, err := tx.Reserve(req, owner)
+				if err != nil {
+					return nil, err
+				}
+				if !ok {
+					return nil, libmini.Errorf(libmini.CodeAddressTaken, "requested address %s of network %s is reserved", req, a.Conf.Name)
+				}
+				created = append(created, req)
+				if err := tx.SetLastReserved(i, req); err != nil {
+					return nil, err
+				}
+			}
+			for _, m := range mine {
+				if m != req {
+					replaced = append(replaced, m)
+				}
+			}
+		case len(mine) > 0:
+			ip = mine[0]
+		default:
+			if ip, err = a.allocate(tx, i, set, owner); err != nil {
+				return nil, err
+			}
+			created = append(created, ip)
+		}
+		r, _ := set.RangeFor(ip)
+		res.IPs = append(res.IPs, &current.IPConfig{
+			Address: net.IPNet{IP: ip.AsSlice(), Mask: net.CIDRMask(r.Subnet.Bits(), r.Subnet.Addr().BitLen())},
+			Gateway: r.Gateway.AsSlice(),
+		})
+	}
+	// A static request moved this attachment to a new address: the old one
+	// of the same set is no longer its.
+	for _, ip := range replaced {
+		if err := tx.Release(ip); err != nil {
+			a.Log.Warn("cannot release the replaced address", "ip", ip, "err", err)
+		}
+	}
+	a.Log.Info("reserved", "ips", ipStrings(res.IPs))
+	return res, nil
+}
+
+// allocate reserves the first free assignable address of set i after its
+// last reserved one, wrapping around once.
+func (a *Allocator) allocate(tx *store.Tx, i int, set config.RangeSet, owner store.Owner) (netip.Addr, error) {
+	exhausted := libmini.Errorf(libmini.CodePoolExhausted, "network %s: range set %d has no free address: %s", a.Conf.Name, i, set)
+	if uint64(len(assignable(set, tx.All()))) >= set.Size() {
+		return netip.Addr{}, exhausted
+	}
+	it := newIter(set, tx.LastReserved(i))
+	for ip, ok := it.next(); ok; ip, ok = it.next() {
+		if _, taken := tx.Get(ip); taken {
+			continue
+		}
+		reserved, err := tx.Reserve(ip, owner)
+		if err != nil {
+			return netip.Addr{}, err
+		}
+		if !reserved {
+			continue
+		}
+		if err := tx.SetLastReserved(i, ip); err != nil {
+			_ = tx.Release(ip)
+			return netip.Addr{}, err
+		}
+		return ip, nil
+	}
+	return netip.Addr{}, exhausted
+}
+
+// iter walks a set's assignable addresses once around, starting after last
+// when last lies in the set (host-local's round-robin), else at the set's
+// first address.
+type iter struct {
+	set        config.RangeSet
+	ri         int
+	cur, first netip.Addr
+	started    bool
+}
+
+func newIter(set config.RangeSet, last netip.Addr) *iter {
+	it := &iter{set: set}
+	for i, r := range set {
+		if r.Contains(last) {
+			it.ri, it.cur = i, last
+			it.advance()
+			break
+		}
+	}
+	if !it.cur.IsValid() {
+		it.cur = set[0].Start
+	}
+	it.first = it.cur
+	return it
+}
+
+func (it *iter) advance() {
+	if it.cur == it.set[it.ri].End {
+		it.ri = (it.ri + 1) % len(it.set)
+		it.cur = it.set[it.ri].Start
+		return
+	}
+	it.cur = it.cur.Next()
+}
+
+func (it *iter) next() (netip.Addr, bool) {
+	for {
+		if it.started {
+			it.advance()
+			if it.cur == it.first {
+				return netip.Addr{}, false
+			}
+		}
+		it.started = true
+		if it.cur != it.set[it.ri].Gateway {
+			return it.cur, true
+		}
+	}
+}
+
+// Del releases every reservation of (containerID, ifname) (or, when there is
+// none, the legacy ones of the container). An unknown attachment or a
+// missing store is success.
+func (a *Allocator) Del(ctx context.Context, containerID, ifname string) error {
+	if err := validateOwner(containerID, ifname); err != nil {
+		return err
+	}
+	tx, err := a.Store.Lock(ctx, false)
+	if errors.Is(err, store.ErrNoStore) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer tx.Close()
+	var errs []error
+	for _, r := range tx.Owned(store.Owner{ContainerID: containerID, IfName: ifname}) {
+		errs = append(errs, tx.Release(r.Addr))
+		a.Log.Info("released", "ip", r.Addr)
+	}
+	return errors.Join(errs...)
+}
+
+// Check verifies that (containerID, ifname) holds an address in every range
+// set and, when the config carries a prevResult, that the addresses of
+// prevResult inside miniipam's ranges are exactly those reservations.
+func (a *Allocator) Check(ctx context.Context, containerID, ifname string) error {
+	if err := validateOwner(containerID, ifname); err != nil {
+		return err
+	}
+	prev, err := libmini.PrevResult(&a.Conf.PluginConf)
+	if err != nil {
+		return err
+	}
+	failed := func(format string, args ...any) error {
+		return libmini.Errorf(libmini.CodeCheckFailed, "network %s, container %s, %s: "+format,
+			append([]any{a.Conf.Name, containerID, ifname}, args...)...)
+	}
+	tx, err := a.Store.Lock(ctx, false)
+	if errors.Is(err, store.ErrNoStore) {
+		return failed("no reservation (no store %s)", a.Store.Dir)
+	}
+	if err != nil {
+		return err
+	}
+	defer tx.Close()
+	owned := tx.Owned(store.Owner{ContainerID: containerID, IfName: ifname})
+	var prevIPs []netip.Addr
+	if prev != nil {
+		for _, c := range prev.IPs {
+			if ip, ok := netip.AddrFromSlice(c.Address.IP); ok {
+				prevIPs = append(prevIPs, ip.Unmap())
+			}
+		}
+	}
+	for i, set := range a.Conf.Sets {
+		mine := assignable(set, owned)
+		if len(mine) == 0 {
+			return failed("no reservation in range set %d (%s)", i, set)
+		}
+		if prev == nil {
+			continue
+		}
+		for _, m := range mine {
+			if !slices.Contains(prevIPs, m) {
+				return failed("reserved address %s is not in prevResult", m)
+			}
+		}
+		for _, p := range prevIPs {
+			if set.Assignable(p) && !slices.Contains(mine, p) {
+				return failed("prevResult address %s is not reserved for it", p)
+			}
+		}
+	}
+	return nil
+}
+
+// GC releases every reservation whose (container ID, ifname) is not in the
+// config's cni.dev/valid-attachments (or the older cni.dev/attachments). A
+// legacy reservation is kept when its container has any valid attachment.
+// Without either list GC refuses (CNI error 7) rather than release every
+// address of the network.
+func (a *Allocator) GC(ctx context.Context) error {
+	if !a.Conf.HasAttachments {
+		return libmini.ConfigErrorf("GC needs cni.dev/valid-attachments")
+	}
+	valid := map[store.Owner]bool{}
+	validID := map[string]bool{}
+	for _, at := range a.Conf.Attachments {
+		id := strings.TrimSpace(at.ContainerID)
+		valid[store.Owner{ContainerID: id, IfName: at.IfName}] = true
+		validID[id] = true
+	}
+	tx, err := a.Store.Lock(ctx, false)
+	if errors.Is(err, store.ErrNoStore) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer tx.Close()
+	var errs []error
+	for _, r := range tx.All() {
+		if (r.Legacy && validID[r.ContainerID]) || (!r.Legacy && valid[store.Owner{ContainerID: r.ContainerID, IfName: r.IfName}]) {
+			continue
+		}
+		errs = append(errs, tx.Release(r.Addr))
+		a.Log.Info("released by GC", "ip", r.Addr, "containerID", r.ContainerID, "ifname", r.IfName)
+	}
+	return errors.Join(errs...)
+}
+
+// Status fails with CNI error 50 when some range set has no free address, so
+// that an ADD would fail. It does not take the lock: it reads the directory
+// once, which may be a moment out of date, as any status is.
+func (a *Allocator) Status(ctx context.Context) error {
+	taken, err := a.Store.Taken()
+	if err != nil {
+		return err
+	}
+	for i, set := range a.Conf.Sets {
+		var used uint64
+		for _, ip := range taken {
+			if set.Assignable(ip) {
+				used++
+			}
+		}
+		if used >= set.Size() {
+			return libmini.Errorf(libmini.CodeNotAvailable, "network %s: range set %d has no free address: %s", a.Conf.Name, i, set)
+		}
+	}
+	return nil
+}
+
+// parseResolvConf reads the nameserver, domain, search and options lines of
+// a resolv.conf-style file into the result's DNS, as host-local does.
+func parseResolvConf(path string) (types.DNS, error) {
+	var dns types.DNS
+	f, err := os.Open(path)
+	if err != nil {
+		return dns, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 2 || strings.HasPrefix(fields[0], "#") || strings.HasPrefix(fields[0], ";") {
+			continue
+		}
+		switch fields[0] {
+		case "nameserver":
+			dns.Nameservers = append(dns.Nameservers, fields[1])
+		case "domain":
+			dns.Domain = fields[1]
+		case "search":
+			dns.Search = append(dns.Search, fields[1:]...)
+		case "options":
+			dns.Options = append(dns.Options, fields[1:]...)
+		}
+	}
+	return dns, sc.Err()
+}
+
+func ipStrings(ips []*current.IPConfig) []string {
+	out := make([]string, len(ips))
+	for i, c := range ips {
+		out[i] = c.Address.String()
+	}
+	return out
+}

@@ -1,0 +1,31 @@
+// Package crashpoint marks the steps of a store write where a crash test may
+// stop the process. In a normal build Hit does nothing; a binary built with
+// the miniipam_crashpoints tag pauses at the point named by the
+// MINIIPAM_CRASHPOINT environment variable, announces it on stderr and waits
+// to be killed, so a test can land a kill -9 between every pair of steps.
+package crashpoint
+
+// The points, in the order an ADD passes them.
+const (
+	Locked          = "locked"            // lock held, nothing written yet
+	BootReleased    = "boot-released"     // one stale reservation released after a reboot
+	BootTemp        = "boot-temp"         // boot ID temp file written
+	BootRecorded    = "boot-recorded"     // boot ID file renamed into place
+	TempCreated     = "temp-created"      // reservation temp file created, empty
+	TempWritten     = "temp-written"      // owner written, not yet synced
+	TempSynced      = "temp-synced"       // temp file fsynced and closed
+	Linked          = "linked"            // reservation linked to its address's name
+	TempRemoved     = "temp-removed"      // temp name removed
+	LastTempWritten = "last-temp-written" // last_reserved_ip temp file written
+	LastRenamed     = "last-renamed"      // last_reserved_ip renamed into place
+)
+
+// All is every point, for tests that visit each one.
+var All = []string{Locked, BootReleased, BootTemp, BootRecorded, TempCreated, TempWritten,
+	TempSynced, Linked, TempRemoved, LastTempWritten, LastRenamed}
+
+// Env is the variable naming the point a crash-test binary pauses at.
+const Env = "MINIIPAM_CRASHPOINT"
+
+// Announce is what a paused binary prints on stderr, followed by the point's name.
+const Announce = "miniipam crashpoint: "

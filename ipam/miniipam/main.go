@@ -1,0 +1,88 @@
+// Command miniipam is a host-local-style IPAM plugin: it hands out addresses
+// from the configured ranges and keeps one file per reservation under
+// dataDir/<network>, in the reference host-local's layout and lock, so the
+// two can replace each other on a live node. See README.md.
+package main
+
+import (
+	"context"
+	"os"
+	"runtime"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+	"github.com/minicni/minicni/ipam/miniipam/allocator"
+	"github.com/minicni/minicni/ipam/miniipam/config"
+	"github.com/minicni/minicni/libmini"
+)
+
+func init() { runtime.LockOSThread() }
+
+func main() {
+	about := libmini.About("miniipam")
+	if os.Getenv("CNI_COMMAND") == "" && invokedByRuntime() {
+		// skel prints the about text (exit 0) whenever CNI_COMMAND is
+		// missing; a runtime that forgot it must get error 4 instead.
+		about = ""
+	}
+	skel.PluginMainFuncs(skel.CNIFuncs{Add: cmdAdd, Del: cmdDel, Check: cmdCheck, GC: cmdGC, Status: cmdStatus},
+		libmini.Versions, about)
+}
+
+// invokedByRuntime reports whether any other CNI variable is set.
+func invokedByRuntime() bool {
+	for _, v := range []string{"CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_ARGS", "CNI_PATH"} {
+		if os.Getenv(v) != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// run loads the config and runs f with an allocator logging for cmd.
+func run(cmd string, args *skel.CmdArgs, f func(context.Context, *allocator.Allocator) error) error {
+	conf, err := config.LoadConf(args.StdinData, args.Args)
+	if err != nil {
+		return err
+	}
+	if cmd == "GC" || cmd == "STATUS" {
+		args = nil // no container
+	}
+	log, closeLog := libmini.Logger("miniipam", cmd, conf.LogFile, args)
+	defer closeLog()
+	if err := f(context.Background(), allocator.New(conf, log)); err != nil {
+		log.Warn(cmd+" failed", "err", err)
+		return err
+	}
+	return nil
+}
+
+func cmdAdd(args *skel.CmdArgs) error {
+	return run("ADD", args, func(ctx context.Context, a *allocator.Allocator) error {
+		res, err := a.Add(ctx, args.ContainerID, args.IfName)
+		if err != nil {
+			return err
+		}
+		return types.PrintResult(res, a.Conf.CNIVersion)
+	})
+}
+
+func cmdDel(args *skel.CmdArgs) error {
+	return run("DEL", args, func(ctx context.Context, a *allocator.Allocator) error {
+		return a.Del(ctx, args.ContainerID, args.IfName)
+	})
+}
+
+func cmdCheck(args *skel.CmdArgs) error {
+	return run("CHECK", args, func(ctx context.Context, a *allocator.Allocator) error {
+		return a.Check(ctx, args.ContainerID, args.IfName)
+	})
+}
+
+func cmdGC(args *skel.CmdArgs) error {
+	return run("GC", args, func(ctx context.Context, a *allocator.Allocator) error { return a.GC(ctx) })
+}
+
+func cmdStatus(args *skel.CmdArgs) error {
+	return run("STATUS", args, func(ctx context.Context, a *allocator.Allocator) error { return a.Status(ctx) })
+}
