@@ -10,5 +10,5 @@ test: deps ; hack/test.sh
 bench: deps ; hack/bench.sh
 lint: ; test -z "$$(gofmt -l $$(git ls-files '*.go'))" && $(GO) vet ./...
 fmt: ; gofmt -w $$(git ls-files '*.go')
-demo: deps build ; hack/demo.sh
+demo: deps build ; hack/demo.sh $(DEMO_ARGS)
 clean: ; rm -rf bin

@@ -1,0 +1,328 @@
+package integration
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/types"
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
+	"github.com/minicni/minicni/integration/lab"
+)
+
+// nodeState is what a node holds on behalf of pods: veths, reservations and
+// iptables rules.
+type nodeState struct {
+	veths        []string
+	reservations []string
+	rules        []string
+}
+
+func stateOf(t *testing.T, l *lab.Lab, n *lab.Node) nodeState {
+	t.Helper()
+	var s nodeState
+	err := n.Do(func() error {
+		links, err := netlinksafe.LinkList()
+		if err != nil {
+			return err
+		}
+		for _, link := range links {
+			if link.Type() == "veth" && link.Attrs().Name != "eth0" {
+				s.veths = append(s.veths, link.Attrs().Name)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(filepath.Join(l.Opts.StateDir, n.Name, "ipam", n.Conflist.Name))
+	for _, e := range entries {
+		if net.ParseIP(e.Name()) != nil {
+			s.reservations = append(s.reservations, e.Name())
+		}
+	}
+	for _, bin := range []string{"iptables-save", "ip6tables-save"} {
+		out, err := exec.Command("ip", "netns", "exec", n.Name, bin).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s in %s: %v: %s", bin, n.Name, err, out)
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.HasPrefix(line, "-A ") {
+				s.rules = append(s.rules, bin+" "+line)
+			}
+		}
+	}
+	return s
+}
+
+func requireAllPass(t *testing.T, checks []lab.Check, kinds ...string) {
+	t.Helper()
+	seen := map[string]int{}
+	for _, c := range checks {
+		seen[c.Kind]++
+		if c.Err != nil {
+			t.Errorf("%s -> %s (%s %s): %v", c.From.Name, c.Kind, c.Target, c.From.Node.Name, c.Err)
+		}
+	}
+	for _, k := range kinds {
+		if seen[k] == 0 {
+			t.Errorf("no %q check ran", k)
+		}
+	}
+}
+
+// TestOneNode: pod to pod, pod to node (gateway and the node's own address)
+// and pod to an outside host that must see the node's address (FORWARD and
+// masquerade), then CHECK, then DEL leaves nothing behind.
+func TestOneNode(t *testing.T) {
+	l, ctx := newLab(t, 1, "10-minicni.conflist", false)
+	n := l.Nodes[0]
+	before := stateOf(t, l, n)
+	a, err := l.AddPod(ctx, n, "a", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := l.AddPod(ctx, n, "b", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*lab.Pod{a, b} {
+		if !n.PodCIDR.Contains(p.IP) {
+			t.Errorf("pod %s got %s, outside the node subnet %s", p.Name, p.IP, n.PodCIDR)
+		}
+		if err := l.CheckPod(ctx, p); err != nil {
+			t.Errorf("CHECK %s: %v", p.Name, err)
+		}
+		if _, err := lab.Ping(ctx, &p.Host, n.Gateway); err != nil {
+			t.Errorf("pod %s to the gateway: %v", p.Name, err)
+		}
+	}
+	requireAllPass(t, l.Matrix(ctx), "own node", "pod same node", "outside")
+
+	for _, p := range []*lab.Pod{a, b} {
+		if err := l.DelPod(ctx, p, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := stateOf(t, l, n)
+	if len(after.veths) != 0 || len(after.reservations) != 0 {
+		t.Errorf("after DEL: veths %v, reservations %v", after.veths, after.reservations)
+	}
+	if len(before.rules) != 0 {
+		t.Errorf("rules existed before any pod: %v", before.rules)
+	}
+}
+
+// TestTwoNodes: each node has its own /24 of one /16; miniroute's static
+// routes point at the other node. The four checks of the original minicni
+// walkthrough plus egress.
+func TestTwoNodes(t *testing.T) {
+	l, ctx := newLab(t, 2, "10-minicni.conflist", true)
+	for _, n := range l.Nodes {
+		for _, name := range []string{"a", "b"} {
+			if _, err := l.AddPod(ctx, n, name, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	requireAllPass(t, l.Matrix(ctx), "own node", "other node", "pod same node", "pod other node", "outside")
+	for _, n := range l.Nodes {
+		for _, p := range append([]*lab.Pod(nil), n.Pods...) {
+			if err := l.DelPod(ctx, p, false); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+}
+
+// TestHostPort: the chain with portmap; a hostPort on the node reaches the pod
+// from outside the cluster.
+func TestHostPort(t *testing.T) {
+	l, ctx := newLab(t, 1, "10-minicni.conflist", false)
+	n := l.Nodes[0]
+	const hostPort, podPort = 8080, 80
+	p, err := l.AddPod(ctx, n, "web", map[string]any{"portMappings": []map[string]any{
+		{"hostPort": hostPort, "containerPort": podPort, "protocol": "tcp"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ln net.Listener
+	if err := p.Do(func() error {
+		var err error
+		ln, err = net.Listen("tcp4", fmt.Sprintf(":%d", podPort))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprintf(c, "hello from %s\n", p.Name)
+			c.Close()
+		}
+	}()
+	var got string
+	err = l.Outside.Do(func() error {
+		c, err := net.DialTimeout("tcp4", fmt.Sprintf("%s:%d", n.IP, hostPort), 3*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		buf := make([]byte, 64)
+		k, err := c.Read(buf)
+		got = string(buf[:k])
+		return err
+	})
+	if err != nil || !strings.Contains(got, p.Name) {
+		t.Fatalf("outside -> %s:%d: %q, %v", n.IP, hostPort, got, err)
+	}
+	if err := l.DelPod(ctx, p, false); err != nil {
+		t.Fatal(err)
+	}
+	if s := stateOf(t, l, n); len(s.veths)+len(s.reservations) != 0 {
+		t.Errorf("after DEL: %+v", s)
+	}
+}
+
+// TestGCAndStatus: GC through libcni releases a reservation left behind by a
+// pod that was never deleted; STATUS answers.
+func TestGCAndStatus(t *testing.T) {
+	l, ctx := newLab(t, 1, "50-minicni-1.1.0.conflist", false)
+	n := l.Nodes[0]
+	keep, err := l.AddPod(ctx, n, "keep", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.AddPod(ctx, n, "leak", nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(stateOf(t, l, n).reservations); got != 2 {
+		t.Fatalf("%d reservations, want 2", got)
+	}
+	err = n.Do(func() error {
+		if err := n.CNI.GetStatusNetworkList(ctx, n.Conflist); err != nil {
+			return fmt.Errorf("STATUS: %w", err)
+		}
+		return n.CNI.GCNetworkList(ctx, n.Conflist, &libcni.GCArgs{ValidAttachments: []types.GCAttachment{
+			{ContainerID: keep.ContainerID, IfName: keep.IfName},
+		}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := stateOf(t, l, n)
+	if len(s.reservations) != 1 || s.reservations[0] != keep.IP.String() {
+		t.Errorf("after GC: reservations %v, want only %s", s.reservations, keep.IP)
+	}
+	if err := l.CheckPod(ctx, keep); err != nil {
+		t.Errorf("CHECK of the kept pod after GC: %v", err)
+	}
+}
+
+// TestRulesDoNotGrowWithPods: after 100 pods the node holds exactly the rules
+// it held after 1; after every DEL no veth, reservation or per-pod rule is left.
+func TestRulesDoNotGrowWithPods(t *testing.T) {
+	l, ctx := newLab(t, 1, "10-minicni.conflist", false)
+	n := l.Nodes[0]
+	if _, err := l.AddPod(ctx, n, "p0", nil); err != nil {
+		t.Fatal(err)
+	}
+	one := stateOf(t, l, n)
+	if len(one.rules) == 0 {
+		t.Fatal("no iptables rule after the first pod: miniroute did nothing")
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 99)
+	sem := make(chan struct{}, 8)
+	for i := 1; i < 100; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if _, err := l.AddPod(ctx, n, fmt.Sprintf("p%d", i), nil); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	hundred := stateOf(t, l, n)
+	if len(hundred.veths) != 100 || len(hundred.reservations) != 100 {
+		t.Errorf("100 pods: %d veths, %d reservations", len(hundred.veths), len(hundred.reservations))
+	}
+	if strings.Join(one.rules, "\n") != strings.Join(hundred.rules, "\n") {
+		t.Errorf("rules after 1 pod:\n%s\nafter 100 pods:\n%s", strings.Join(one.rules, "\n"), strings.Join(hundred.rules, "\n"))
+	}
+	for _, p := range append([]*lab.Pod(nil), n.Pods...) {
+		if err := l.DelPod(ctx, p, p.Name[len(p.Name)-1]%2 == 0); err != nil {
+			t.Error(err)
+		}
+	}
+	after := stateOf(t, l, n)
+	if len(after.veths) != 0 || len(after.reservations) != 0 {
+		t.Errorf("after DEL: veths %v, reservations %v", after.veths, after.reservations)
+	}
+	if strings.Join(one.rules, "\n") != strings.Join(after.rules, "\n") {
+		t.Errorf("per-pod rules left after DEL:\n%s", strings.Join(after.rules, "\n"))
+	}
+}
+
+// TestConflistVariants: every conflist an admin may pick attaches a pod that
+// reaches its gateway (over IPv6 too for the dual-stack one), passes CHECK and
+// leaves nothing after DEL.
+func TestConflistVariants(t *testing.T) {
+	files, err := filepath.Glob(conflistPath("*.conflist"))
+	if err != nil || len(files) < 5 {
+		t.Fatalf("conflists: %v %v", files, err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			l, ctx := newLab(t, 1, filepath.Base(f), false)
+			n := l.Nodes[0]
+			p, err := l.AddPod(ctx, n, "a", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := lab.Ping(ctx, &p.Host, n.Gateway); err != nil {
+				t.Error(err)
+			}
+			for _, ipc := range p.Result.IPs {
+				if ipc.Address.IP.To4() == nil {
+					if ipc.Gateway == nil {
+						t.Fatalf("IPv6 address %s without a gateway", ipc.Address.String())
+					}
+					if _, err := lab.Ping(ctx, &p.Host, ipc.Gateway); err != nil {
+						t.Errorf("IPv6: %v", err)
+					}
+				}
+			}
+			if err := l.CheckPod(ctx, p); err != nil {
+				t.Errorf("CHECK: %v", err)
+			}
+			if err := l.DelPod(ctx, p, false); err != nil {
+				t.Fatal(err)
+			}
+			if s := stateOf(t, l, n); len(s.veths)+len(s.reservations) != 0 {
+				t.Errorf("after DEL: %+v", s)
+			}
+		})
+	}
+}

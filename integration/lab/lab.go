@@ -1,0 +1,434 @@
+// Package lab builds a simulated minicni cluster on one machine out of
+// network namespaces: an underlay segment, one namespace per node (where the
+// CNI chain runs, as kubelet runs it on a host), pods as namespaces attached
+// by the chain through libcni, and an "outside" host reachable only through
+// the nodes. The integration tests and the minicni-lab command share it, so
+// what the demo shows is what the tests check.
+package lab
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/plugins/pkg/ns"
+)
+
+// Options describe a lab. Zero values take the defaults noted.
+type Options struct {
+	// Name prefixes every namespace the lab creates (at most 8 bytes), so
+	// several labs can run at once and Down finds everything by prefix.
+	Name string
+	// Nodes is the number of simulated nodes (default 1).
+	Nodes int
+	// BinDir is CNI_PATH: minicni's plugins and any reference plugin the
+	// conflist names.
+	BinDir string
+	// Conflist is the chain template, e.g. conflist/10-minicni.conflist. Each
+	// node gets a copy with its own subnet, dataDir and, with StaticRoutes,
+	// miniroute routes to the other nodes.
+	Conflist []byte
+	// StateDir holds per-node IPAM data and libcni caches (default: a new
+	// temporary directory, removed by Down).
+	StateDir string
+	// ClusterCIDR is split into one /24 per node (default 172.18.0.0/16).
+	ClusterCIDR string
+	// Underlay is the node network; node i is .11+i, outside host .200
+	// (default 10.99.0.0/24). It exists only inside the lab's namespaces.
+	Underlay string
+	// StaticRoutes programs the routes between nodes through miniroute's
+	// static "routes" key instead of leaving them to the installer's agent.
+	StaticRoutes bool
+	// Logf receives progress lines (nil: silent).
+	Logf func(format string, args ...any)
+}
+
+// Lab is a running simulated cluster.
+type Lab struct {
+	Opts     Options
+	Underlay *Host // the segment's bridge namespace
+	Outside  *Host // a host outside the cluster, on the underlay
+	Nodes    []*Node
+	ownState bool
+	mu       sync.Mutex // guards Pods of every node, for concurrent AddPod/DelPod
+}
+
+// Host is a network namespace with one address on the underlay.
+type Host struct {
+	Name string // netns name under /run/netns
+	IP   net.IP
+}
+
+// Path is the namespace's bind-mount path.
+func (h *Host) Path() string { return filepath.Join(NetnsDir, h.Name) }
+
+// Do runs f with the calling goroutine's thread inside the host's namespace.
+// Processes started from f (plugins, ping) inherit it.
+func (h *Host) Do(f func() error) error {
+	n, err := ns.GetNS(h.Path())
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	return n.Do(func(ns.NetNS) error { return f() })
+}
+
+// Node is a simulated Kubernetes node.
+type Node struct {
+	Host
+	Index    int
+	PodCIDR  *net.IPNet
+	Gateway  net.IP // first address of PodCIDR, held by the bridge
+	Conflist *libcni.NetworkConfigList
+	CNI      *libcni.CNIConfig
+	Pods     []*Pod
+}
+
+// Pod is a pod sandbox: a namespace attached by the chain.
+type Pod struct {
+	Host
+	Node        *Node
+	ContainerID string
+	IfName      string
+	Result      *current.Result
+	rt          *libcni.RuntimeConf
+}
+
+// NetnsDir is where iproute2 keeps named network namespaces.
+const NetnsDir = "/run/netns"
+
+func (o *Options) defaults() error {
+	if o.Nodes == 0 {
+		o.Nodes = 1
+	}
+	if o.ClusterCIDR == "" {
+		o.ClusterCIDR = "172.18.0.0/16"
+	}
+	if o.Underlay == "" {
+		o.Underlay = "10.99.0.0/24"
+	}
+	if o.Name == "" || len(o.Name) > 8 || strings.ContainsAny(o.Name, "/ ") {
+		return fmt.Errorf("lab name %q must be 1-8 bytes without '/' or spaces", o.Name)
+	}
+	if o.Logf == nil {
+		o.Logf = func(string, ...any) {}
+	}
+	return nil
+}
+
+// nth returns the i-th /24 of a cluster CIDR (IPv4 only).
+func nth24(cluster *net.IPNet, i int) *net.IPNet {
+	ip := cluster.IP.To4()
+	base := uint32(ip[0])<<24 | uint32(ip[1])<<16 | uint32(ip[2])<<8
+	base += uint32(i) << 8
+	return &net.IPNet{IP: net.IPv4(byte(base>>24), byte(base>>16), byte(base>>8), 0).To4(), Mask: net.CIDRMask(24, 32)}
+}
+
+func hostIP(n *net.IPNet, host int) net.IP {
+	ip := n.IP.To4()
+	return net.IPv4(ip[0], ip[1], ip[2], ip[3]+byte(host)).To4()
+}
+
+// Up creates the lab: underlay, outside host, nodes with their conflists. On
+// error everything created so far is removed.
+func Up(ctx context.Context, o Options) (_ *Lab, retErr error) {
+	if err := o.defaults(); err != nil {
+		return nil, err
+	}
+	_, cluster, err := net.ParseCIDR(o.ClusterCIDR)
+	if err != nil {
+		return nil, fmt.Errorf("cluster CIDR: %w", err)
+	}
+	_, under, err := net.ParseCIDR(o.Underlay)
+	if err != nil {
+		return nil, fmt.Errorf("underlay: %w", err)
+	}
+	l := &Lab{Opts: o}
+	if l.Opts.StateDir == "" {
+		if l.Opts.StateDir, err = os.MkdirTemp("", "minicni-lab-"+o.Name+"-"); err != nil {
+			return nil, err
+		}
+		l.ownState = true
+	}
+	defer func() {
+		if retErr != nil {
+			_ = l.Down()
+		}
+	}()
+	ones, _ := under.Mask.Size()
+	l.Underlay = &Host{Name: o.Name + "-ul"}
+	if err := l.addNS(l.Underlay.Name); err != nil {
+		return nil, err
+	}
+	if err := ipcmd("-n", l.Underlay.Name, "link", "add", "br0", "type", "bridge"); err != nil {
+		return nil, err
+	}
+	if err := ipcmd("-n", l.Underlay.Name, "link", "set", "br0", "up"); err != nil {
+		return nil, err
+	}
+	l.Outside = &Host{Name: o.Name + "-out", IP: hostIP(under, 200)}
+	if err := l.attach(l.Outside, "out", ones); err != nil {
+		return nil, err
+	}
+	for i := range o.Nodes {
+		n := &Node{Host: Host{Name: fmt.Sprintf("%s-n%d", o.Name, i), IP: hostIP(under, 11+i)}, Index: i}
+		n.PodCIDR = nth24(cluster, i)
+		n.Gateway = hostIP(n.PodCIDR, 1)
+		o.Logf("node %s: underlay %s, pod subnet %s", n.Name, n.IP, n.PodCIDR)
+		if err := l.attach(&n.Host, fmt.Sprintf("n%d", i), ones); err != nil {
+			return nil, err
+		}
+		l.Nodes = append(l.Nodes, n)
+	}
+	for _, n := range l.Nodes {
+		if err := l.configureNode(n); err != nil {
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+func (l *Lab) addNS(name string) error {
+	if err := ipcmd("netns", "add", name); err != nil {
+		return err
+	}
+	return ipcmd("-n", name, "link", "set", "lo", "up")
+}
+
+// attach creates h's namespace and joins it to the underlay bridge as eth0.
+func (l *Lab) attach(h *Host, port string, ones int) error {
+	if err := l.addNS(h.Name); err != nil {
+		return err
+	}
+	if err := ipcmd("link", "add", "name", "eth0", "netns", h.Name, "type", "veth", "peer", "name", port, "netns", l.Underlay.Name); err != nil {
+		return err
+	}
+	for _, args := range [][]string{
+		{"-n", l.Underlay.Name, "link", "set", port, "master", "br0", "up"},
+		{"-n", h.Name, "addr", "add", fmt.Sprintf("%s/%d", h.IP, ones), "dev", "eth0"},
+		{"-n", h.Name, "link", "set", "eth0", "up"},
+	} {
+		if err := ipcmd(args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// configureNode renders the node's conflist and its libcni handle.
+func (l *Lab) configureNode(n *Node) error {
+	dir := filepath.Join(l.Opts.StateDir, n.Name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	var others []route
+	for _, o := range l.Nodes {
+		if o != n {
+			others = append(others, route{Dst: o.PodCIDR.String(), Via: o.IP.String()})
+		}
+	}
+	b, err := Render(l.Opts.Conflist, n.PodCIDR.String(), l.Opts.ClusterCIDR, filepath.Join(dir, "ipam"), others, l.Opts.StaticRoutes)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "chain.conflist"), b, 0o600); err != nil {
+		return err
+	}
+	if n.Conflist, err = libcni.ConfListFromBytes(b); err != nil {
+		return fmt.Errorf("node %s conflist: %w", n.Name, err)
+	}
+	n.CNI = libcni.NewCNIConfigWithCacheDir([]string{l.Opts.BinDir}, filepath.Join(dir, "cache"), nil)
+	return nil
+}
+
+type route struct {
+	Dst string `json:"dst"`
+	Via string `json:"via"`
+}
+
+// Render fills a conflist template for one node: every plugin with an ipam
+// section allocates its IPv4 addresses from podCIDR and keeps its data in
+// dataDir; miniroute's IPv4 cluster CIDR becomes clusterCIDR and, when
+// staticRoutes, it gets routes to the other nodes. IPv6 ranges and every
+// other key are kept as the template has them.
+func Render(template []byte, podCIDR, clusterCIDR, dataDir string, others []route, staticRoutes bool) ([]byte, error) {
+	var list map[string]any
+	if err := json.Unmarshal(template, &list); err != nil {
+		return nil, fmt.Errorf("conflist template: %w", err)
+	}
+	plugins, _ := list["plugins"].([]any)
+	for _, p := range plugins {
+		pm, ok := p.(map[string]any)
+		if !ok {
+			continue
+		}
+		if ipam, ok := pm["ipam"].(map[string]any); ok {
+			ranges := []any{[]any{map[string]any{"subnet": podCIDR}}}
+			if old, ok := ipam["ranges"].([]any); ok {
+				for _, set := range old {
+					if !isV4Set(set) {
+						ranges = append(ranges, set)
+					}
+				}
+			}
+			ipam["ranges"] = ranges
+			delete(ipam, "subnet")
+			ipam["dataDir"] = dataDir
+		}
+		if pm["type"] == "miniroute" {
+			cidrs := []any{clusterCIDR}
+			if old, ok := pm["clusterCIDR"].([]any); ok {
+				for _, c := range old {
+					if s, _ := c.(string); strings.Contains(s, ":") {
+						cidrs = append(cidrs, s)
+					}
+				}
+			}
+			pm["clusterCIDR"] = cidrs
+			if staticRoutes && len(others) > 0 {
+				pm["routes"] = others
+			}
+		}
+	}
+	return json.MarshalIndent(list, "", "  ")
+}
+
+// isV4Set reports whether a range set's first range has an IPv4 subnet.
+func isV4Set(set any) bool {
+	rs, _ := set.([]any)
+	if len(rs) == 0 {
+		return false
+	}
+	r, _ := rs[0].(map[string]any)
+	s, _ := r["subnet"].(string)
+	return !strings.Contains(s, ":")
+}
+
+// AddPod creates a pod namespace on n and runs the chain's ADD for it, as a
+// runtime does: libcni, from inside the node's namespace. It is safe to call
+// concurrently, as a runtime runs many ADDs at once. capArgs are passed
+// as runtime capability arguments (e.g. portMappings).
+func (l *Lab) AddPod(ctx context.Context, n *Node, name string, capArgs map[string]any) (_ *Pod, retErr error) {
+	p := &Pod{Host: Host{Name: fmt.Sprintf("%s-%s", n.Name, name)}, Node: n, IfName: "eth0"}
+	p.ContainerID = fmt.Sprintf("lab-%s-%s", l.Opts.Name, p.Name)
+	if err := l.addNS(p.Name); err != nil {
+		return nil, err
+	}
+	p.rt = &libcni.RuntimeConf{
+		ContainerID:    p.ContainerID,
+		NetNS:          p.Path(),
+		IfName:         p.IfName,
+		Args:           [][2]string{{"IgnoreUnknown", "1"}, {"K8S_POD_NAMESPACE", "lab"}, {"K8S_POD_NAME", name}},
+		CapabilityArgs: capArgs,
+	}
+	var res types.Result
+	err := n.Do(func() error {
+		var err error
+		res, err = n.CNI.AddNetworkList(ctx, n.Conflist, p.rt)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ADD %s: %w", p.Name, err)
+	}
+	if p.Result, err = current.NewResultFromResult(res); err != nil {
+		return nil, err
+	}
+	for _, ipc := range p.Result.IPs {
+		if ipc.Address.IP.To4() != nil {
+			p.IP = ipc.Address.IP.To4()
+			break
+		}
+	}
+	if p.IP == nil && len(p.Result.IPs) > 0 {
+		p.IP = p.Result.IPs[0].Address.IP
+	}
+	l.mu.Lock()
+	n.Pods = append(n.Pods, p)
+	l.mu.Unlock()
+	l.Opts.Logf("pod %s on %s: %s", p.Name, n.Name, p.IP)
+	return p, nil
+}
+
+// CheckPod runs the chain's CHECK for p.
+func (l *Lab) CheckPod(ctx context.Context, p *Pod) error {
+	return p.Node.Do(func() error { return p.Node.CNI.CheckNetworkList(ctx, p.Node.Conflist, p.rt) })
+}
+
+// DelPod runs the chain's DEL for p and removes its namespace. With
+// netnsFirst, the namespace goes first and DEL gets an empty CNI_NETNS, as
+// when a runtime cleans up after the sandbox is gone.
+func (l *Lab) DelPod(ctx context.Context, p *Pod, netnsFirst bool) error {
+	rt := *p.rt
+	if netnsFirst {
+		if err := ipcmd("netns", "del", p.Name); err != nil {
+			return err
+		}
+		rt.NetNS = ""
+	}
+	err := p.Node.Do(func() error { return p.Node.CNI.DelNetworkList(ctx, p.Node.Conflist, &rt) })
+	if err != nil {
+		return fmt.Errorf("DEL %s: %w", p.Name, err)
+	}
+	if !netnsFirst {
+		if err := ipcmd("netns", "del", p.Name); err != nil {
+			return err
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, q := range p.Node.Pods {
+		if q == p {
+			p.Node.Pods = append(p.Node.Pods[:i], p.Node.Pods[i+1:]...)
+			break
+		}
+	}
+	return nil
+}
+
+// Down removes every namespace whose name starts with the lab's prefix (so it
+// also cleans up after a crashed run) and the state directory when the lab
+// made it. Rules, routes and links inside the namespaces go with them.
+func (l *Lab) Down() error {
+	errs := []error{DownByName(l.Opts.Name)}
+	if l.ownState {
+		errs = append(errs, os.RemoveAll(l.Opts.StateDir))
+	}
+	return errors.Join(errs...)
+}
+
+// DownByName removes every lab namespace named prefix-*.
+func DownByName(prefix string) error {
+	entries, err := os.ReadDir(NetnsDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), prefix+"-") {
+			if err := ipcmd("netns", "del", e.Name()); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func ipcmd(args ...string) error {
+	out, err := exec.Command("ip", args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}

@@ -1,0 +1,79 @@
+// Package integration drives minicni's conflists through libcni exactly as a
+// container runtime does, against simulated nodes built by package lab.
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/minicni/minicni/integration/lab"
+	"github.com/minicni/minicni/libmini/minitest"
+)
+
+// binDir holds every plugin a conflist names, built once for the package.
+var binDir string
+
+func TestMain(m *testing.M) {
+	if os.Geteuid() != 0 {
+		fmt.Println("integration: not root, the tests will skip")
+		os.Exit(m.Run())
+	}
+	dir, err := os.MkdirTemp("", "minicni-integration-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if err := minitest.BuildPlugins(dir, "minibridge", "miniipam", "miniroute", "portmap", "host-local", "loopback"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func conflistPath(name string) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "conflist", name)
+}
+
+func readConflist(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(conflistPath(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// newLab brings up a lab named uniquely for this test and tears it down at
+// the end, whatever happens.
+func newLab(t *testing.T, nodes int, conflist string, staticRoutes bool) (*lab.Lab, context.Context) {
+	t.Helper()
+	minitest.RequireRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	t.Cleanup(cancel)
+	name := strings.ToLower(minitest.Name("t"))
+	if len(name) > 8 {
+		name = name[len(name)-8:]
+	}
+	l, err := lab.Up(ctx, lab.Options{Name: name, Nodes: nodes, BinDir: binDir, Conflist: readConflist(t, conflist),
+		StateDir: t.TempDir(), StaticRoutes: staticRoutes, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := l.Down(); err != nil {
+			t.Errorf("lab down: %v", err)
+		}
+	})
+	return l, ctx
+}
