@@ -1,0 +1,127 @@
+// Package rules is miniroute's logic: the node-level iptables rules that let
+// pod traffic be forwarded and masqueraded, and the optional static routes to
+// other nodes' pod subnets. Everything it ensures is derived from the config
+// and the chain's prevResult, and is the same for every pod of a node, so ADD
+// repairs drift and DEL has nothing to remove.
+package rules
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+
+	"github.com/minicni/minicni/libmini"
+)
+
+// NetConf is miniroute's config.
+type NetConf struct {
+	libmini.NetConf
+	// ClusterCIDR lists the cluster's pod CIDRs (normally one per family).
+	// When a family has none, the networks of prevResult's addresses of that
+	// family stand in for it.
+	ClusterCIDR CIDRList `json:"clusterCIDR,omitempty"`
+	// Masquerade: pod traffic leaving the cluster CIDR gets the node's
+	// address (default true).
+	Masquerade bool `json:"masquerade"`
+	// Forward: the FORWARD chain accepts traffic from and to the cluster
+	// CIDR (default true).
+	Forward bool `json:"forward"`
+	// Routes are static routes ensured in the namespace miniroute runs in
+	// (the node's): the manual `ip route add` for clusters without the
+	// installer's route agent.
+	Routes []Route `json:"routes,omitempty"`
+
+	// Cluster is ClusterCIDR parsed, without duplicates.
+	Cluster []*net.IPNet `json:"-"`
+}
+
+// Route is one static route: Dst through the gateway Via.
+type Route struct {
+	Dst string `json:"dst"`
+	Via string `json:"via"`
+
+	DstNet *net.IPNet `json:"-"`
+	ViaIP  net.IP     `json:"-"`
+}
+
+func (r Route) String() string { return r.DstNet.String() + " via " + r.ViaIP.String() }
+
+// CIDRList is a list of CIDRs that also accepts a single string, as an admin
+// writing "clusterCIDR": "172.18.0.0/16" means.
+type CIDRList []string
+
+// UnmarshalJSON accepts a JSON string or a list of strings.
+func (l *CIDRList) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*l = CIDRList{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return fmt.Errorf("clusterCIDR must be a CIDR or a list of CIDRs: %w", err)
+	}
+	*l = many
+	return nil
+}
+
+// LoadConf decodes and validates miniroute's config: a JSON failure is CNI
+// error 6, an invalid value error 7 naming the value.
+func LoadConf(stdin []byte) (*NetConf, error) {
+	conf := &NetConf{Masquerade: true, Forward: true}
+	if err := libmini.Decode(stdin, conf); err != nil {
+		return nil, err
+	}
+	if err := conf.validate(); err != nil {
+		return nil, err
+	}
+	return conf, nil
+}
+
+func (c *NetConf) validate() error {
+	seen := map[string]bool{}
+	for i, s := range c.ClusterCIDR {
+		n, err := libmini.ParseSubnet(fmt.Sprintf("clusterCIDR[%d]", i), s)
+		if err != nil {
+			return err
+		}
+		if ones, _ := n.Mask.Size(); ones == 0 {
+			return libmini.ConfigErrorf("invalid clusterCIDR[%d] %q: a cluster CIDR cannot cover every address", i, s)
+		}
+		if !seen[n.String()] {
+			seen[n.String()] = true
+			c.Cluster = append(c.Cluster, n)
+		}
+	}
+	dsts := map[string]int{}
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		field := fmt.Sprintf("routes[%d]", i)
+		if r.Dst == "" {
+			return libmini.ConfigErrorf("%s.dst is missing", field)
+		}
+		if r.Via == "" {
+			return libmini.ConfigErrorf("%s.via is missing (route to %q)", field, r.Dst)
+		}
+		var err error
+		if r.DstNet, err = libmini.ParseSubnet(field+".dst", r.Dst); err != nil {
+			return err
+		}
+		if r.ViaIP, err = libmini.ParseIP(field+".via", r.Via); err != nil {
+			return err
+		}
+		if isV4(r.DstNet.IP) != isV4(r.ViaIP) {
+			return libmini.ConfigErrorf("invalid %s: dst %q and via %q are of different IP families", field, r.Dst, r.Via)
+		}
+		if r.ViaIP.IsUnspecified() || r.ViaIP.IsLinkLocalUnicast() || r.ViaIP.IsMulticast() || r.ViaIP.IsLoopback() {
+			return libmini.ConfigErrorf("invalid %s.via %q: the gateway must be a routable unicast address", field, r.Via)
+		}
+		if j, dup := dsts[r.DstNet.String()]; dup {
+			return libmini.ConfigErrorf("invalid %s.dst %q: routes[%d] already has this destination", field, r.Dst, j)
+		}
+		dsts[r.DstNet.String()] = i
+	}
+	return nil
+}
+
+func isV4(ip net.IP) bool { return ip.To4() != nil }

@@ -1,0 +1,235 @@
+package rules
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+
+	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/minicni/minicni/libmini"
+)
+
+// Node is where Add, Check and Status act: the iptables backend of each
+// family, in the namespace the plugin runs in, and a logger.
+type Node struct {
+	// IPTables returns the backend of a family; nil means NewExec.
+	IPTables func(Family) Backend
+	// Log receives what miniroute changed; nil discards it.
+	Log *slog.Logger
+}
+
+func (n Node) backend(f Family) Backend {
+	if n.IPTables == nil {
+		return NewExec(f)
+	}
+	return n.IPTables(f)
+}
+
+func (n Node) log() *slog.Logger {
+	if n.Log == nil {
+		return slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return n.Log
+}
+
+// prevResult is conf's prevResult, which a chained plugin cannot do without.
+// Parsing consumes conf's raw prevResult, so a conf already parsed (by an
+// earlier call with the same conf) answers from the parsed one.
+func prevResult(conf *NetConf) (*current.Result, error) {
+	if conf.RawPrevResult == nil && conf.PrevResult != nil {
+		prev, err := current.NewResultFromResult(conf.PrevResult)
+		if err != nil {
+			return nil, libmini.Errorf(libmini.CodeDecode, "failed to convert prevResult: %v", err)
+		}
+		return prev, nil
+	}
+	prev, err := libmini.PrevResult(&conf.PluginConf)
+	if err != nil {
+		return nil, err
+	}
+	if prev == nil {
+		return nil, libmini.Errorf(libmini.CodeNoPrevResult,
+			"miniroute needs a prevResult: run it in a chain after an interface plugin such as minibridge")
+	}
+	return prev, nil
+}
+
+// Add ensures the node-level rules for the families of prevResult's
+// addresses and the static routes, and returns prevResult unchanged.
+// Nothing in it is per pod, so a failed ADD has nothing of its own to undo.
+func Add(ctx context.Context, conf *NetConf, node Node) (*current.Result, error) {
+	prev, err := prevResult(conf)
+	if err != nil {
+		return nil, err
+	}
+	specs, err := Specs(conf, prev)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range specs {
+		if s.Empty() {
+			continue
+		}
+		changed, err := Ensure(ctx, node.backend(s.Family), s)
+		if err != nil {
+			return nil, err
+		}
+		if changed {
+			node.log().Info("ensured iptables rules", "family", s.Family.String())
+		}
+	}
+	if err := EnsureRoutes(conf.Routes); err != nil {
+		return nil, err
+	}
+	return prev, nil
+}
+
+// Check reports every missing rule and static route in one CodeCheckFailed
+// error.
+func Check(ctx context.Context, conf *NetConf, node Node) error {
+	prev, err := prevResult(conf)
+	if err != nil {
+		return err
+	}
+	specs, err := Specs(conf, prev)
+	if err != nil {
+		return err
+	}
+	var problems []string
+	for _, s := range specs {
+		err := CheckRules(ctx, node.backend(s.Family), s)
+		if e, ok := libmini.AsCNIError(err); ok && e.Code == libmini.CodeCheckFailed {
+			problems = append(problems, e.Msg)
+		} else if err != nil {
+			return err
+		}
+	}
+	missing, err := CheckRoutes(conf.Routes)
+	if err != nil {
+		return err
+	}
+	problems = append(problems, missing...)
+	if len(problems) > 0 {
+		return libmini.Errorf(libmini.CodeCheckFailed, "miniroute: %s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// Status reports CodeNotAvailable when iptables cannot be used for a family
+// miniroute will need: IPv4, or the families of clusterCIDR when it is set.
+// With forward and masquerade both off, miniroute needs no iptables.
+func Status(ctx context.Context, conf *NetConf, node Node) error {
+	if !conf.Forward && !conf.Masquerade {
+		return nil
+	}
+	families := []Family{IPv4}
+	if len(conf.Cluster) > 0 {
+		families = families[:0]
+		for _, f := range []Family{IPv4, IPv6} {
+			for _, c := range conf.Cluster {
+				if familyOf(c.IP) == f {
+					families = append(families, f)
+					break
+				}
+			}
+		}
+	}
+	for _, f := range families {
+		b := node.backend(f)
+		err := b.Restore(ctx, nil)
+		if err == nil {
+			var data []byte
+			if data, err = b.Save(ctx); err == nil {
+				_, err = parseSave(data)
+			}
+		}
+		if err != nil {
+			return libmini.Errorf(libmini.CodeNotAvailable, "%s cannot be used: %v", f.command(), err)
+		}
+	}
+	return nil
+}
+
+func familyOf(ip net.IP) Family {
+	if isV4(ip) {
+		return IPv4
+	}
+	return IPv6
+}
+
+// Specs derives each family's Spec from conf and prevResult, for the
+// families of prevResult's addresses (IPv4 first). The pod subnets are the
+// networks of those addresses; a host prefix (/32, /128) inside a cluster
+// CIDR stands for that CIDR, so an IPAM handing out host prefixes does not
+// add a rule per pod. A family without clusterCIDR uses its pod subnets as
+// the cluster; a pod subnet outside the family's clusterCIDR is CNI error 7.
+func Specs(conf *NetConf, prev *current.Result) ([]Spec, error) {
+	var specs []Spec
+	for _, f := range []Family{IPv4, IPv6} {
+		s := Spec{Family: f, Forward: conf.Forward, Masquerade: conf.Masquerade}
+		for _, c := range conf.Cluster {
+			if familyOf(c.IP) == f {
+				s.Cluster = append(s.Cluster, c)
+			}
+		}
+		seen := map[string]bool{}
+		found := false
+		for _, ipc := range prev.IPs {
+			if ipc == nil || ipc.Address.IP == nil || familyOf(ipc.Address.IP) != f {
+				continue
+			}
+			found = true
+			n := network(ipc.Address)
+			if ones, bits := n.Mask.Size(); ones == bits {
+				for _, c := range s.Cluster {
+					if c.Contains(n.IP) {
+						n = c
+						break
+					}
+				}
+			}
+			if len(s.Cluster) > 0 && !within(n, s.Cluster) {
+				return nil, libmini.ConfigErrorf("pod subnet %s (prevResult address %s) is outside clusterCIDR %s",
+					n, ipc.Address.String(), strings.Join(conf.ClusterCIDR, ", "))
+			}
+			if !seen[n.String()] {
+				seen[n.String()] = true
+				s.PodNets = append(s.PodNets, n)
+			}
+		}
+		if !found {
+			continue
+		}
+		if len(s.Cluster) == 0 {
+			s.Cluster = s.PodNets
+		}
+		specs = append(specs, s)
+	}
+	return specs, nil
+}
+
+// network is the subnet of an address, with a 4-byte IP and mask for IPv4.
+func network(a net.IPNet) *net.IPNet {
+	ip, mask := a.IP, a.Mask
+	if v4 := ip.To4(); v4 != nil {
+		ip = v4
+		if len(mask) == net.IPv6len {
+			mask = mask[12:]
+		}
+	}
+	return &net.IPNet{IP: ip.Mask(mask), Mask: mask}
+}
+
+// within reports whether n lies inside one of cidrs.
+func within(n *net.IPNet, cidrs []*net.IPNet) bool {
+	ones, _ := n.Mask.Size()
+	for _, c := range cidrs {
+		cOnes, _ := c.Mask.Size()
+		if c.Contains(n.IP) && cOnes <= ones {
+			return true
+		}
+	}
+	return false
+}
