@@ -34,23 +34,24 @@ func (r Range) Size() uint64 {
 		hs, he = hs<<8|uint64(s[i]), he<<8|uint64(e[i])
 		ls, le = ls<<8|uint64(s[i+8]), le<<8|uint64(e[i+8])
 	}
-	// e - s + 1 in 128 bits, saturated.
-	hi := he - hs
-	lo := le - ls
+	// n = e - s + 1 (minus the gateway) in 128 bits, then saturated.
+	hi, lo := he-hs, le-ls
 	if le < ls {
 		hi--
 	}
-	var n uint64
-	switch {
-	case hi > 0 || lo == ^uint64(0):
-		n = ^uint64(0)
-	default:
-		n = lo + 1
+	if lo++; lo == 0 {
+		hi++
 	}
-	if r.Contains(r.Gateway) && n != ^uint64(0) {
-		n--
+	if r.Contains(r.Gateway) {
+		if lo == 0 {
+			hi--
+		}
+		lo--
 	}
-	return n
+	if hi > 0 {
+		return ^uint64(0)
+	}
+	return lo
 }
 
 // String is "subnet (start-end)".
