@@ -138,7 +138,7 @@ func Add(ctx context.Context, conf *NetConf, args *skel.CmdArgs) (_ *current.Res
 		return configurePod(args.IfName, res, hasV6)
 	})
 	if err != nil {
-		return nil, err
+		return nil, libmini.Wrap(err, libmini.CodeLink, "entering the pod's netns "+args.Netns)
 	}
 
 	if err := attach(conf, br, hostName); err != nil {
@@ -222,6 +222,11 @@ func openNetNS(path string) (ns.NetNS, error) {
 	netns, err := ns.GetNS(path)
 	if err != nil {
 		return nil, types.NewError(libmini.CodeInvalidEnv, fmt.Sprintf("cannot open CNI_NETNS %q", path), err.Error())
+	}
+	// GetNS accepts any file on procfs; ask the kernel what it is.
+	if typ, err := unix.IoctlRetInt(int(netns.Fd()), unix.NS_GET_NSTYPE); err != nil || typ != unix.CLONE_NEWNET {
+		_ = netns.Close()
+		return nil, libmini.Errorf(libmini.CodeInvalidEnv, "CNI_NETNS %q is not a network namespace", path)
 	}
 	return netns, nil
 }

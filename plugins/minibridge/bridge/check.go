@@ -83,7 +83,7 @@ func Check(ctx context.Context, conf *NetConf, args *skel.CmdArgs) error {
 		return nil
 	})
 	if err != nil {
-		return err
+		return libmini.Wrap(err, libmini.CodeLink, "entering the pod's netns "+args.Netns)
 	}
 	return libmini.IPAMCheck(ctx, conf.IPAM.Type, args.StdinData)
 }
