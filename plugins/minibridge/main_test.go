@@ -110,12 +110,12 @@ var ipams = []string{"miniipam", "host-local"}
 type network struct {
 	typ, name, br, ipam, dataDir string
 	subnets                      []string
-	extra                        map[string]any
+	extra, ipamExtra             map[string]any
 }
 
 func newNetwork(t *testing.T, ipam string, subnets ...string) *network {
 	return &network{typ: "minibridge", name: minitest.Name("net"), br: minitest.Name("mbt"), ipam: ipam,
-		dataDir: t.TempDir(), subnets: subnets, extra: map[string]any{}}
+		dataDir: t.TempDir(), subnets: subnets, extra: map[string]any{}, ipamExtra: map[string]any{}}
 }
 
 // conf renders the config in version ver, with prevResult when not nil.
@@ -125,8 +125,11 @@ func (n *network) conf(t testing.TB, ver string, prevResult []byte) []byte {
 	for _, s := range n.subnets {
 		ranges = append(ranges, []map[string]string{{"subnet": s}})
 	}
-	m := map[string]any{"cniVersion": ver, "name": n.name, "type": n.typ, "bridge": n.br,
-		"ipam": map[string]any{"type": n.ipam, "dataDir": n.dataDir, "ranges": ranges}}
+	ipam := map[string]any{"type": n.ipam, "dataDir": n.dataDir, "ranges": ranges}
+	for k, v := range n.ipamExtra {
+		ipam[k] = v
+	}
+	m := map[string]any{"cniVersion": ver, "name": n.name, "type": n.typ, "bridge": n.br, "ipam": ipam}
 	for k, v := range n.extra {
 		m[k] = v
 	}
@@ -897,4 +900,79 @@ func ipCmd(t *testing.T, n ns.NetNS, args ...string) {
 		}
 		return nil
 	})
+}
+
+// TestOptions: isGateway, isDefaultGateway, an IPAM default route,
+// hairpinMode and promiscMode as they show in the kernel and the result.
+func TestOptions(t *testing.T) {
+	tests := []struct {
+		name     string
+		edit     func(*network)
+		bridgeGW bool // the bridge holds the gateway
+		routes   int  // default routes in the result and the pod
+		hairpin  bool // on the host end
+		promisc  bool // on the bridge
+	}{
+		{"defaults", func(*network) {}, true, 1, true, false},
+		{"isGateway false", func(n *network) { n.extra["isGateway"] = false }, false, 1, true, false},
+		{"isDefaultGateway false", func(n *network) { n.extra["isDefaultGateway"] = false }, true, 0, true, false},
+		{"IPAM default route, no duplicate", func(n *network) {
+			n.ipamExtra["routes"] = []map[string]string{{"dst": "0.0.0.0/0"}}
+		}, true, 1, true, false},
+		{"hairpinMode false", func(n *network) { n.extra["hairpinMode"] = false }, true, 1, false, false},
+		{"promiscMode", func(n *network) { n.extra["promiscMode"] = true }, true, 1, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			minitest.RequireRoot(t)
+			t.Parallel()
+			host := minitest.NewNS(t)
+			n := newNetwork(t, "host-local", "10.39.0.0/24")
+			tt.edit(n)
+			p := newPod(t)
+			conf := n.conf(t, "1.0.0", nil)
+			res := parseResult(t, "1.0.0", run(t, host, p.call("ADD", conf)))
+			gw := res.IPs[0].Gateway.String()
+			var wantBridge []string
+			if tt.bridgeGW {
+				wantBridge = []string{gw + "/24"}
+			}
+			if d := cmp.Diff(wantBridge, addrs(t, host, n.br)); d != "" {
+				t.Errorf("bridge addresses (-want +got):\n%s", d)
+			}
+			var defaults int
+			for _, r := range res.Routes {
+				if ones, _ := r.Dst.Mask.Size(); ones == 0 {
+					defaults++
+				}
+			}
+			podGWs := defaultGWs(t, p.ns)
+			if defaults != tt.routes || len(podGWs) != tt.routes || (tt.routes == 1 && podGWs[0] != gw) {
+				t.Errorf("%d default routes in the result, pod's via %v; want %d via %s", defaults, podGWs, tt.routes, gw)
+			}
+			var info netlink.Protinfo
+			inNS(t, host, func() (err error) {
+				info, err = netlinksafe.LinkGetProtinfo(link(t, host, bridge.HostVethName(p.id, p.if_)))
+				return err
+			})
+			if info.Hairpin != tt.hairpin {
+				t.Errorf("hairpin %v, want %v", info.Hairpin, tt.hairpin)
+			}
+			if got := link(t, host, n.br).Attrs().Promisc != 0; got != tt.promisc {
+				t.Errorf("bridge promiscuous %v, want %v", got, tt.promisc)
+			}
+			run(t, host, p.call("CHECK", n.conf(t, "1.0.0", mustJSON(t, res))))
+			run(t, host, p.call("DEL", conf))
+			expectDetached(t, host, n, p)
+		})
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
