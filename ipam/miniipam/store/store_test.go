@@ -1,0 +1,396 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/containernetworking/cni/pkg/types"
+	"github.com/containernetworking/plugins/plugins/ipam/host-local/backend/disk"
+	"github.com/google/go-cmp/cmp"
+	"github.com/minicni/minicni/libmini"
+)
+
+// newDisk returns a store in a fresh temp dir whose boot is described by
+// files the test controls: boot ID "boot-1", booted one hour ago.
+func newDisk(t *testing.T) *Disk {
+	t.Helper()
+	d := New(t.TempDir(), "net")
+	dir := t.TempDir()
+	d.BootIDPath = filepath.Join(dir, "boot_id")
+	d.StatPath = filepath.Join(dir, "stat")
+	setBoot(t, d, "boot-1", time.Now().Add(-time.Hour))
+	return d
+}
+
+func setBoot(t *testing.T, d *Disk, id string, at time.Time) {
+	t.Helper()
+	if err := os.WriteFile(d.BootIDPath, []byte(id+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stat := fmt.Sprintf("cpu  1 2 3 4\nintr 5\nctxt 6\nbtime %d\nprocesses 7\n", at.Unix())
+	if err := os.WriteFile(d.StatPath, []byte(stat), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func lock(t *testing.T, d *Disk) *Tx {
+	t.Helper()
+	tx, err := d.Lock(context.Background(), true)
+	if err != nil {
+		t.Fatalf("Lock: %v", err)
+	}
+	t.Cleanup(func() { _ = tx.Close() })
+	return tx
+}
+
+// files lists the directory, sorted.
+func files(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+func write(t *testing.T, path, content string, mtime time.Time) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if !mtime.IsZero() {
+		if err := os.Chtimes(path, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+var ip = netip.MustParseAddr
+
+func TestReserveLayout(t *testing.T) {
+	d := newDisk(t)
+	tx := lock(t, d)
+	for _, a := range []netip.Addr{ip("10.0.0.2"), ip("fd00::2")} {
+		ok, err := tx.Reserve(a, Owner{ContainerID: "c1", IfName: "eth0"})
+		if err != nil || !ok {
+			t.Fatalf("Reserve(%s) = %v, %v", a, ok, err)
+		}
+	}
+	if ok, err := tx.Reserve(ip("10.0.0.2"), Owner{ContainerID: "c2", IfName: "eth0"}); ok || err != nil {
+		t.Errorf("Reserve of a taken address = %v, %v; want false, nil", ok, err)
+	}
+	if err := tx.SetLastReserved(0, ip("10.0.0.2")); err != nil {
+		t.Fatal(err)
+	}
+	if got := tx.LastReserved(0); got != ip("10.0.0.2") {
+		t.Errorf("LastReserved(0) = %s", got)
+	}
+	if got := tx.LastReserved(1); got.IsValid() {
+		t.Errorf("LastReserved(1) = %s, want none", got)
+	}
+	want := []string{"10.0.0.2", "fd00::2", "last_reserved_ip.0", BootIDName, "lock"}
+	if d := cmp.Diff(want, files(t, d.Dir)); d != "" {
+		t.Errorf("files (-want +got):\n%s", d)
+	}
+	data, err := os.ReadFile(filepath.Join(d.Dir, "10.0.0.2"))
+	if err != nil || string(data) != "c1\r\neth0" {
+		t.Errorf("reservation holds %q (%v), want %q", data, err, "c1\r\neth0")
+	}
+	for _, name := range []string{"", "10.0.0.2", "lock", "last_reserved_ip.0"} {
+		fi, err := os.Stat(filepath.Join(d.Dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := os.FileMode(0o600)
+		if name == "" {
+			want = os.ModeDir | 0o700
+		}
+		if fi.Mode() != want {
+			t.Errorf("%q has mode %v, want %v", name, fi.Mode(), want)
+		}
+	}
+}
+
+func TestLoadRemovesDebris(t *testing.T) {
+	d := newDisk(t)
+	lock(t, d).Close()
+	write(t, filepath.Join(d.Dir, ".tmp-123-456"), "c9\r\neth0", time.Time{}) // miniipam died before its link
+	write(t, filepath.Join(d.Dir, "10.0.0.3"), "", time.Time{})               // host-local died before its write
+	write(t, filepath.Join(d.Dir, "10.0.0.4"), "c4\r\neth0\n", time.Time{})   // a trailing newline is tolerated
+	write(t, filepath.Join(d.Dir, "10.0.0.5"), "legacy-id", time.Time{})      // host-local before ifnames
+	write(t, filepath.Join(d.Dir, "notes.txt"), "", time.Time{})              // not ours: left alone
+	write(t, filepath.Join(d.Dir, "010.0.0.6"), "x", time.Time{})             // not a canonical address
+	tx := lock(t, d)
+	want := []Reservation{
+		{Addr: ip("10.0.0.4"), ContainerID: "c4", IfName: "eth0"},
+		{Addr: ip("10.0.0.5"), ContainerID: "legacy-id", Legacy: true},
+	}
+	if d := cmp.Diff(want, tx.All(), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); d != "" {
+		t.Errorf("reservations (-want +got):\n%s", d)
+	}
+	wantFiles := []string{"010.0.0.6", "10.0.0.4", "10.0.0.5", BootIDName, "lock", "notes.txt"}
+	if d := cmp.Diff(wantFiles, files(t, d.Dir)); d != "" {
+		t.Errorf("files (-want +got):\n%s", d)
+	}
+}
+
+func TestOwned(t *testing.T) {
+	d := newDisk(t)
+	lock(t, d).Close()
+	write(t, filepath.Join(d.Dir, "10.0.0.2"), "a\r\neth0", time.Time{})
+	write(t, filepath.Join(d.Dir, "10.0.0.3"), "a\r\neth1", time.Time{})
+	write(t, filepath.Join(d.Dir, "10.0.0.4"), "a", time.Time{})
+	write(t, filepath.Join(d.Dir, "10.0.0.5"), "b", time.Time{})
+	tx := lock(t, d)
+	addrs := func(rs []Reservation) []string {
+		var out []string
+		for _, r := range rs {
+			out = append(out, r.Addr.String())
+		}
+		return out
+	}
+	tests := []struct {
+		owner Owner
+		want  []string
+	}{
+		{Owner{"a", "eth0"}, []string{"10.0.0.2"}},
+		{Owner{"a", "eth1"}, []string{"10.0.0.3"}},
+		{Owner{"a", "eth2"}, []string{"10.0.0.4"}}, // only the legacy one matches
+		{Owner{"b", "eth0"}, []string{"10.0.0.5"}},
+		{Owner{"c", "eth0"}, nil},
+	}
+	for _, tt := range tests {
+		if d := cmp.Diff(tt.want, addrs(tx.Owned(tt.owner))); d != "" {
+			t.Errorf("Owned(%v) (-want +got):\n%s", tt.owner, d)
+		}
+	}
+}
+
+func TestLockWithoutCreate(t *testing.T) {
+	d := New(filepath.Join(t.TempDir(), "data"), "net")
+	if _, err := d.Lock(context.Background(), false); !errors.Is(err, ErrNoStore) {
+		t.Fatalf("Lock without create on a missing dir: %v, want ErrNoStore", err)
+	}
+	if _, err := os.Stat(filepath.Dir(d.Dir)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Lock without create made %s (%v)", filepath.Dir(d.Dir), err)
+	}
+	taken, err := d.Taken()
+	if err != nil || taken != nil {
+		t.Errorf("Taken on a missing dir = %v, %v", taken, err)
+	}
+}
+
+func TestLockTimeout(t *testing.T) {
+	d := newDisk(t)
+	d.LockTimeout = 50 * time.Millisecond
+	holder := lock(t, d)
+	start := time.Now()
+	_, err := d.Lock(context.Background(), true)
+	if e, ok := libmini.AsCNIError(err); !ok || e.Code != libmini.CodeTryAgainLater {
+		t.Fatalf("Lock while held: %v, want CNI error 11", err)
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Errorf("Lock gave up after %s", el)
+	}
+	// A context ending first wins too.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	d.LockTimeout = time.Hour
+	if _, err := d.Lock(ctx, true); err == nil {
+		t.Fatal("Lock with a cancelled context succeeded while the lock was held")
+	}
+	// Once released, the abandoned waiters let go and the lock is usable.
+	holder.Close()
+	d.LockTimeout = 10 * time.Second
+	lock(t, d).Close()
+}
+
+// TestHostLocalLock checks that miniipam's lock and host-local's are the same
+// lock, and that each reads the other's reservations, using host-local's own
+// disk backend in-process.
+func TestHostLocalLock(t *testing.T) {
+	d := newDisk(t)
+	hl, err := disk.New("net", filepath.Dir(d.Dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hl.Close()
+	if err := hl.Lock(); err != nil {
+		t.Fatal(err)
+	}
+	d.LockTimeout = 50 * time.Millisecond
+	if _, err := d.Lock(context.Background(), true); err == nil {
+		t.Fatal("miniipam locked the store while host-local held it")
+	}
+	if ok, err := hl.Reserve("hl-id", "eth0", net.ParseIP("10.0.0.7"), "0"); !ok || err != nil {
+		t.Fatalf("host-local Reserve: %v %v", ok, err)
+	}
+	if err := hl.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+
+	d.LockTimeout = 5 * time.Second
+	tx := lock(t, d)
+	if r, ok := tx.Get(ip("10.0.0.7")); !ok || !r.Is(Owner{"hl-id", "eth0"}) {
+		t.Errorf("miniipam reads host-local's reservation as %+v, %v", r, ok)
+	}
+	if got := tx.LastReserved(0); got != ip("10.0.0.7") {
+		t.Errorf("miniipam reads host-local's last_reserved_ip.0 as %s", got)
+	}
+	if ok, err := tx.Reserve(ip("10.0.0.7"), Owner{"mini-id", "eth0"}); ok || err != nil {
+		t.Errorf("miniipam reserved host-local's address: %v %v", ok, err)
+	}
+	if ok, err := tx.Reserve(ip("fd00::8"), Owner{"mini-id", "eth0"}); !ok || err != nil {
+		t.Fatalf("Reserve: %v %v", ok, err)
+	}
+	locked := make(chan error, 1)
+	go func() { locked <- hl.Lock() }()
+	select {
+	case <-locked:
+		t.Fatal("host-local locked the store while miniipam held it")
+	case <-time.After(50 * time.Millisecond):
+	}
+	tx.Close()
+	if err := <-locked; err != nil {
+		t.Fatal(err)
+	}
+	got := hl.GetByID("mini-id", "eth0")
+	if len(got) != 1 || !got[0].Equal(net.ParseIP("fd00::8")) {
+		t.Errorf("host-local reads miniipam's reservation as %v", got)
+	}
+	if ok, _ := hl.Reserve("other", "eth0", net.ParseIP("fd00::8"), "1"); ok {
+		t.Error("host-local reserved miniipam's address")
+	}
+	// host-local's GC deletes every file it does not know; the boot ID file
+	// must not be one of them.
+	if err := hl.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if err := hl.GC([]types.GCAttachment{{ContainerID: "mini-id", IfName: "eth0"}}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"fd00::8", "last_reserved_ip.0", BootIDName, "lock"}
+	if d := cmp.Diff(want, files(t, d.Dir)); d != "" {
+		t.Errorf("files after host-local's GC (-want +got):\n%s", d)
+	}
+}
+
+func TestReclaimAfterReboot(t *testing.T) {
+	boot := time.Now().Add(-time.Hour)
+	before, after := boot.Add(-time.Minute), boot.Add(time.Minute)
+	tests := []struct {
+		name      string
+		recorded  string // the directory's boot ID file ("" = missing)
+		current   string // the current boot ID ("" = unreadable)
+		wantFiles []string
+	}{
+		{"same boot keeps everything", "boot-2", "boot-2",
+			[]string{"10.0.0.2", "10.0.0.3", "10.0.0.4", BootIDName, "lock"}},
+		{"new boot releases what predates it", "boot-1", "boot-2",
+			[]string{"10.0.0.3", BootIDName, "lock"}},
+		{"missing boot file releases only what predates the boot", "", "boot-2",
+			[]string{"10.0.0.3", BootIDName, "lock"}},
+		{"unknown boot releases nothing", "boot-1", "",
+			[]string{"10.0.0.2", "10.0.0.3", "10.0.0.4", BootIDName, "lock"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := newDisk(t)
+			lock(t, d).Close()
+			write(t, filepath.Join(d.Dir, "10.0.0.2"), "old\r\neth0", before)
+			write(t, filepath.Join(d.Dir, "10.0.0.3"), "new\r\neth0", after) // e.g. host-local after the reboot
+			write(t, filepath.Join(d.Dir, "10.0.0.4"), "legacy", before)
+			if err := os.Remove(filepath.Join(d.Dir, BootIDName)); err != nil {
+				t.Fatal(err)
+			}
+			if tt.recorded != "" {
+				write(t, filepath.Join(d.Dir, BootIDName), tt.recorded+"\n", time.Time{})
+			}
+			setBoot(t, d, tt.current, boot)
+			if tt.current == "" {
+				if err := os.Remove(d.BootIDPath); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// STATUS's unlocked view agrees with what the lock will do.
+			taken, err := d.Taken()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var wantTaken []netip.Addr
+			for _, f := range tt.wantFiles {
+				if a, err := netip.ParseAddr(f); err == nil {
+					wantTaken = append(wantTaken, a)
+				}
+			}
+			if d := cmp.Diff(wantTaken, taken, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); d != "" {
+				t.Errorf("Taken before the lock (-want +got):\n%s", d)
+			}
+
+			lock(t, d).Close()
+			if d := cmp.Diff(tt.wantFiles, files(t, d.Dir)); d != "" {
+				t.Errorf("files (-want +got):\n%s", d)
+			}
+			rec, _ := os.ReadFile(filepath.Join(d.Dir, BootIDName))
+			want := tt.current
+			if want == "" {
+				want = tt.recorded // the boot could not be told: nothing recorded
+			}
+			if strings.TrimSpace(string(rec)) != want {
+				t.Errorf("recorded boot ID %q, want %q", rec, want)
+			}
+			// Once recorded, old files are no longer touched (no rescan).
+			write(t, filepath.Join(d.Dir, "10.0.0.9"), "late\r\neth0", before)
+			lock(t, d).Close()
+			if tt.current != "" && !slices.Contains(files(t, d.Dir), "10.0.0.9") {
+				t.Error("a second command in the same boot released a reservation")
+			}
+		})
+	}
+}
+
+func TestTakenSkipsEmpty(t *testing.T) {
+	d := newDisk(t)
+	tx := lock(t, d)
+	if _, err := tx.Reserve(ip("10.0.0.2"), Owner{"a", "eth0"}); err != nil {
+		t.Fatal(err)
+	}
+	tx.Close()
+	write(t, filepath.Join(d.Dir, "10.0.0.3"), "", time.Time{})
+	got, err := d.Taken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0] != ip("10.0.0.2") {
+		t.Errorf("Taken = %v, want [10.0.0.2]", got)
+	}
+}
+
+func TestReleaseIsIdempotent(t *testing.T) {
+	d := newDisk(t)
+	tx := lock(t, d)
+	if _, err := tx.Reserve(ip("10.0.0.2"), Owner{"a", "eth0"}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := tx.Release(ip("10.0.0.2")); err != nil {
+			t.Fatalf("Release: %v", err)
+		}
+	}
+	if _, ok := tx.Get(ip("10.0.0.2")); ok {
+		t.Error("released address still reserved")
+	}
+}
