@@ -3,8 +3,6 @@ package integration
 import (
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -13,52 +11,14 @@ import (
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/types"
-	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/minicni/minicni/integration/lab"
 )
 
-// nodeState is what a node holds on behalf of pods: veths, reservations and
-// iptables rules.
-type nodeState struct {
-	veths        []string
-	reservations []string
-	rules        []string
-}
-
-func stateOf(t *testing.T, l *lab.Lab, n *lab.Node) nodeState {
+func stateOf(t *testing.T, l *lab.Lab, n *lab.Node) lab.NodeState {
 	t.Helper()
-	var s nodeState
-	err := n.Do(func() error {
-		links, err := netlinksafe.LinkList()
-		if err != nil {
-			return err
-		}
-		for _, link := range links {
-			if link.Type() == "veth" && link.Attrs().Name != "eth0" {
-				s.veths = append(s.veths, link.Attrs().Name)
-			}
-		}
-		return nil
-	})
+	s, err := l.State(n)
 	if err != nil {
 		t.Fatal(err)
-	}
-	entries, _ := os.ReadDir(filepath.Join(l.Opts.StateDir, n.Name, "ipam", n.Conflist.Name))
-	for _, e := range entries {
-		if net.ParseIP(e.Name()) != nil {
-			s.reservations = append(s.reservations, e.Name())
-		}
-	}
-	for _, bin := range []string{"iptables-save", "ip6tables-save"} {
-		out, err := exec.Command("ip", "netns", "exec", n.Name, bin).CombinedOutput()
-		if err != nil {
-			t.Fatalf("%s in %s: %v: %s", bin, n.Name, err, out)
-		}
-		for _, line := range strings.Split(string(out), "\n") {
-			if strings.HasPrefix(line, "-A ") {
-				s.rules = append(s.rules, bin+" "+line)
-			}
-		}
 	}
 	return s
 }
@@ -113,11 +73,11 @@ func TestOneNode(t *testing.T) {
 		}
 	}
 	after := stateOf(t, l, n)
-	if len(after.veths) != 0 || len(after.reservations) != 0 {
-		t.Errorf("after DEL: veths %v, reservations %v", after.veths, after.reservations)
+	if len(after.Veths) != 0 || len(after.Reservations) != 0 {
+		t.Errorf("after DEL: veths %v, reservations %v", after.Veths, after.Reservations)
 	}
-	if len(before.rules) != 0 {
-		t.Errorf("rules existed before any pod: %v", before.rules)
+	if len(before.Rules) != 0 {
+		t.Errorf("rules existed before any pod: %v", before.Rules)
 	}
 }
 
@@ -193,7 +153,7 @@ func TestHostPort(t *testing.T) {
 	if err := l.DelPod(ctx, p, false); err != nil {
 		t.Fatal(err)
 	}
-	if s := stateOf(t, l, n); len(s.veths)+len(s.reservations) != 0 {
+	if s := stateOf(t, l, n); len(s.Veths)+len(s.Reservations) != 0 {
 		t.Errorf("after DEL: %+v", s)
 	}
 }
@@ -210,7 +170,7 @@ func TestGCAndStatus(t *testing.T) {
 	if _, err := l.AddPod(ctx, n, "leak", nil); err != nil {
 		t.Fatal(err)
 	}
-	if got := len(stateOf(t, l, n).reservations); got != 2 {
+	if got := len(stateOf(t, l, n).Reservations); got != 2 {
 		t.Fatalf("%d reservations, want 2", got)
 	}
 	err = n.Do(func() error {
@@ -225,8 +185,8 @@ func TestGCAndStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := stateOf(t, l, n)
-	if len(s.reservations) != 1 || s.reservations[0] != keep.IP.String() {
-		t.Errorf("after GC: reservations %v, want only %s", s.reservations, keep.IP)
+	if len(s.Reservations) != 1 || s.Reservations[0] != keep.IP.String() {
+		t.Errorf("after GC: reservations %v, want only %s", s.Reservations, keep.IP)
 	}
 	if err := l.CheckPod(ctx, keep); err != nil {
 		t.Errorf("CHECK of the kept pod after GC: %v", err)
@@ -242,7 +202,7 @@ func TestRulesDoNotGrowWithPods(t *testing.T) {
 		t.Fatal(err)
 	}
 	one := stateOf(t, l, n)
-	if len(one.rules) == 0 {
+	if len(one.Rules) == 0 {
 		t.Fatal("no iptables rule after the first pod: miniroute did nothing")
 	}
 	var wg sync.WaitGroup
@@ -265,11 +225,11 @@ func TestRulesDoNotGrowWithPods(t *testing.T) {
 		t.Error(err)
 	}
 	hundred := stateOf(t, l, n)
-	if len(hundred.veths) != 100 || len(hundred.reservations) != 100 {
-		t.Errorf("100 pods: %d veths, %d reservations", len(hundred.veths), len(hundred.reservations))
+	if len(hundred.Veths) != 100 || len(hundred.Reservations) != 100 {
+		t.Errorf("100 pods: %d veths, %d reservations", len(hundred.Veths), len(hundred.Reservations))
 	}
-	if strings.Join(one.rules, "\n") != strings.Join(hundred.rules, "\n") {
-		t.Errorf("rules after 1 pod:\n%s\nafter 100 pods:\n%s", strings.Join(one.rules, "\n"), strings.Join(hundred.rules, "\n"))
+	if strings.Join(one.Rules, "\n") != strings.Join(hundred.Rules, "\n") {
+		t.Errorf("rules after 1 pod:\n%s\nafter 100 pods:\n%s", strings.Join(one.Rules, "\n"), strings.Join(hundred.Rules, "\n"))
 	}
 	for _, p := range append([]*lab.Pod(nil), n.Pods...) {
 		if err := l.DelPod(ctx, p, p.Name[len(p.Name)-1]%2 == 0); err != nil {
@@ -277,11 +237,11 @@ func TestRulesDoNotGrowWithPods(t *testing.T) {
 		}
 	}
 	after := stateOf(t, l, n)
-	if len(after.veths) != 0 || len(after.reservations) != 0 {
-		t.Errorf("after DEL: veths %v, reservations %v", after.veths, after.reservations)
+	if len(after.Veths) != 0 || len(after.Reservations) != 0 {
+		t.Errorf("after DEL: veths %v, reservations %v", after.Veths, after.Reservations)
 	}
-	if strings.Join(one.rules, "\n") != strings.Join(after.rules, "\n") {
-		t.Errorf("per-pod rules left after DEL:\n%s", strings.Join(after.rules, "\n"))
+	if strings.Join(one.Rules, "\n") != strings.Join(after.Rules, "\n") {
+		t.Errorf("per-pod rules left after DEL:\n%s", strings.Join(after.Rules, "\n"))
 	}
 }
 
@@ -320,7 +280,7 @@ func TestConflistVariants(t *testing.T) {
 			if err := l.DelPod(ctx, p, false); err != nil {
 				t.Fatal(err)
 			}
-			if s := stateOf(t, l, n); len(s.veths)+len(s.reservations) != 0 {
+			if s := stateOf(t, l, n); len(s.Veths)+len(s.Reservations) != 0 {
 				t.Errorf("after DEL: %+v", s)
 			}
 		})

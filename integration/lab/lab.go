@@ -316,9 +316,22 @@ func isV4Set(set any) bool {
 
 // AddPod creates a pod namespace on n and runs the chain's ADD for it, as a
 // runtime does: libcni, from inside the node's namespace. It is safe to call
-// concurrently, as a runtime runs many ADDs at once. capArgs are passed
-// as runtime capability arguments (e.g. portMappings).
-func (l *Lab) AddPod(ctx context.Context, n *Node, name string, capArgs map[string]any) (_ *Pod, retErr error) {
+// concurrently, as a runtime runs many ADDs at once. capArgs are passed as
+// runtime capability arguments (e.g. portMappings).
+func (l *Lab) AddPod(ctx context.Context, n *Node, name string, capArgs map[string]any) (*Pod, error) {
+	p, err := l.NewPod(n, name, capArgs)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.Attach(ctx, p); err != nil {
+		_ = ipcmd("netns", "del", p.Name)
+		return nil, err
+	}
+	return p, nil
+}
+
+// NewPod creates a pod's namespace on n without attaching it.
+func (l *Lab) NewPod(n *Node, name string, capArgs map[string]any) (*Pod, error) {
 	p := &Pod{Host: Host{Name: fmt.Sprintf("%s-%s", n.Name, name)}, Node: n, IfName: "eth0"}
 	p.ContainerID = fmt.Sprintf("lab-%s-%s", l.Opts.Name, p.Name)
 	if err := l.addNS(p.Name); err != nil {
@@ -331,6 +344,12 @@ func (l *Lab) AddPod(ctx context.Context, n *Node, name string, capArgs map[stri
 		Args:           [][2]string{{"IgnoreUnknown", "1"}, {"K8S_POD_NAMESPACE", "lab"}, {"K8S_POD_NAME", name}},
 		CapabilityArgs: capArgs,
 	}
+	return p, nil
+}
+
+// Attach runs the chain's ADD for a pod made by NewPod and records its result.
+func (l *Lab) Attach(ctx context.Context, p *Pod) error {
+	n := p.Node
 	var res types.Result
 	err := n.Do(func() error {
 		var err error
@@ -338,10 +357,10 @@ func (l *Lab) AddPod(ctx context.Context, n *Node, name string, capArgs map[stri
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("ADD %s: %w", p.Name, err)
+		return fmt.Errorf("ADD %s: %w", p.Name, err)
 	}
 	if p.Result, err = current.NewResultFromResult(res); err != nil {
-		return nil, err
+		return err
 	}
 	for _, ipc := range p.Result.IPs {
 		if ipc.Address.IP.To4() != nil {
@@ -356,7 +375,7 @@ func (l *Lab) AddPod(ctx context.Context, n *Node, name string, capArgs map[stri
 	n.Pods = append(n.Pods, p)
 	l.mu.Unlock()
 	l.Opts.Logf("pod %s on %s: %s", p.Name, n.Name, p.IP)
-	return p, nil
+	return nil
 }
 
 // CheckPod runs the chain's CHECK for p.
@@ -368,31 +387,33 @@ func (l *Lab) CheckPod(ctx context.Context, p *Pod) error {
 // netnsFirst, the namespace goes first and DEL gets an empty CNI_NETNS, as
 // when a runtime cleans up after the sandbox is gone.
 func (l *Lab) DelPod(ctx context.Context, p *Pod, netnsFirst bool) error {
-	rt := *p.rt
 	if netnsFirst {
 		if err := ipcmd("netns", "del", p.Name); err != nil {
 			return err
 		}
-		rt.NetNS = ""
 	}
-	err := p.Node.Do(func() error { return p.Node.CNI.DelNetworkList(ctx, p.Node.Conflist, &rt) })
-	if err != nil {
-		return fmt.Errorf("DEL %s: %w", p.Name, err)
+	if err := l.Detach(ctx, p, netnsFirst); err != nil {
+		return err
 	}
 	if !netnsFirst {
 		if err := ipcmd("netns", "del", p.Name); err != nil {
 			return err
 		}
 	}
+	l.forget(p)
+	return nil
+}
+
+// forget drops p from its node's pod list.
+func (l *Lab) forget(p *Pod) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for i, q := range p.Node.Pods {
 		if q == p {
 			p.Node.Pods = append(p.Node.Pods[:i], p.Node.Pods[i+1:]...)
-			break
+			return
 		}
 	}
-	return nil
 }
 
 // Down removes every namespace whose name starts with the lab's prefix (so it

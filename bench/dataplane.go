@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/minicni/minicni/integration/lab"
+)
+
+// dataRow is one data-plane measurement: TCP throughput (iperf3) and mean
+// ping round trip between two endpoints.
+type dataRow struct {
+	Path, Variant string
+	Gbps          float64
+	RTT           time.Duration
+}
+
+func (b *bencher) dataplane(ctx context.Context) ([]dataRow, error) {
+	var rows []dataRow
+	base, err := vethBaseline(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("veth baseline: %w", err)
+	}
+	rows = append(rows, base)
+	progress("data plane %-10s %-22s %6.2f Gbit/s  rtt %s", "baseline", base.Path, base.Gbps, base.RTT)
+	for _, nodes := range []int{1, 2} {
+		for _, v := range variants {
+			row, err := b.podToPod(ctx, v.name, nodes)
+			if err != nil {
+				return nil, fmt.Errorf("%s, %d node(s): %w", v.name, nodes, err)
+			}
+			rows = append(rows, row)
+			progress("data plane %-10s %-22s %6.2f Gbit/s  rtt %s", v.name, row.Path, row.Gbps, row.RTT)
+		}
+	}
+	return rows, nil
+}
+
+// vethBaseline: two namespaces joined by a plain veth pair.
+func vethBaseline(ctx context.Context) (dataRow, error) {
+	a, z := &lab.Host{Name: "bchv-a", IP: net.IPv4(10, 250, 0, 1)}, &lab.Host{Name: "bchv-z", IP: net.IPv4(10, 250, 0, 2)}
+	defer lab.DownByName("bchv")
+	for _, args := range [][]string{
+		{"netns", "add", a.Name}, {"netns", "add", z.Name},
+		{"link", "add", "eth0", "netns", a.Name, "type", "veth", "peer", "name", "eth0", "netns", z.Name},
+		{"-n", a.Name, "addr", "add", "10.250.0.1/24", "dev", "eth0"},
+		{"-n", z.Name, "addr", "add", "10.250.0.2/24", "dev", "eth0"},
+		{"-n", a.Name, "link", "set", "eth0", "up"}, {"-n", z.Name, "link", "set", "eth0", "up"},
+		{"-n", a.Name, "link", "set", "lo", "up"}, {"-n", z.Name, "link", "set", "lo", "up"},
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			return dataRow{}, fmt.Errorf("ip %v: %v %s", args, err, out)
+		}
+	}
+	return measure(ctx, "veth pair", "baseline", a, z)
+}
+
+// podToPod: two pods on one node, or one on each of two nodes.
+func (b *bencher) podToPod(ctx context.Context, v string, nodes int) (dataRow, error) {
+	l, err := b.up(ctx, v, nodes, true)
+	if err != nil {
+		return dataRow{}, err
+	}
+	defer l.Down()
+	if nodes == 2 && !strings.Contains(string(b.tmpl[v]), "miniroute") {
+		// The reference chains have no route plugin: add by hand what
+		// miniroute's static routes (or the installer's agent) would.
+		for i, n := range l.Nodes {
+			o := l.Nodes[1-i]
+			if out, err := exec.Command("ip", "-n", n.Name, "route", "replace", o.PodCIDR.String(), "via", o.IP.String()).CombinedOutput(); err != nil {
+				return dataRow{}, fmt.Errorf("route: %v %s", err, out)
+			}
+		}
+	}
+	src, err := l.AddPod(ctx, l.Nodes[0], "src", nil)
+	if err != nil {
+		return dataRow{}, err
+	}
+	dst, err := l.AddPod(ctx, l.Nodes[nodes-1], "dst", nil)
+	if err != nil {
+		return dataRow{}, err
+	}
+	path := "pod to pod, same node"
+	if nodes == 2 {
+		path = "pod to pod, two nodes"
+	}
+	return measure(ctx, path, v, &src.Host, &dst.Host)
+}
+
+var rttAvgRE = regexp.MustCompile(`= [0-9.]+/([0-9.]+)/`)
+
+// measure runs iperf3 for 3 s from src to an iperf3 server in dst, then 20
+// pings, all over dst.IP.
+func measure(ctx context.Context, path, variant string, src, dst *lab.Host) (dataRow, error) {
+	row := dataRow{Path: path, Variant: variant}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	srv := exec.CommandContext(ctx, "ip", "netns", "exec", dst.Name, "iperf3", "-s", "-1", "-B", dst.IP.String())
+	if err := srv.Start(); err != nil {
+		return row, err
+	}
+	defer srv.Wait()
+	defer srv.Process.Kill()
+	var out []byte
+	var err error
+	for range 50 { // until the server listens
+		out, err = exec.CommandContext(ctx, "ip", "netns", "exec", src.Name, "iperf3", "-c", dst.IP.String(), "-t", "3", "-J").Output()
+		if err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		return row, fmt.Errorf("iperf3: %v: %s", err, out)
+	}
+	var ip struct {
+		End struct {
+			SumReceived struct {
+				BitsPerSecond float64 `json:"bits_per_second"`
+			} `json:"sum_received"`
+		} `json:"end"`
+	}
+	if err := json.Unmarshal(out, &ip); err != nil {
+		return row, fmt.Errorf("iperf3 output: %w", err)
+	}
+	row.Gbps = ip.End.SumReceived.BitsPerSecond / 1e9
+	out, err = exec.CommandContext(ctx, "ip", "netns", "exec", src.Name, "ping", "-n", "-q", "-c", "20", "-i", "0.01", dst.IP.String()).CombinedOutput()
+	if err != nil {
+		return row, fmt.Errorf("ping: %v: %s", err, out)
+	}
+	m := rttAvgRE.FindStringSubmatch(string(out))
+	if m == nil {
+		return row, fmt.Errorf("ping output: %s", out)
+	}
+	avg, _ := strconv.ParseFloat(m[1], 64)
+	row.RTT = time.Duration(avg * float64(time.Millisecond))
+	return row, nil
+}

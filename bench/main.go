@@ -1,0 +1,115 @@
+// Command minicni-bench measures minicni's chain against the reference
+// plugins' chains, as a container runtime drives them (libcni, in a fresh
+// simulated node per run), and writes docs/benchmarks.md. Variants run
+// interleaved in rounds after a discarded warm-up round, because absolute
+// times drift on a shared machine; the report gives per-round ratios and their
+// median. Run it through `make bench`.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+type variant struct {
+	name, conflist, desc string
+}
+
+var variants = []variant{
+	{"minicni", "minicni.conflist", "minibridge + miniipam + miniroute (FORWARD accept + masquerade)"},
+	{"ref-equal", "ref-equal.conflist", "reference bridge (isGateway, ipMasq) + host-local + firewall: equal function"},
+	{"ref-bridge", "ref-bridge.conflist", "reference bridge (isGateway) + host-local: does less (no FORWARD, no masquerade)"},
+}
+
+func main() {
+	pods := flag.Int("pods", 100, "pods per run")
+	concs := flag.String("conc", "1,8,32", "concurrency levels")
+	rounds := flag.Int("rounds", 3, "measured rounds (after one warm-up round)")
+	bin := flag.String("bin", "bin/bench", "CNI_PATH holding every plugin of every variant")
+	confDir := flag.String("conflists", "bench/conflists", "directory of the variants' conflists")
+	out := flag.String("out", "docs/benchmarks.md", "report file")
+	skipData := flag.Bool("skip-dataplane", false, "skip the iperf3/ping data-plane runs")
+	flag.Parse()
+
+	ctx := context.Background()
+	var cs []int
+	for _, s := range strings.Split(*concs, ",") {
+		c, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || c < 1 {
+			fail(fmt.Errorf("bad -conc %q", *concs))
+		}
+		cs = append(cs, c)
+	}
+	binDir, err := filepath.Abs(*bin)
+	if err != nil {
+		fail(err)
+	}
+	tmpl := map[string][]byte{}
+	for _, v := range variants {
+		b, err := os.ReadFile(filepath.Join(*confDir, v.conflist))
+		if err != nil {
+			fail(err)
+		}
+		tmpl[v.name] = b
+	}
+	r := &report{Pods: *pods, Rounds: *rounds, Concs: cs, Started: time.Now(), Command: "make bench"}
+	r.Machine = machine()
+	b := &bencher{bin: binDir, tmpl: tmpl, pods: *pods}
+
+	for _, c := range cs {
+		for round := 0; round <= *rounds; round++ {
+			for _, v := range variants {
+				res, err := b.lifecycle(ctx, v.name, c)
+				if err != nil {
+					fail(fmt.Errorf("%s C=%d round %d: %w", v.name, c, round, err))
+				}
+				tag := "warm-up, discarded"
+				if round > 0 {
+					tag = fmt.Sprintf("round %d", round)
+					r.add(c, v.name, res)
+				}
+				progress("C=%-2d %-10s %-18s ADD p50 %6.1f ms  DEL p50 %6.1f ms  %6.1f pods/s  errors %d  dups %d  left %s",
+					c, v.name, tag, ms(res.Add.P50), ms(res.Del.P50), res.PodsPerSec, res.Errors, res.Duplicates, res.Left)
+			}
+		}
+	}
+	for _, v := range variants {
+		res, err := b.delAfterNetnsGone(ctx, v.name, 20)
+		if err != nil {
+			fail(err)
+		}
+		r.Gone = append(r.Gone, goneRow{v.name, res})
+		progress("DEL with netns gone %-10s ok %d/%d  left %s", v.name, res.OK, res.Total, res.Left)
+	}
+	r.Exec = execCost(binDir)
+	if !*skipData {
+		if r.Data, err = b.dataplane(ctx); err != nil {
+			fail(err)
+		}
+	}
+	r.Finished = time.Now()
+	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
+		fail(err)
+	}
+	if err := os.WriteFile(*out, []byte(r.markdown()), 0o644); err != nil {
+		fail(err)
+	}
+	progress("wrote %s", *out)
+}
+
+func progress(format string, args ...any) {
+	fmt.Printf("%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "minicni-bench:", err)
+	os.Exit(1)
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

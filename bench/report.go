@@ -1,0 +1,206 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+type goneRow struct {
+	Variant string
+	Res     goneResult
+}
+
+type report struct {
+	Pods, Rounds      int
+	Concs             []int
+	Started, Finished time.Time
+	Command           string
+	Machine           []string
+	cells             map[int]map[string][]result // concurrency -> variant -> per round
+	Gone              []goneRow
+	Exec              []execRow
+	Data              []dataRow
+}
+
+func (r *report) add(c int, v string, res result) {
+	if r.cells == nil {
+		r.cells = map[int]map[string][]result{}
+	}
+	if r.cells[c] == nil {
+		r.cells[c] = map[string][]result{}
+	}
+	r.cells[c][v] = append(r.cells[c][v], res)
+}
+
+// ratios returns, for each round, f(minicni)/f(other), and their median.
+func (r *report) ratios(c int, other string, f func(result) float64) ([]float64, float64) {
+	a, b := r.cells[c]["minicni"], r.cells[c][other]
+	var rs []float64
+	for i := range min(len(a), len(b)) {
+		if f(b[i]) > 0 {
+			rs = append(rs, f(a[i])/f(b[i]))
+		}
+	}
+	return rs, median(rs)
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func addP50(r result) float64  { return ms(r.Add.P50) }
+func delP50(r result) float64  { return ms(r.Del.P50) }
+func podsSec(r result) float64 { return r.PodsPerSec }
+
+func machine() []string {
+	lines := []string{fmt.Sprintf("Go %s, %s/%s, %d CPUs", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU())}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				lines = append(lines, "CPU: "+strings.TrimSpace(strings.SplitN(l, ":", 2)[1]))
+				break
+			}
+		}
+	}
+	for _, c := range [][]string{{"uname", "-srm"}, {"iptables", "--version"}} {
+		if out, err := exec.Command(c[0], c[1:]...).Output(); err == nil {
+			lines = append(lines, strings.TrimSpace(string(out)))
+		}
+	}
+	return lines
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "**missed**"
+}
+
+func (r *report) markdown() string {
+	var b strings.Builder
+	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	w("# Benchmarks\n\n")
+	w("Written by `make bench` (`hack/bench.sh`, which builds every plugin into `bin/bench` and runs\n")
+	w("`go run ./bench -pods %d -conc %s -rounds %d`) on %s, in %s.\n\n", r.Pods, joinInts(r.Concs), r.Rounds,
+		r.Started.UTC().Format("2006-01-02 15:04 MST"), r.Finished.Sub(r.Started).Round(time.Second))
+	w("Machine: %s.\n\n", strings.Join(r.Machine, "; "))
+	w("Each run is a fresh simulated node (a network namespace, see integration/lab) driven through libcni\n")
+	w("as a container runtime does: %d pod namespaces are made beforehand (not timed), then ADD for all with\n", r.Pods)
+	w("concurrency C, then DEL for all. Variants run interleaved, round by round, after a discarded warm-up\n")
+	w("round; a ratio is minicni's figure over the other variant's in the same round, and the report\n")
+	w("gives each round's ratio and their median.\n\n")
+	w("Variants:\n\n")
+	for _, v := range variants {
+		w("- `%s`: %s (bench/conflists/%s)\n", v.name, v.desc, v.conflist)
+	}
+
+	w("\n## Targets\n\n| target | median of per-round ratios | |\n|---|---|---|\n")
+	for _, c := range r.Concs {
+		_, m := r.ratios(c, "ref-equal", addP50)
+		w("| ADD p50 ≤ 0.35× ref-equal, C=%d | %.2f | %s |\n", c, m, verdict(m > 0 && m <= 0.35))
+		_, m = r.ratios(c, "ref-bridge", addP50)
+		w("| ADD p50 ≤ 0.8× ref-bridge, C=%d | %.2f | %s |\n", c, m, verdict(m > 0 && m <= 0.8))
+		_, m = r.ratios(c, "ref-equal", delP50)
+		w("| DEL p50 ≤ 0.5× ref-equal, C=%d | %.2f | %s |\n", c, m, verdict(m > 0 && m <= 0.5))
+	}
+	if slices.Contains(r.Concs, 32) {
+		_, m := r.ratios(32, "ref-bridge", podsSec)
+		w("| pods/s ≥ 2× ref-bridge, C=32 | %.2f | %s |\n", m, verdict(m >= 2))
+	}
+	clean := true
+	for _, c := range r.Concs {
+		for _, res := range r.cells[c]["minicni"] {
+			clean = clean && res.Left.zero() && res.Errors == 0 && res.Duplicates == 0
+		}
+	}
+	for _, g := range r.Gone {
+		if g.Variant == "minicni" {
+			clean = clean && g.Res.Left.zero() && g.Res.OK == g.Res.Total
+		}
+	}
+	w("| minicni: no errors, no duplicate, nothing left after DEL (also with the netns gone) | %s | %s |\n", map[bool]string{true: "clean", false: "see below"}[clean], verdict(clean))
+
+	for _, c := range r.Concs {
+		w("\n## Control plane, C=%d\n\n", c)
+		w("| round | variant | ADD p50 | p90 | p99 | max | DEL p50 | p90 | p99 | max | pods/s | errors | dup. addresses | left after DEL |\n")
+		w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		for i := range r.Rounds {
+			for _, v := range variants {
+				rs := r.cells[c][v.name]
+				if i >= len(rs) {
+					continue
+				}
+				x := rs[i]
+				w("| %d | %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %d | %d | %s |\n", i+1, v.name,
+					ms(x.Add.P50), ms(x.Add.P90), ms(x.Add.P99), ms(x.Add.Max), ms(x.Del.P50), ms(x.Del.P90), ms(x.Del.P99), ms(x.Del.Max),
+					x.PodsPerSec, x.Errors, x.Duplicates, x.Left)
+			}
+		}
+		w("\nTimes in ms. Ratios (minicni ÷ other, per round → median):\n\n")
+		for _, q := range []struct {
+			name, other string
+			f           func(result) float64
+		}{
+			{"ADD p50 vs ref-equal", "ref-equal", addP50}, {"ADD p50 vs ref-bridge", "ref-bridge", addP50},
+			{"DEL p50 vs ref-equal", "ref-equal", delP50}, {"DEL p50 vs ref-bridge", "ref-bridge", delP50},
+			{"pods/s vs ref-equal", "ref-equal", podsSec}, {"pods/s vs ref-bridge", "ref-bridge", podsSec},
+		} {
+			rs, m := r.ratios(c, q.other, q.f)
+			w("- %s: %s → **%.2f**\n", q.name, joinFloats(rs), m)
+		}
+	}
+
+	w("\n## DEL after the pod's netns is gone\n\nPods attached, their namespaces deleted, then DEL with an empty CNI_NETNS (as kubelet and containerd may do).\n\n")
+	w("| variant | DEL succeeded | left after DEL |\n|---|---|---|\n")
+	for _, g := range r.Gone {
+		w("| %s | %d/%d | %s |\n", g.Variant, g.Res.OK, g.Res.Total, g.Res.Left)
+	}
+
+	w("\n## Exec cost\n\nBinary size and the mean wall time of `CNI_COMMAND=VERSION` over %d runs.\n\n| binary | size | mean exec |\n|---|---|---|\n", execRuns)
+	for _, e := range r.Exec {
+		if e.Err != "" {
+			w("| %s | - | error: %s |\n", e.Binary, e.Err)
+			continue
+		}
+		w("| %s | %.1f MiB | %.2f ms |\n", e.Binary, float64(e.Bytes)/(1<<20), ms(e.Mean))
+	}
+
+	if len(r.Data) > 0 {
+		w("\n## Data plane\n\niperf3 TCP for 3 s and the mean of 20 pings, between two pods; the baseline is two namespaces joined by a plain veth pair.\n\n")
+		w("| path | variant | TCP Gbit/s | ping mean |\n|---|---|---|---|\n")
+		for _, d := range r.Data {
+			w("| %s | %s | %.2f | %.3f ms |\n", d.Path, d.Variant, d.Gbps, ms(d.RTT))
+		}
+	}
+	return b.String()
+}
+
+func joinInts(xs []int) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = fmt.Sprint(x)
+	}
+	return strings.Join(s, ",")
+}
+
+func joinFloats(xs []float64) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = fmt.Sprintf("%.2f", x)
+	}
+	return strings.Join(s, ", ")
+}
