@@ -752,6 +752,7 @@ func TestBadInput(t *testing.T) {
 		{name: "hairpin and promisc", edit: func(n *network) { n.extra["hairpinMode"] = true; n.extra["promiscMode"] = true }, code: libmini.CodeInvalidConfig, mention: []string{"promiscMode"}},
 		{name: "netns path does not exist", call: func(c *call) { c.netns = "/run/netns/minibridge-no-such-netns" }, code: libmini.CodeInvalidEnv, mention: []string{"no-such-netns"}},
 		{name: "netns path is a plain file", call: func(c *call) { c.netns = "/proc/self/status" }, code: libmini.CodeInvalidEnv, mention: []string{"/proc/self/status"}},
+		{name: "netns is the host's", call: nil, code: libmini.CodeInvalidEnv, mention: []string{"own netns"}},
 		{name: "16-byte ifname", call: func(c *call) { c.ifname = "eth456789012345" + "6" }, code: libmini.CodeInvalidEnv},
 		{name: "slash in ifname", call: func(c *call) { c.ifname = "eth/0" }, code: libmini.CodeInvalidEnv},
 		{name: "ifname dot", call: func(c *call) { c.ifname = "." }, code: libmini.CodeInvalidEnv},
@@ -790,6 +791,9 @@ func TestBadInput(t *testing.T) {
 			c.env = []string{"FAKE_IPAM_DIR=" + fakeDir}
 			if tt.call != nil {
 				tt.call(&c)
+			}
+			if tt.name == "netns is the host's" {
+				c.netns = e.host.Path()
 			}
 			_, cniErr, err := execIn(e.host, c)
 			if err != nil {
@@ -975,4 +979,27 @@ func mustJSON(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestLogFile: with logFile set, ADD and DEL log there, tagged.
+func TestLogFile(t *testing.T) {
+	minitest.RequireRoot(t)
+	t.Parallel()
+	host := minitest.NewNS(t)
+	n := newNetwork(t, "host-local", "10.40.0.0/24")
+	logFile := filepath.Join(t.TempDir(), "minibridge.log")
+	n.extra["logFile"] = logFile
+	p := newPod(t)
+	conf := n.conf(t, "1.0.0", nil)
+	run(t, host, p.call("ADD", conf))
+	run(t, host, p.call("DEL", conf))
+	b, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"msg=attached", "msg=detached", "containerID=" + p.id, "plugin=minibridge", "cmd=ADD", "cmd=DEL"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("log lacks %q:\n%s", want, b)
+		}
+	}
 }

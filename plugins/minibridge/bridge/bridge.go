@@ -228,6 +228,14 @@ func openNetNS(path string) (ns.NetNS, error) {
 		_ = netns.Close()
 		return nil, libmini.Errorf(libmini.CodeInvalidEnv, "CNI_NETNS %q is not a network namespace", path)
 	}
+	// skel refuses the plugin's own netns only after ADD has run; by then
+	// the host would hold a pod interface and a reservation.
+	var pod, self unix.Stat_t
+	if unix.Fstat(int(netns.Fd()), &pod) == nil && unix.Stat("/proc/thread-self/ns/net", &self) == nil &&
+		pod.Dev == self.Dev && pod.Ino == self.Ino {
+		_ = netns.Close()
+		return nil, libmini.Errorf(libmini.CodeInvalidEnv, "CNI_NETNS %q is minibridge's own netns, not a pod's", path)
+	}
 	return netns, nil
 }
 
