@@ -1,0 +1,322 @@
+// Package conflist renders the node's CNI network configuration list from a
+// template (the ConfigMap's conflist) and the node's pod subnets, and checks
+// the result the way it will be used: through libcni and every minicni
+// plugin's own LoadConf. It renders from its own types and never marshals a
+// struct embedding types.PluginConf, whose marshaller drops a plugin's own
+// keys (cni issue 1096).
+package conflist
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/plugins/plugins/ipam/host-local/backend/allocator"
+	ipamconfig "github.com/minicni/minicni/ipam/miniipam/config"
+	"github.com/minicni/minicni/installer/nodes"
+	"github.com/minicni/minicni/libmini"
+	"github.com/minicni/minicni/plugins/minibridge/bridge"
+	"github.com/minicni/minicni/plugins/miniroute/rules"
+)
+
+// DefaultTemplate is the chain used when no template file is given: the
+// repository's conflist/10-minicni.conflist (a test keeps them equal).
+//
+//go:embed template.conflist
+var DefaultTemplate []byte
+
+// Settings are the node-independent values that override the template. Zero
+// values keep the template's.
+type Settings struct {
+	// ClusterCIDRs replace miniroute's clusterCIDR.
+	ClusterCIDRs []string
+	// Bridge replaces the main plugin's bridge name.
+	Bridge string
+	// MTU replaces the main plugin's mtu when not nil (0 means automatic).
+	MTU *int
+}
+
+// Range is one IPAM range as rendered: the node's pod subnet, whole.
+type Range struct {
+	Subnet string `json:"subnet"`
+}
+
+// Route is an IPAM route added for a family the template has none for.
+type Route struct {
+	Dst string `json:"dst"`
+}
+
+// flatRangeKeys are the legacy single-range ipam keys; rendered ranges
+// replace them, or miniipam would see the template's subnet as a second set.
+var flatRangeKeys = []string{"subnet", "rangeStart", "rangeEnd", "gateway"}
+
+// Render fills the template with the node's pod CIDRs and the settings and
+// returns the indented conflist, already validated with Validate. podCIDRs
+// come from a Node object and are untrusted: any invalid value, or none, is
+// an error and nothing is rendered.
+//
+// The plugin holding an "ipam" object (minibridge) gets one range set per
+// pod CIDR, IPv4 first; its ipam routes keep the template's routes of the
+// node's families, plus a default route for a family the template has no
+// route for. miniroute's clusterCIDR comes from Settings when given, and
+// each pod CIDR must lie inside the cluster CIDRs of its family.
+func Render(template []byte, podCIDRs []string, s Settings) ([]byte, error) {
+	pods, err := nodes.ParsePodCIDRs(podCIDRs)
+	if err != nil {
+		return nil, err
+	}
+	cluster, err := parseClusterCIDRs(s.ClusterCIDRs)
+	if err != nil {
+		return nil, err
+	}
+	if s.Bridge != "" {
+		if err := libmini.ValidateIfName("bridge", s.Bridge); err != nil {
+			return nil, err
+		}
+	}
+	if s.MTU != nil {
+		if err := libmini.ValidateMTU("mtu", *s.MTU); err != nil {
+			return nil, err
+		}
+	}
+
+	var top object
+	if err := json.Unmarshal(template, &top); err != nil {
+		return nil, fmt.Errorf("template: %w", err)
+	}
+	var plugins []object
+	if ok, err := top.get("plugins", &plugins); err != nil || !ok {
+		return nil, fmt.Errorf("template: not a conflist (no \"plugins\" list)")
+	}
+	mains := 0
+	for i := range plugins {
+		p := &plugins[i]
+		var typ string
+		if _, err := p.get("type", &typ); err != nil {
+			return nil, fmt.Errorf("template: plugins[%d]: %w", i, err)
+		}
+		if p.has("ipam") {
+			mains++
+			if err := renderMain(p, pods, s); err != nil {
+				return nil, fmt.Errorf("template: plugins[%d] (%s): %w", i, typ, err)
+			}
+		}
+		if typ == "miniroute" {
+			if err := renderRoute(p, pods, cluster); err != nil {
+				return nil, fmt.Errorf("template: plugins[%d] (%s): %w", i, typ, err)
+			}
+		}
+	}
+	if mains != 1 {
+		return nil, fmt.Errorf("template: %d plugins have an \"ipam\" object, want exactly one (minibridge)", mains)
+	}
+	if err := top.set("plugins", plugins); err != nil {
+		return nil, err
+	}
+	compact, err := json.Marshal(top)
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, compact, "", "  "); err != nil {
+		return nil, err
+	}
+	out.WriteByte('\n')
+	if err := Validate(out.Bytes()); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
+}
+
+func renderMain(p *object, pods []netip.Prefix, s Settings) error {
+	if s.Bridge != "" {
+		if err := p.set("bridge", s.Bridge); err != nil {
+			return err
+		}
+	}
+	if s.MTU != nil {
+		if err := p.set("mtu", *s.MTU); err != nil {
+			return err
+		}
+	}
+	var ipam object
+	if _, err := p.get("ipam", &ipam); err != nil {
+		return err
+	}
+	for _, k := range flatRangeKeys {
+		ipam.del(k)
+	}
+	var sets [][]Range
+	for _, pod := range pods {
+		sets = append(sets, []Range{{Subnet: pod.String()}})
+	}
+	if err := ipam.set("ranges", sets); err != nil {
+		return err
+	}
+
+	var routes []object
+	if _, err := ipam.get("routes", &routes); err != nil {
+		return err
+	}
+	var kept []any
+	covered := map[bool]bool{} // by "is IPv4"
+	for i, r := range routes {
+		var dst string
+		if _, err := r.get("dst", &dst); err != nil {
+			return fmt.Errorf("ipam.routes[%d]: %w", i, err)
+		}
+		d, err := netip.ParsePrefix(dst)
+		if err != nil {
+			return fmt.Errorf("ipam.routes[%d]: invalid dst %q", i, dst)
+		}
+		if hasFamily(pods, d.Addr().Is4()) {
+			kept = append(kept, r)
+			covered[d.Addr().Is4()] = true
+		}
+	}
+	for _, pod := range pods {
+		if v4 := pod.Addr().Is4(); !covered[v4] {
+			dst := "::/0"
+			if v4 {
+				dst = "0.0.0.0/0"
+			}
+			kept = append(kept, Route{Dst: dst})
+			covered[v4] = true
+		}
+	}
+	if err := ipam.set("routes", kept); err != nil {
+		return err
+	}
+	return p.set("ipam", ipam)
+}
+
+func renderRoute(p *object, pods, cluster []netip.Prefix) error {
+	if cluster != nil {
+		strs := make([]string, len(cluster))
+		for i, c := range cluster {
+			strs[i] = c.String()
+		}
+		if err := p.set("clusterCIDR", strs); err != nil {
+			return err
+		}
+	} else {
+		var list rules.CIDRList
+		if _, err := p.get("clusterCIDR", &list); err != nil {
+			return err
+		}
+		for _, c := range list {
+			pc, err := netip.ParsePrefix(c)
+			if err != nil {
+				return fmt.Errorf("invalid clusterCIDR %q", c)
+			}
+			cluster = append(cluster, pc)
+		}
+	}
+	for _, pod := range pods {
+		if !hasFamily(cluster, pod.Addr().Is4()) {
+			continue // miniroute uses the pod subnet itself for this family
+		}
+		if !slices.ContainsFunc(cluster, func(c netip.Prefix) bool { return c.Bits() <= pod.Bits() && c.Contains(pod.Addr()) }) {
+			return fmt.Errorf("podCIDR %s is outside clusterCIDR %v", pod, cluster)
+		}
+	}
+	return nil
+}
+
+func hasFamily(ps []netip.Prefix, v4 bool) bool {
+	return slices.ContainsFunc(ps, func(p netip.Prefix) bool { return p.Addr().Is4() == v4 })
+}
+
+// parseClusterCIDRs validates the cluster CIDR setting; nil means none given.
+func parseClusterCIDRs(raw []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range raw {
+		p, err := netip.ParsePrefix(s)
+		switch {
+		case err != nil || p.Addr().Is4In6() || p.Addr().Zone() != "":
+			return nil, fmt.Errorf("invalid cluster CIDR %q: not a CIDR", s)
+		case p.Masked() != p:
+			return nil, fmt.Errorf("invalid cluster CIDR %q: host bits set, the network is %s", s, p.Masked())
+		case p.Bits() == 0:
+			return nil, fmt.Errorf("invalid cluster CIDR %q: covers every address", s)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// Validate loads a conflist the way a runtime does (libcni), then hands each
+// plugin's config, with the list's name and cniVersion injected as libcni
+// does before exec, to that plugin's LoadConf: minibridge, miniroute and the
+// IPAM (miniipam, or host-local's own loader). Other plugin types are
+// checked to be plain binary names.
+func Validate(data []byte) error {
+	list, err := libcni.ConfListFromBytes(data)
+	if err != nil {
+		return fmt.Errorf("libcni: %w", err)
+	}
+	if err := libmini.ValidateNetworkName(list.Name); err != nil {
+		return err
+	}
+	if err := libmini.ValidateVersion(list.CNIVersion); err != nil {
+		return err
+	}
+	if len(list.Plugins) == 0 {
+		return fmt.Errorf("conflist %q has no plugins", list.Name)
+	}
+	for i, p := range list.Plugins {
+		conf, err := libcni.InjectConf(p, map[string]any{"name": list.Name, "cniVersion": list.CNIVersion})
+		if err != nil {
+			return fmt.Errorf("plugins[%d]: %w", i, err)
+		}
+		typ := conf.Network.Type
+		if err := loadPlugin(typ, conf.Bytes); err != nil {
+			return fmt.Errorf("plugins[%d] (%s): %w", i, typ, err)
+		}
+		if it := conf.Network.IPAM.Type; it != "" {
+			if err := loadPlugin(it, conf.Bytes); err != nil {
+				return fmt.Errorf("plugins[%d] (%s) ipam: %w", i, typ, err)
+			}
+		}
+	}
+	return nil
+}
+
+func loadPlugin(typ string, conf []byte) error {
+	var err error
+	switch typ {
+	case "minibridge":
+		_, err = bridge.LoadConf(conf)
+	case "miniroute":
+		_, err = rules.LoadConf(conf)
+	case "miniipam":
+		_, err = ipamconfig.LoadConf(conf, "")
+	case "host-local":
+		_, _, err = allocator.LoadIPAMConfig(conf, "")
+	default:
+		err = libmini.ValidatePluginType("type", typ)
+	}
+	return err
+}
+
+// Types returns the binaries a conflist runs: every plugin type and IPAM
+// type, in order, without duplicates.
+func Types(data []byte) ([]string, error) {
+	list, err := libcni.ConfListFromBytes(data)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, p := range list.Plugins {
+		for _, t := range []string{p.Network.Type, p.Network.IPAM.Type} {
+			if t != "" && !slices.Contains(out, t) {
+				out = append(out, t)
+			}
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,247 @@
+package routes
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"net/netip"
+	"slices"
+
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
+	"github.com/minicni/minicni/installer/nodes"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Protocol is minicni's route protocol number (rtm_protocol), 109: ASCII 'm'.
+// The kernel's rtnetlink.h and iproute2's rt_protos assign 0-18, 42, 99 and
+// 186-192, and 109 is in the unassigned range and used by no routing daemon
+// we know of (Calico uses 80). `ip route show proto 109` lists minicni's
+// routes; an /etc/iproute2/rt_protos.d entry "109 minicni" names them.
+const Protocol netlink.RouteProtocol = 109
+
+// Stats describe the state after a Sync.
+type Stats struct {
+	Programmed  int // minicni routes in the kernel that are desired
+	Unreachable int // nodes not (fully) routed for want of a shared subnet
+	Invalid     int // nodes ignored for an invalid value
+	Changes     int // routes added, replaced or deleted by this Sync
+}
+
+// Reconciler applies Desired to the kernel's main routing table in one
+// network namespace. It is not safe for concurrent use: one goroutine (the
+// agent's loop) owns it, and with it the memory of what was last reported,
+// so that each change is logged once and a resync that changes nothing logs
+// nothing.
+type Reconciler struct {
+	h   netlinksafe.Handle
+	log *slog.Logger
+
+	lastUnreachable map[string]string
+	lastInvalid     map[string]string
+}
+
+// New returns a reconciler acting through h: a handle from
+// netlinksafe.NewHandleAt works on that namespace from any goroutine;
+// netlinksafe.NewHandle() on the namespace of the thread calling it (all of
+// a process started by `ip netns exec`). log may be nil.
+func New(h netlinksafe.Handle, log *slog.Logger) *Reconciler {
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return &Reconciler{h: h, log: log}
+}
+
+// Sync makes the kernel's minicni routes equal to the desired set for self
+// and list. It attempts every route even when one fails and returns the
+// failures joined.
+func (r *Reconciler) Sync(self string, list []nodes.Node) (Stats, error) {
+	local, err := r.LocalNets()
+	if err != nil {
+		return Stats{}, err
+	}
+	rep := Desired(self, list, local)
+	r.report(rep)
+	st := Stats{Unreachable: len(rep.Unreachable), Invalid: len(rep.Invalid)}
+
+	current, err := r.Current()
+	if err != nil {
+		return st, err
+	}
+	var errs []error
+	done := map[netip.Prefix]bool{}
+	for _, rt := range current {
+		dst, via := prefixOf(rt.Dst), addrOf(rt.Gw)
+		want, ok := rep.Desired[dst]
+		switch {
+		case !ok || done[dst]:
+			// The node is gone, its subnet changed, or this is a duplicate
+			// (another metric) of a route already kept.
+			if err := r.h.RouteDel(&rt); err != nil && !errors.Is(err, unix.ESRCH) {
+				errs = append(errs, fmt.Errorf("delete route %s via %s: %w", dst, via, err))
+				continue
+			}
+			st.Changes++
+			r.log.Info("deleted route", "dst", dst.String(), "via", via.String(), "reason", "no node has this podCIDR")
+		case via != want.Via || rt.LinkIndex != want.LinkIndex:
+			if err := r.replace(want); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			done[dst] = true
+			st.Changes++
+			st.Programmed++
+			r.log.Info("replaced route", "dst", dst.String(), "via", want.Via.String(), "was", via.String(), "node", want.Node)
+		default:
+			done[dst] = true
+			st.Programmed++
+		}
+	}
+	for _, dst := range slices.SortedFunc(maps.Keys(rep.Desired), comparePrefix) {
+		if done[dst] {
+			continue
+		}
+		want := rep.Desired[dst]
+		if err := r.replace(want); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		st.Changes++
+		st.Programmed++
+		r.log.Info("added route", "dst", dst.String(), "via", want.Via.String(), "node", want.Node)
+	}
+	return st, errors.Join(errs...)
+}
+
+func (r *Reconciler) replace(want Route) error {
+	rt := &netlink.Route{
+		Dst:       ipNet(want.Dst),
+		Gw:        net.IP(want.Via.AsSlice()),
+		LinkIndex: want.LinkIndex,
+		Protocol:  Protocol,
+		Table:     unix.RT_TABLE_MAIN,
+		Scope:     netlink.SCOPE_UNIVERSE,
+	}
+	if err := r.h.RouteReplace(rt); err != nil {
+		return fmt.Errorf("route %s via %s (node %q): %w", want.Dst, want.Via, want.Node, err)
+	}
+	return nil
+}
+
+// report logs each node whose reachability or validity changed since the
+// last Sync: one line per change, none per resync.
+func (r *Reconciler) report(rep Report) {
+	for _, name := range slices.Sorted(maps.Keys(rep.Invalid)) {
+		if reason := rep.Invalid[name]; r.lastInvalid[name] != reason {
+			r.log.Warn("ignoring node: invalid value", "node", name, "reason", reason)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(rep.Unreachable)) {
+		if reason := rep.Unreachable[name]; r.lastUnreachable[name] != reason {
+			r.log.Warn("node unreachable without an overlay, not routed", "node", name, "reason", reason)
+		}
+	}
+	for name := range r.lastInvalid {
+		if _, still := rep.Invalid[name]; !still {
+			r.log.Info("node no longer invalid (or gone)", "node", name)
+		}
+	}
+	for name := range r.lastUnreachable {
+		if _, still := rep.Unreachable[name]; !still {
+			r.log.Info("node no longer unreachable (or gone)", "node", name)
+		}
+	}
+	r.lastInvalid, r.lastUnreachable = rep.Invalid, rep.Unreachable
+}
+
+// Current lists the main table's routes carrying Protocol, both families.
+func (r *Reconciler) Current() ([]netlink.Route, error) {
+	return ListOwn(r.h)
+}
+
+// ListOwn lists the main table's routes carrying Protocol, IPv4 and IPv6.
+func ListOwn(h netlinksafe.Handle) ([]netlink.Route, error) {
+	filter := &netlink.Route{Protocol: Protocol, Table: unix.RT_TABLE_MAIN}
+	routes, err := h.RouteListFiltered(netlink.FAMILY_ALL, filter, netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return nil, fmt.Errorf("list routes with protocol %d: %w", Protocol, err)
+	}
+	return routes, nil
+}
+
+// DeleteOwn deletes every main-table route carrying Protocol (uninstall).
+// It returns the routes deleted.
+func DeleteOwn(h netlinksafe.Handle) ([]string, error) {
+	routes, err := ListOwn(h)
+	if err != nil {
+		return nil, err
+	}
+	var deleted []string
+	var errs []error
+	for _, rt := range routes {
+		desc := fmt.Sprintf("%s via %s", prefixOf(rt.Dst), addrOf(rt.Gw))
+		if err := h.RouteDel(&rt); err != nil && !errors.Is(err, unix.ESRCH) {
+			errs = append(errs, fmt.Errorf("delete route %s: %w", desc, err))
+			continue
+		}
+		deleted = append(deleted, desc)
+	}
+	return deleted, errors.Join(errs...)
+}
+
+// LocalNets lists the subnets of the namespace's interface addresses, except
+// loopback, link-local and host-scope ones.
+func (r *Reconciler) LocalNets() ([]LocalNet, error) {
+	var addrs []netlink.Addr
+	var err error
+	for range 5 { // a dump interrupted by a concurrent change is retried
+		addrs, err = r.h.AddrList(nil, netlink.FAMILY_ALL)
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list addresses: %w", err)
+	}
+	var out []LocalNet
+	for _, a := range addrs {
+		if a.IPNet == nil || a.Scope == int(netlink.SCOPE_HOST) || a.Scope == int(netlink.SCOPE_LINK) {
+			continue
+		}
+		ip := addrOf(a.IP)
+		if !ip.IsValid() || ip.IsLoopback() || ip.IsLinkLocalUnicast() {
+			continue
+		}
+		ones, _ := a.Mask.Size()
+		out = append(out, LocalNet{Prefix: netip.PrefixFrom(ip, ones).Masked(), Addr: ip, LinkIndex: a.LinkIndex})
+	}
+	return out, nil
+}
+
+func ipNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+func addrOf(ip net.IP) netip.Addr {
+	a, _ := netip.AddrFromSlice(ip)
+	return a.Unmap()
+}
+
+func prefixOf(n *net.IPNet) netip.Prefix {
+	if n == nil {
+		return netip.Prefix{}
+	}
+	a := addrOf(n.IP)
+	ones, _ := n.Mask.Size()
+	return netip.PrefixFrom(a, ones)
+}
+
+func comparePrefix(a, b netip.Prefix) int {
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c
+	}
+	return a.Bits() - b.Bits()
+}
