@@ -53,8 +53,9 @@ func HostVethName(containerID, ifName string) string {
 // Add attaches the pod in args.Netns to the bridge: IPAM ADD, bridge
 // creation or repair (up, MTU, gateway addresses, accept_ra=0), forwarding,
 // a veth pair named args.IfName in the pod, addresses and routes in the pod.
-// On any failure after the IPAM's ADD it runs the IPAM's DEL and removes the
-// veth, so a failed ADD leaves neither a link nor a reservation.
+// On any failure from the IPAM's ADD on, it runs the IPAM's DEL and removes
+// the veth, so a failed ADD leaves neither a veth nor a reservation (the
+// bridge, once created, stays: it is the node's, shared by every pod).
 func Add(ctx context.Context, conf *NetConf, args *skel.CmdArgs) (_ *current.Result, retErr error) {
 	log, closeLog := libmini.Logger(plugin, "ADD", conf.LogFile, args)
 	defer closeLog()
