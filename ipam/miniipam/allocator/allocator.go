@@ -192,7 +192,13 @@ func (a *Allocator) Add(ctx context.Context, containerID, ifname string) (_ *cur
 // last reserved one, wrapping around once.
 func (a *Allocator) allocate(tx *store.Tx, i int, set config.RangeSet, owner store.Owner) (netip.Addr, error) {
 	exhausted := libmini.Errorf(libmini.CodePoolExhausted, "network %s: range set %d has no free address: %s", a.Conf.Name, i, set)
-	if uint64(len(assignable(set, tx.All()))) >= set.Size() {
+	var used uint64
+	for ip := range tx.Addrs() {
+		if set.Assignable(ip) {
+			used++
+		}
+	}
+	if used >= set.Size() {
 		return netip.Addr{}, exhausted
 	}
 	it := newIter(set, tx.LastReserved(i))

@@ -21,7 +21,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"iter"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -314,12 +316,17 @@ func (t *Tx) All() []Reservation {
 	return out
 }
 
+// Addrs yields every reserved address, in no particular order.
+func (t *Tx) Addrs() iter.Seq[netip.Addr] {
+	return maps.Keys(t.res)
+}
+
 // Owned returns o's reservations, ordered by address: those naming o
 // exactly, or, when there are none, the legacy ones of o's container (as
 // host-local matches them).
 func (t *Tx) Owned(o Owner) []Reservation {
 	var exact, legacy []Reservation
-	for _, r := range t.All() {
+	for _, r := range t.res {
 		switch {
 		case r.Is(o):
 			exact = append(exact, r)
@@ -327,10 +334,11 @@ func (t *Tx) Owned(o Owner) []Reservation {
 			legacy = append(legacy, r)
 		}
 	}
-	if len(exact) > 0 {
-		return exact
+	if len(exact) == 0 {
+		exact = legacy
 	}
-	return legacy
+	slices.SortFunc(exact, func(a, b Reservation) int { return a.Addr.Compare(b.Addr) })
+	return exact
 }
 
 // Reserve makes a's reservation for o appear whole or not at all: the owner
