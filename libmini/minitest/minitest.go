@@ -16,6 +16,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/containernetworking/plugins/pkg/testutils"
 	"github.com/minicni/minicni/libmini"
+	"golang.org/x/sys/unix"
 )
 
 // Versions is every CNI spec version, oldest first.
@@ -48,7 +49,13 @@ func NewNS(t testing.TB) ns.NetNS {
 	}
 	t.Cleanup(func() {
 		_ = n.Close()
-		_ = testutils.UnmountNS(n)
+		if err := testutils.UnmountNS(n); err != nil {
+			// A child forked by a parallel test holds a copy of every fd
+			// until it execs, which makes UnmountNS's plain umount fail
+			// with EBUSY and leak the netns: detach it instead.
+			_ = unix.Unmount(n.Path(), unix.MNT_DETACH)
+			_ = os.Remove(n.Path())
+		}
 	})
 	return n
 }
