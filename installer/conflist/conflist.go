@@ -16,8 +16,8 @@ import (
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/plugins/plugins/ipam/host-local/backend/allocator"
-	ipamconfig "github.com/minicni/minicni/ipam/miniipam/config"
 	"github.com/minicni/minicni/installer/nodes"
+	ipamconfig "github.com/minicni/minicni/ipam/miniipam/config"
 	"github.com/minicni/minicni/libmini"
 	"github.com/minicni/minicni/plugins/minibridge/bridge"
 	"github.com/minicni/minicni/plugins/miniroute/rules"
@@ -89,7 +89,9 @@ func Render(template []byte, podCIDRs []string, s Settings) ([]byte, error) {
 		return nil, fmt.Errorf("template: %w", err)
 	}
 	var plugins []object
-	if ok, err := top.get("plugins", &plugins); err != nil || !ok {
+	if ok, err := top.get("plugins", &plugins); err != nil {
+		return nil, fmt.Errorf("template: %w", err)
+	} else if !ok {
 		return nil, fmt.Errorf("template: not a conflist (no \"plugins\" list)")
 	}
 	mains := 0

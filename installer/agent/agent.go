@@ -1,0 +1,207 @@
+// Package agent is minicni-installer's long-running part: one goroutine that,
+// on every node event and on a resync timer, keeps the node's CNI files
+// current (re-rendering the conflist when the node's podCIDRs appear or
+// change) and reconciles the routes to the other nodes' pod subnets. It
+// also serves /healthz and /metrics, and holds the one-shot wait for the
+// node's podCIDR that `install` uses.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/minicni/minicni/installer/conflist"
+	"github.com/minicni/minicni/installer/install"
+	"github.com/minicni/minicni/installer/nodes"
+	"github.com/minicni/minicni/installer/routes"
+)
+
+// Files renders the conflist for the node's pod CIDRs and installs it with
+// the binaries.
+type Files struct {
+	Template []byte
+	Settings conflist.Settings
+	// Plan is everything but Conflist and Needs, which Apply fills in.
+	Plan install.Plan
+}
+
+// Apply renders and installs. podCIDRs come from the Node object: when any
+// is invalid (or there is none), the error says which and nothing is
+// written, neither binaries nor conflist.
+func (f Files) Apply(podCIDRs []string) (install.Result, error) {
+	data, err := conflist.Render(f.Template, podCIDRs, f.Settings)
+	if err != nil {
+		return install.Result{}, fmt.Errorf("render conflist: %w", err)
+	}
+	needs, err := conflist.Types(data)
+	if err != nil {
+		return install.Result{}, err
+	}
+	p := f.Plan
+	p.Conflist, p.Needs = data, needs
+	return install.Run(p)
+}
+
+// WaitForPodCIDRs returns the node called name once it has podCIDRs. While
+// the node is missing or has none (the controller-manager assigns them after
+// the node registers), it logs a line every logEvery. It does not validate
+// the values: the renderer does.
+func WaitForPodCIDRs(ctx context.Context, src nodes.Source, name string, log *slog.Logger, logEvery time.Duration) (nodes.Node, error) {
+	poll := time.NewTicker(time.Second)
+	defer poll.Stop()
+	var lastLog time.Time
+	start := time.Now()
+	for {
+		n, ok, err := src.Get(name)
+		switch {
+		case err != nil:
+			return nodes.Node{}, err
+		case ok && len(n.PodCIDRs) > 0:
+			return n, nil
+		}
+		if time.Since(lastLog) >= logEvery {
+			lastLog = time.Now()
+			what := "has no podCIDR yet"
+			if !ok {
+				what = "does not exist (yet)"
+			}
+			log.Info("waiting for the node's podCIDR", "node", name, "state", what, "waited", time.Since(start).Round(time.Second).String())
+		}
+		select {
+		case <-ctx.Done():
+			return nodes.Node{}, fmt.Errorf("node %q has no podCIDR: %w", name, context.Cause(ctx))
+		case <-src.Changed():
+		case <-poll.C:
+		}
+	}
+}
+
+// Agent keeps one node's files and routes current.
+type Agent struct {
+	Self   string
+	Source nodes.Source // already started
+	Routes *routes.Reconciler
+	// Files, when not nil, keeps the CNI files current.
+	Files *Files
+	// Resync is the period of a full pass without events (default 30 s).
+	Resync  time.Duration
+	Log     *slog.Logger
+	Metrics *Metrics
+
+	lastErr  map[string]string // step -> last error logged
+	selfNote string            // last logged remark about the node itself
+}
+
+// Run passes once, then on every event and every Resync, until ctx ends. It
+// is the only goroutine touching the reconciler and the files.
+func (a *Agent) Run(ctx context.Context) error {
+	if a.Resync <= 0 {
+		a.Resync = 30 * time.Second
+	}
+	if a.Log == nil {
+		a.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if a.Metrics == nil {
+		a.Metrics = NewMetrics()
+	}
+	a.lastErr = map[string]string{}
+	t := time.NewTicker(a.Resync)
+	defer t.Stop()
+	for {
+		a.Pass()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-a.Source.Changed():
+		case <-t.C:
+		}
+	}
+}
+
+// Pass is one level-triggered round: list, files, routes.
+func (a *Agent) Pass() {
+	if a.lastErr == nil {
+		a.lastErr = map[string]string{}
+	}
+	list, err := a.Source.List()
+	if err != nil {
+		// Never reconcile on a failed list: an empty view would delete
+		// every route.
+		a.fail("list nodes", err)
+		a.Metrics.pass(false, nil)
+		return
+	}
+	a.ok("list nodes")
+	okFiles := true
+	if a.Files != nil {
+		okFiles = a.files(list)
+	}
+	st, err := a.Routes.Sync(a.Self, list)
+	if err != nil {
+		a.fail("routes", err)
+	} else {
+		a.ok("routes")
+	}
+	a.Metrics.pass(err == nil && okFiles, &st)
+}
+
+func (a *Agent) files(list []nodes.Node) bool {
+	var self *nodes.Node
+	for i := range list {
+		if list[i].Name == a.Self {
+			self = &list[i]
+		}
+	}
+	note := ""
+	switch {
+	case self == nil:
+		note = "this node is not in the node list; installed files left as they are"
+	case len(self.PodCIDRs) == 0:
+		note = "this node has no podCIDR; installed files left as they are"
+	}
+	if note != a.selfNote {
+		if note != "" {
+			a.Log.Warn(note, "node", a.Self)
+		}
+		a.selfNote = note
+	}
+	if note != "" {
+		return true
+	}
+	res, err := a.Files.Apply(self.PodCIDRs)
+	for _, path := range res.Written {
+		a.Log.Info("installed file", "path", path, "podCIDRs", fmt.Sprint(self.PodCIDRs))
+	}
+	a.Metrics.filesWritten(len(res.Written))
+	if err != nil {
+		a.fail("files", err)
+		return false
+	}
+	a.ok("files")
+	return true
+}
+
+// fail counts an error and logs it unless the same error was logged last
+// time for this step.
+func (a *Agent) fail(step string, err error) {
+	a.Metrics.reconcileError()
+	if msg := err.Error(); a.lastErr[step] != msg {
+		a.lastErr[step] = msg
+		a.Log.Error(step+" failed", "err", msg)
+	}
+}
+
+func (a *Agent) ok(step string) {
+	if _, failed := a.lastErr[step]; failed {
+		delete(a.lastErr, step)
+		a.Log.Info(step + " recovered")
+	}
+}
+
+// ErrUnhealthy is what Healthy returns when the loop has not finished a pass
+// for too long.
+var ErrUnhealthy = errors.New("no reconcile pass finished recently")

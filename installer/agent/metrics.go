@@ -1,0 +1,118 @@
+package agent
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/minicni/minicni/installer/routes"
+)
+
+// Metrics are the agent's counters and gauges, served in the Prometheus text
+// format (written by hand: five values do not need a client library).
+type Metrics struct {
+	mu              sync.Mutex
+	start           time.Time
+	lastPass        time.Time
+	lastSuccess     time.Time
+	routes          int
+	unreachable     int
+	invalid         int
+	reconcileErrors uint64
+	routeChanges    uint64
+	files           uint64
+}
+
+// NewMetrics starts the clock Healthy measures from.
+func NewMetrics() *Metrics { return &Metrics{start: time.Now()} }
+
+func (m *Metrics) pass(success bool, st *routes.Stats) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.lastPass = time.Now()
+	if success {
+		m.lastSuccess = m.lastPass
+	}
+	if st != nil {
+		m.routes, m.unreachable, m.invalid = st.Programmed, st.Unreachable, st.Invalid
+		m.routeChanges += uint64(st.Changes)
+	}
+}
+
+func (m *Metrics) reconcileError() {
+	m.mu.Lock()
+	m.reconcileErrors++
+	m.mu.Unlock()
+}
+
+func (m *Metrics) filesWritten(n int) {
+	m.mu.Lock()
+	m.files += uint64(n)
+	m.mu.Unlock()
+}
+
+// Healthy reports whether a pass (successful or not) finished within window,
+// counting from start until the first one: a loop stuck in the kernel or on
+// a lock fails it, an apiserver that is merely down does not.
+func (m *Metrics) Healthy(window time.Duration) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	last := m.lastPass
+	if last.IsZero() {
+		last = m.start
+	}
+	if since := time.Since(last); since > window {
+		return fmt.Errorf("%w: last pass %s ago (window %s)", ErrUnhealthy, since.Round(time.Second), window)
+	}
+	return nil
+}
+
+// WriteTo writes the metrics in the Prometheus text exposition format.
+func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var last float64
+	if !m.lastSuccess.IsZero() {
+		last = float64(m.lastSuccess.UnixNano()) / 1e9
+	}
+	metrics := []struct {
+		name, typ, help string
+		value           string
+	}{
+		{"minicni_routes_programmed", "gauge", "Routes to other nodes' pod subnets in the kernel, carrying minicni's route protocol.", fmt.Sprint(m.routes)},
+		{"minicni_nodes_unreachable", "gauge", "Nodes with a podCIDR but no InternalIP on a subnet of a local interface, hence not routed.", fmt.Sprint(m.unreachable)},
+		{"minicni_nodes_invalid", "gauge", "Nodes ignored because a podCIDR or InternalIP failed validation or overlaps another subnet.", fmt.Sprint(m.invalid)},
+		{"minicni_reconcile_errors_total", "counter", "Failed steps of reconcile passes (listing nodes, installing files, programming routes).", fmt.Sprint(m.reconcileErrors)},
+		{"minicni_route_changes_total", "counter", "Routes added, replaced or deleted.", fmt.Sprint(m.routeChanges)},
+		{"minicni_files_written_total", "counter", "CNI files (binaries, conflist) written because they were missing or differed.", fmt.Sprint(m.files)},
+		{"minicni_last_successful_sync_timestamp_seconds", "gauge", "Unix time of the last pass that ended without any error (0: none yet).", fmt.Sprintf("%.3f", last)},
+	}
+	var n int64
+	for _, mt := range metrics {
+		k, err := fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %s\n", mt.name, mt.help, mt.name, mt.typ, mt.name, mt.value)
+		n += int64(k)
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// Handler serves /healthz (200 "ok" or 503 with the reason) and /metrics.
+func Handler(m *Metrics, window time.Duration) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if err := m.Healthy(window); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		_, _ = m.WriteTo(w)
+	})
+	return mux
+}
