@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/containernetworking/cni/pkg/types"
-	"github.com/minicni/minicni/ipam/miniipam/internal/crashpoint"
 	"github.com/minicni/minicni/libmini/minitest"
 )
 
@@ -185,5 +184,3 @@ func addrOf(t *testing.T, stdout []byte) string {
 	}
 	return strings.Split(r.IPs[0].Address, "/")[0]
 }
-
-var _ = crashpoint.All
