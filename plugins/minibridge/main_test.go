@@ -1003,3 +1003,28 @@ func TestLogFile(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkAddDel: one ADD and one DEL of the real binary per iteration,
+// on an existing bridge, as the runtime runs them.
+func BenchmarkAddDel(b *testing.B) {
+	for _, ipam := range ipams {
+		b.Run("ipam="+ipam, func(b *testing.B) {
+			minitest.RequireRoot(b)
+			if ipam == "miniipam" && miniipamErr != nil {
+				b.Skip(miniipamErr)
+			}
+			host, podNS := minitest.NewNS(b), minitest.NewNS(b)
+			n := &network{typ: "minibridge", name: minitest.Name("net"), br: minitest.Name("mbt"), ipam: ipam,
+				dataDir: b.TempDir(), subnets: []string{"10.41.0.0/24"}}
+			conf := n.conf(b, "1.0.0", nil)
+			for i := 0; b.Loop(); i++ {
+				p := &pod{ns: podNS, id: fmt.Sprintf("bench%d", i), if_: "eth0"}
+				for _, cmd := range []string{"ADD", "DEL"} {
+					if _, cniErr, err := execIn(host, p.call(cmd, conf)); err != nil || cniErr != nil {
+						b.Fatalf("%s: %v %v", cmd, err, cniErr)
+					}
+				}
+			}
+		})
+	}
+}
