@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -62,7 +63,11 @@ func (f *File) stamp() string {
 	if err != nil {
 		return "missing"
 	}
-	return fmt.Sprintf("%d %d %v", st.Size(), st.ModTime().UnixNano(), st.Sys())
+	var ino uint64
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		ino = sys.Ino // a rename over the file changes it
+	}
+	return fmt.Sprintf("%d %d %d", st.Size(), st.ModTime().UnixNano(), ino)
 }
 
 // List reads and decodes the file. Unknown keys are refused, so a typo
