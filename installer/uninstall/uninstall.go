@@ -11,7 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 
@@ -83,6 +85,9 @@ func Run(ctx context.Context, o Options) error {
 				continue
 			}
 			path := filepath.Join(o.BinDir, name)
+			if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
 			if !slices.Contains(Own, name) {
 				same, err := install.Same(path, filepath.Join(o.From, name))
 				if err != nil || !same {

@@ -1,0 +1,157 @@
+package uninstall
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/google/go-cmp/cmp"
+	"github.com/minicni/minicni/installer/internal/twonode"
+	"github.com/minicni/minicni/installer/nodes"
+	"github.com/minicni/minicni/installer/routes"
+	"github.com/minicni/minicni/plugins/miniroute/rules"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+func files(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Name())
+	}
+	sort.Strings(out)
+	return out
+}
+
+func run(t *testing.T, n ns.NetNS, name string, args ...string) string {
+	t.Helper()
+	var out []byte
+	err := n.Do(func(ns.NetNS) error {
+		var err error
+		out, err = exec.Command(name, args...).CombinedOutput()
+		return err
+	})
+	if err != nil {
+		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+	}
+	return string(out)
+}
+
+// TestUninstall sets up, in a test namespace with temporary dirs, what
+// minicni creates next to what others created, and checks uninstall removes
+// exactly minicni's.
+func TestUninstall(t *testing.T) {
+	a, _ := twonode.New(t)
+	ctx := context.Background()
+
+	// minicni's routes, and an admin's.
+	list := []nodes.Node{
+		{Name: "a", InternalIPs: []string{"10.99.0.11", "fd00:99::11"}, PodCIDRs: []string{"172.18.0.0/24", "fd00:18::/64"}},
+		{Name: "b", InternalIPs: []string{"10.99.0.12", "fd00:99::12"}, PodCIDRs: []string{"172.18.1.0/24", "fd00:18:0:1::/64"}},
+	}
+	if _, err := routes.New(a.H, nil).Sync("a", list); err != nil {
+		t.Fatal(err)
+	}
+	foreign := &netlink.Route{Dst: twonode.MustNet("10.50.0.0/24"), Gw: net.ParseIP("10.99.0.12"), Protocol: unix.RTPROT_STATIC}
+	if err := a.H.RouteAdd(foreign); err != nil {
+		t.Fatal(err)
+	}
+
+	// miniroute's chains, through miniroute itself, and someone else's.
+	err := a.NS.Do(func(ns.NetNS) error {
+		for _, s := range []rules.Spec{
+			{Family: rules.IPv4, Cluster: []*net.IPNet{twonode.MustNet("172.18.0.0/16")}, PodNets: []*net.IPNet{twonode.MustNet("172.18.0.0/24")}, Forward: true, Masquerade: true},
+			{Family: rules.IPv6, Cluster: []*net.IPNet{twonode.MustNet("fd00:18::/48")}, PodNets: []*net.IPNet{twonode.MustNet("fd00:18::/64")}, Forward: true, Masquerade: true},
+		} {
+			if _, err := rules.Ensure(ctx, rules.NewExec(s.Family), s); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, a.NS, "iptables", "-N", "OTHER-FORWARD")
+	run(t, a.NS, "iptables", "-A", "FORWARD", "-j", "OTHER-FORWARD")
+	if save := run(t, a.NS, "iptables-save"); !strings.Contains(save, rules.ForwardChain) || !strings.Contains(save, rules.PostroutingChain) {
+		t.Fatalf("setup: miniroute's chains missing:\n%s", save)
+	}
+
+	// Files: minicni's and others'.
+	from, bin, conf := t.TempDir(), t.TempDir(), t.TempDir()
+	put := func(dir, name, content string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, b := range []string{"minibridge", "miniipam", "miniroute", "portmap", "loopback"} {
+		put(from, b, "minicni's "+b)
+	}
+	for _, b := range []string{"minibridge", "miniipam", "portmap"} { // miniroute already gone
+		put(bin, b, "minicni's "+b)
+	}
+	put(bin, "loopback", "the distribution's loopback")
+	put(bin, "bridge", "the distribution's bridge")
+	put(conf, "10-minicni.conflist", "{}")
+	put(conf, "99-other.conflist", "{}")
+
+	opts := Options{
+		ConfPath: filepath.Join(conf, "10-minicni.conflist"),
+		Binaries: []string{"minibridge", "miniipam", "miniroute", "portmap", "loopback"},
+		BinDir:   bin, From: from, Routes: a.H,
+	}
+	uninstall := func(o Options) error {
+		return a.NS.Do(func(ns.NetNS) error { return Run(ctx, o) })
+	}
+
+	// Without --remove-binaries the binaries stay.
+	if err := uninstall(opts); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"bridge", "loopback", "minibridge", "miniipam", "portmap"}, files(t, bin)); diff != "" {
+		t.Errorf("binaries touched without --remove-binaries (-want +got):\n%s", diff)
+	}
+	opts.RemoveBinaries = true
+	if err := uninstall(opts); err != nil {
+		t.Fatal(err)
+	}
+
+	if got := twonode.Routes(t, a.H, routes.Protocol); got != nil {
+		t.Errorf("minicni routes left: %v", got)
+	}
+	if got := twonode.Routes(t, a.H, unix.RTPROT_STATIC); !cmp.Equal(got, []string{"10.50.0.0/24 via 10.99.0.12"}) {
+		t.Errorf("the admin's route: %v", got)
+	}
+	for _, cmd := range []string{"iptables-save", "ip6tables-save"} {
+		save := run(t, a.NS, cmd)
+		if strings.Contains(save, "MINICNI") || strings.Contains(save, "minicni") {
+			t.Errorf("%s still shows minicni:\n%s", cmd, save)
+		}
+	}
+	if save := run(t, a.NS, "iptables-save"); !strings.Contains(save, "-A FORWARD -j OTHER-FORWARD") {
+		t.Errorf("someone else's chain was removed:\n%s", save)
+	}
+	if diff := cmp.Diff([]string{"99-other.conflist"}, files(t, conf)); diff != "" {
+		t.Errorf("conf dir (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"bridge", "loopback"}, files(t, bin)); diff != "" {
+		t.Errorf("bin dir: only minicni's binaries and identical reference ones go (-want +got):\n%s", diff)
+	}
+	// Idempotent.
+	if err := uninstall(opts); err != nil {
+		t.Errorf("second uninstall: %v", err)
+	}
+}
