@@ -186,4 +186,3 @@ func pingFrom(n ns.NetNS, dst string) ([]byte, error) {
 	})
 	return out, err
 }
-
