@@ -239,10 +239,16 @@ func (t *Tx) Close() error {
 // under the lock both can only be left by a writer that died (miniipam's
 // temp files before their link, host-local's O_EXCL file before its write).
 func (t *Tx) load() error {
-	entries, err := os.ReadDir(t.d.Dir)
+	dir, err := os.Open(t.d.Dir)
 	if err != nil {
 		return storeError("cannot list "+t.d.Dir, err)
 	}
+	defer dir.Close()
+	entries, err := dir.ReadDir(-1)
+	if err != nil {
+		return storeError("cannot list "+t.d.Dir, err)
+	}
+	dirfd := int(dir.Fd())
 	t.res = make(map[netip.Addr]Reservation, len(entries))
 	for _, e := range entries {
 		name := e.Name()
@@ -254,7 +260,7 @@ func (t *Tx) load() error {
 		if !ok || !e.Type().IsRegular() {
 			continue
 		}
-		data, err := readSmall(filepath.Join(t.d.Dir, name))
+		data, err := readSmall(dirfd, name)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -278,13 +284,15 @@ func (t *Tx) removeDebris(name, why string) {
 	t.d.log().Info("removed debris", "file", name, "why", why)
 }
 
-// readSmall reads a reservation with three syscalls (open, read, close); a
-// reservation is far below the buffer size, and anything longer is not one
-// miniipam or host-local wrote, so its head is enough to keep it reserved.
-func readSmall(path string) ([]byte, error) {
-	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+// readSmall reads the reservation name in the directory dirfd with three
+// syscalls (openat, read, close), which is what a command costs per
+// reservation. A reservation is far below the buffer size; anything longer
+// is not one miniipam or host-local wrote, and its head is enough to keep it
+// reserved.
+func readSmall(dirfd int, name string) ([]byte, error) {
+	fd, err := syscall.Openat(dirfd, name, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
 	}
 	defer syscall.Close(fd)
 	buf := make([]byte, 1024)
@@ -294,11 +302,14 @@ func readSmall(path string) ([]byte, error) {
 			continue
 		}
 		if err != nil {
-			return nil, &fs.PathError{Op: "read", Path: path, Err: err}
+			return nil, &fs.PathError{Op: "read", Path: name, Err: err}
 		}
 		return buf[:n], nil
 	}
 }
+
+// atFDCWD makes readSmall resolve name from the working directory.
+const atFDCWD = -100
 
 // Get returns the reservation of a, if any.
 func (t *Tx) Get(a netip.Addr) (Reservation, bool) {
@@ -377,7 +388,7 @@ func (t *Tx) Reserve(a netip.Addr, o Owner) (bool, error) {
 	final := filepath.Join(t.d.Dir, a.String())
 	if err := os.Link(tmp, final); errors.Is(err, fs.ErrExist) {
 		// Only a writer ignoring the lock gets here; remember what it holds.
-		if data, err := readSmall(final); err == nil {
+		if data, err := readSmall(atFDCWD, final); err == nil {
 			t.res[a] = parseReservation(a, data)
 		} else {
 			t.res[a] = Reservation{Addr: a, Legacy: true}
