@@ -153,3 +153,22 @@ func checkResult(t *testing.T, ver string, stdout []byte, want *current.Result) 
 		t.Errorf("%s result lacks the addresses: %s", ver, stdout)
 	}
 }
+
+// TestStaticRequestProcess asks for a static address through CNI_ARGS (with
+// the keys containerd adds) and through runtimeConfig.ips.
+func TestStaticRequestProcess(t *testing.T) {
+	dataDir := t.TempDir()
+	conf := netConf("1.0.0", "miniipam", dataDir, dualStack)
+	args := "IgnoreUnknown=1;K8S_POD_NAMESPACE=ns;K8S_POD_NAME=p;IP=10.20.0.77"
+	o := mustOK(t, call{cmd: "ADD", id: "c1", args: args, stdin: conf})
+	if a := addrOf(t, o.stdout); a != "10.20.0.77" {
+		t.Errorf("CNI_ARGS IP=10.20.0.77 gave %s", a)
+	}
+	mustOK(t, call{cmd: "ADD", id: "c1", args: args, stdin: conf}) // same owner: success
+	wantError(t, "another container asking for 10.20.0.77", runPlugin(t, call{cmd: "ADD", id: "c2", args: args, stdin: conf}), libmini.CodeAddressTaken)
+	rc := netConf("1.0.0", "miniipam", dataDir, dualStack, `"runtimeConfig":{"ips":["fd20::77/120"]}`)
+	o = mustOK(t, call{cmd: "ADD", id: "c3", stdin: rc})
+	if !strings.Contains(string(o.stdout), `"fd20::77/120"`) {
+		t.Errorf("runtimeConfig.ips fd20::77 gave %s", o.stdout)
+	}
+}
