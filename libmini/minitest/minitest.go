@@ -38,6 +38,21 @@ func RequireRoot(t testing.TB) {
 	}
 }
 
+// RemoveNS closes n and deletes it. A child forked by a parallel test holds a
+// copy of every fd until it execs, which makes a plain umount fail with EBUSY
+// and leak the namespace: then the mount is detached instead, so the kernel
+// frees the namespace as soon as that child execs.
+func RemoveNS(n ns.NetNS) error {
+	_ = n.Close()
+	if err := testutils.UnmountNS(n); err != nil {
+		if err := unix.Unmount(n.Path(), unix.MNT_DETACH); err != nil && err != unix.EINVAL {
+			return err
+		}
+		return os.Remove(n.Path())
+	}
+	return nil
+}
+
 // NewNS returns a fresh network namespace that is closed and removed when the
 // test ends, whatever its outcome. It skips the test when not root.
 func NewNS(t testing.TB) ns.NetNS {
@@ -47,16 +62,7 @@ func NewNS(t testing.TB) ns.NetNS {
 	if err != nil {
 		t.Fatalf("new netns: %v", err)
 	}
-	t.Cleanup(func() {
-		_ = n.Close()
-		if err := testutils.UnmountNS(n); err != nil {
-			// A child forked by a parallel test holds a copy of every fd
-			// until it execs, which makes UnmountNS's plain umount fail
-			// with EBUSY and leak the netns: detach it instead.
-			_ = unix.Unmount(n.Path(), unix.MNT_DETACH)
-			_ = os.Remove(n.Path())
-		}
-	})
+	t.Cleanup(func() { _ = RemoveNS(n) })
 	return n
 }
 

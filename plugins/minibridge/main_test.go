@@ -20,7 +20,6 @@ import (
 	"github.com/containernetworking/cni/pkg/types/create"
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
-	"github.com/containernetworking/plugins/pkg/testutils"
 	"github.com/google/go-cmp/cmp"
 	"github.com/minicni/minicni/libmini"
 	"github.com/minicni/minicni/libmini/minitest"
@@ -484,10 +483,7 @@ func TestDelWithoutNetns(t *testing.T) {
 			gone := newPod(t)
 			run(t, host, gone.call("ADD", conf))
 			path := gone.ns.Path()
-			if err := gone.ns.Close(); err != nil {
-				t.Fatal(err)
-			}
-			if err := testutils.UnmountNS(gone.ns); err != nil {
+			if err := minitest.RemoveNS(gone.ns); err != nil {
 				t.Fatal(err)
 			}
 			del := gone.call("DEL", conf)
