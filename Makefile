@@ -11,4 +11,5 @@ bench: deps ; hack/bench.sh
 lint: ; test -z "$$(gofmt -l $$(git ls-files '*.go'))" && $(GO) vet ./...
 fmt: ; gofmt -w $$(git ls-files '*.go')
 demo: deps build ; hack/demo.sh $(DEMO_ARGS)
+image: ; VERSION=$(VERSION) hack/image.sh
 clean: ; rm -rf bin
