@@ -65,7 +65,7 @@ func TestCrashSafety(t *testing.T) {
 			}
 			at := func(p string) int { return slices.Index(crashpoint.All, p) }
 			wantTemp := slices.Contains([]string{crashpoint.BootTemp, crashpoint.TempCreated, crashpoint.TempWritten,
-				crashpoint.TempSynced, crashpoint.Linked, crashpoint.LastTempWritten}, point)
+				crashpoint.TempClosed, crashpoint.Linked, crashpoint.LastTempWritten}, point)
 			if (len(temps) > 0) != wantTemp {
 				t.Errorf("after a kill at %s: temp files %v, want some: %v", point, temps, wantTemp)
 			}

@@ -353,10 +353,13 @@ func (t *Tx) Owned(o Owner) []Reservation {
 }
 
 // Reserve makes a's reservation for o appear whole or not at all: the owner
-// is written to a temp file, fsynced, and linked to a's name; an existing
-// name (EEXIST) means a is taken and Reserve returns false. The directory is
-// not fsynced: a power loss is a reboot, after which every reservation of the
-// previous boot is released anyway.
+// is written to a temp file and linked to a's name; an existing name (EEXIST)
+// means a is taken and Reserve returns false. A process killed at any instant
+// leaves the page cache, hence the file, whole. Neither the file nor the
+// directory is fsynced: only a power loss or kernel crash could lose what was
+// written, and either is a reboot, after which every reservation made before
+// it is released anyway (see reclaimAfterReboot). Skipping the fsync saves
+// 2-3 ms per ADD on a disk filesystem.
 func (t *Tx) Reserve(a netip.Addr, o Owner) (bool, error) {
 	if _, taken := t.res[a]; taken {
 		return false, nil
@@ -375,16 +378,13 @@ func (t *Tx) Reserve(a netip.Addr, o Owner) (bool, error) {
 	crashpoint.Hit(crashpoint.TempCreated)
 	_, err = f.WriteString(o.content())
 	crashpoint.Hit(crashpoint.TempWritten)
-	if err == nil {
-		err = f.Sync()
-	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return false, storeError("cannot write reservation "+a.String(), err)
 	}
-	crashpoint.Hit(crashpoint.TempSynced)
+	crashpoint.Hit(crashpoint.TempClosed)
 	final := filepath.Join(t.d.Dir, a.String())
 	if err := os.Link(tmp, final); errors.Is(err, fs.ErrExist) {
 		// Only a writer ignoring the lock gets here; remember what it holds.

@@ -13,7 +13,7 @@ const (
 	BootRecorded    = "boot-recorded"     // boot ID file renamed into place
 	TempCreated     = "temp-created"      // reservation temp file created, empty
 	TempWritten     = "temp-written"      // owner written, not yet synced
-	TempSynced      = "temp-synced"       // temp file fsynced and closed
+	TempClosed      = "temp-closed"       // temp file written and closed
 	Linked          = "linked"            // reservation linked to its address's name
 	TempRemoved     = "temp-removed"      // temp name removed
 	LastTempWritten = "last-temp-written" // last_reserved_ip temp file written
@@ -22,7 +22,7 @@ const (
 
 // All is every point, for tests that visit each one.
 var All = []string{Locked, BootReleased, BootTemp, BootRecorded, TempCreated, TempWritten,
-	TempSynced, Linked, TempRemoved, LastTempWritten, LastRenamed}
+	TempClosed, Linked, TempRemoved, LastTempWritten, LastRenamed}
 
 // Env is the variable naming the point a crash-test binary pauses at.
 const Env = "MINIIPAM_CRASHPOINT"
