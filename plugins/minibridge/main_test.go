@@ -1024,3 +1024,43 @@ func BenchmarkAddDel(b *testing.B) {
 		})
 	}
 }
+
+// TestMiniipamInProcess: with ipam.type miniipam, minibridge runs miniipam's
+// allocator itself. It attaches with no miniipam binary in CNI_PATH; the
+// reservation is in miniipam's store, where the miniipam binary (same store,
+// same lock) finds it as this attachment's and can release it.
+func TestMiniipamInProcess(t *testing.T) {
+	requireIPAM(t, "miniipam")
+	t.Parallel()
+	host := minitest.NewNS(t)
+	n := newNetwork(t, "miniipam", "10.36.0.0/24")
+	p := newPod(t)
+	noBinaries := "CNI_PATH=" + t.TempDir()
+
+	add := p.call("ADD", n.conf(t, "1.0.0", nil))
+	add.env = append(add.env, noBinaries)
+	out := run(t, host, add)
+	res := parseResult(t, "1.0.0", out)
+	expectAttached(t, host, n, p, "1.0.0", res, 1500) // no uplink in host: 1500
+	if r := n.reservations(t); len(r) != 1 || r[0] != res.IPs[0].Address.IP.String() {
+		t.Fatalf("reservations %v, want %s", r, res.IPs[0].Address.IP)
+	}
+
+	again := p.call("ADD", n.conf(t, "1.0.0", nil))
+	again.plugin = "miniipam"
+	ipamRes := parseResult(t, "1.0.0", run(t, host, again))
+	if got, want := ipamRes.IPs[0].Address.String(), res.IPs[0].Address.String(); got != want {
+		t.Errorf("miniipam binary re-ADD gave %s, want the in-process reservation %s", got, want)
+	}
+	del := p.call("DEL", n.conf(t, "1.0.0", nil))
+	del.plugin = "miniipam"
+	run(t, host, del)
+	if r := n.reservations(t); len(r) != 0 {
+		t.Errorf("after the miniipam binary's DEL: reservations %v", r)
+	}
+
+	del = p.call("DEL", n.conf(t, "1.0.0", out))
+	del.env = append(del.env, noBinaries)
+	run(t, host, del)
+	expectDetached(t, host, n, p)
+}

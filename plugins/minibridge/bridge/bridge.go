@@ -93,13 +93,13 @@ func Add(ctx context.Context, conf *NetConf, args *skel.CmdArgs) (_ *current.Res
 				log.Warn("rollback: removing host veth", "veth", hostName, "err", err)
 			}
 		}
-		if err := libmini.IPAMDel(context.WithoutCancel(ctx), conf.IPAM.Type, args.StdinData); err != nil {
+		if err := (ipamCall{conf, args}).del(context.WithoutCancel(ctx)); err != nil {
 			log.Warn("rollback: IPAM DEL", "ipam", conf.IPAM.Type, "err", err)
 		}
 		log.Warn("ADD failed and was rolled back", "err", retErr)
 	}()
 
-	ipamRes, err := libmini.IPAMAdd(ctx, conf.IPAM.Type, args.StdinData)
+	ipamRes, err := ipamCall{conf, args}.add(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -177,7 +177,7 @@ func Del(ctx context.Context, conf *NetConf, args *skel.CmdArgs) error {
 	if err := delLink(hostName); err != nil {
 		errs = append(errs, err)
 	}
-	if err := libmini.IPAMDel(ctx, conf.IPAM.Type, args.StdinData); err != nil {
+	if err := (ipamCall{conf, args}).del(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -191,13 +191,13 @@ func Del(ctx context.Context, conf *NetConf, args *skel.CmdArgs) error {
 // Status reports whether minibridge can serve ADDs, which depends only on
 // its IPAM plugin.
 func Status(ctx context.Context, conf *NetConf, args *skel.CmdArgs) error {
-	return libmini.IPAMStatus(ctx, conf.IPAM.Type, args.StdinData)
+	return ipamCall{conf, args}.status(ctx)
 }
 
 // GC releases the IPAM reservations of attachments the runtime no longer
 // knows. Veths need no collection: the kernel removes them with their netns.
 func GC(ctx context.Context, conf *NetConf, args *skel.CmdArgs) error {
-	return libmini.IPAMGC(ctx, conf.IPAM.Type, args.StdinData)
+	return ipamCall{conf, args}.gc(ctx)
 }
 
 // validateArgs checks CNI_IFNAME for callers that bypass skel (skel checks

@@ -85,7 +85,7 @@ func Check(ctx context.Context, conf *NetConf, args *skel.CmdArgs) error {
 	if err != nil {
 		return libmini.Wrap(err, libmini.CodeLink, "entering the pod's netns "+args.Netns)
 	}
-	return libmini.IPAMCheck(ctx, conf.IPAM.Type, args.StdinData)
+	return ipamCall{conf, args}.check(ctx)
 }
 
 // checkHost verifies the host side and returns the index of the host end's
