@@ -36,7 +36,7 @@ func cmdAdd(args *skel.CmdArgs) error {
 	}
 	log, closeLog := libmini.Logger("miniroute", "ADD", conf.LogFile, args)
 	defer closeLog()
-	res, err := rules.Add(context.Background(), conf, rules.Node{Log: log})
+	res, err := rules.Add(context.Background(), conf, rules.Node{Log: log, Stamps: rules.DefaultStamps})
 	if err != nil {
 		log.Error("ADD failed", "err", err)
 		return err

@@ -18,6 +18,9 @@ type Node struct {
 	IPTables func(Family) Backend
 	// Log receives what miniroute changed; nil discards it.
 	Log *slog.Logger
+	// Stamps, when set, let ADD skip reading a family's ruleset while the
+	// namespace's nf_tables generation is the one it was verified at.
+	Stamps *Stamps
 }
 
 func (n Node) backend(f Family) Backend {
@@ -72,12 +75,20 @@ func Add(ctx context.Context, conf *NetConf, node Node) (*current.Result, error)
 		if s.Empty() {
 			continue
 		}
-		changed, err := Ensure(ctx, node.backend(s.Family), s)
+		b := node.backend(s.Family)
+		st := node.Stamps.lookup(b, s)
+		if st.fresh {
+			continue
+		}
+		changed, err := Ensure(ctx, b, s)
 		if err != nil {
 			return nil, err
 		}
 		if changed {
 			node.log().Info("ensured iptables rules", "family", s.Family.String())
+		} else {
+			// Verified in place at a generation no older than the stamp's.
+			st.record()
 		}
 	}
 	if err := EnsureRoutes(conf.Routes); err != nil {
