@@ -3,7 +3,7 @@
 # missing (so a warm machine pays nothing). Must run as root on Debian 12.
 set -euo pipefail
 need=()
-for pair in iptables:iptables ip:iproute2 ping:iputils-ping iperf3:iperf3 sysctl:procps; do
+for pair in iptables:iptables ip:iproute2 ping:iputils-ping iperf3:iperf3 sysctl:procps containerd:containerd runc:runc busybox:busybox-static; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 [ ${#need[@]} -eq 0 ] && exit 0
