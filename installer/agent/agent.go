@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/minicni/minicni/installer/conflist"
@@ -94,6 +95,10 @@ type Agent struct {
 
 	lastErr  map[string]string // step -> last error logged
 	selfNote string            // last logged remark about the node itself
+	// applied is the podCIDRs of the last successful Files.Apply, at
+	// appliedAt: events for other nodes do not re-read the binaries.
+	applied   []string
+	appliedAt time.Time
 }
 
 // Run passes once, then on every event and every Resync, until ctx ends. It
@@ -172,15 +177,20 @@ func (a *Agent) files(list []nodes.Node) bool {
 	if note != "" {
 		return true
 	}
+	if a.applied != nil && slices.Equal(a.applied, self.PodCIDRs) && time.Since(a.appliedAt) < a.Resync {
+		return true // checked recently, and the node's subnets are the same
+	}
 	res, err := a.Files.Apply(self.PodCIDRs)
 	for _, path := range res.Written {
 		a.Log.Info("installed file", "path", path, "podCIDRs", fmt.Sprint(self.PodCIDRs))
 	}
 	a.Metrics.filesWritten(len(res.Written))
 	if err != nil {
+		a.applied = nil
 		a.fail("files", err)
 		return false
 	}
+	a.applied, a.appliedAt = slices.Clone(self.PodCIDRs), time.Now()
 	a.ok("files")
 	return true
 }

@@ -32,6 +32,9 @@ func (f *File) init() { f.once.Do(func() { f.changed = make(chan struct{}, 1) })
 // Start checks the file can be read and parsed, then watches it until ctx ends.
 func (f *File) Start(ctx context.Context) error {
 	f.init()
+	// Stamp before the first read, so a change made at any time after it
+	// is announced.
+	last := f.stamp()
 	if _, err := f.List(); err != nil {
 		return err
 	}
@@ -40,7 +43,6 @@ func (f *File) Start(ctx context.Context) error {
 		poll = time.Second
 	}
 	go func() {
-		last := f.stamp()
 		t := time.NewTicker(poll)
 		defer t.Stop()
 		for {

@@ -64,8 +64,12 @@ func (k *Kubernetes) Start(ctx context.Context) error {
 	}
 	on := func(any) { notify(k.changed) }
 	if _, err := inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    on,
-		UpdateFunc: func(_, n any) { on(n) },
+		AddFunc: on,
+		UpdateFunc: func(o, n any) {
+			if Relevant(o, n) {
+				on(n)
+			}
+		},
 		DeleteFunc: on,
 	}); err != nil {
 		return err
@@ -91,6 +95,19 @@ func slim(obj any) (any, error) {
 		Spec:       corev1.NodeSpec{PodCIDR: n.Spec.PodCIDR, PodCIDRs: n.Spec.PodCIDRs},
 		Status:     corev1.NodeStatus{Addresses: n.Status.Addresses},
 	}, nil
+}
+
+// Relevant reports whether an update changed anything the installer uses.
+// Most Node updates (status heartbeats, conditions, images) do not, and in a
+// big cluster they arrive several times a second.
+func Relevant(oldObj, newObj any) bool {
+	o, ok1 := oldObj.(*corev1.Node)
+	n, ok2 := newObj.(*corev1.Node)
+	if !ok1 || !ok2 {
+		return true
+	}
+	a, b := FromObject(o), FromObject(n)
+	return a.Name != b.Name || !slices.Equal(a.PodCIDRs, b.PodCIDRs) || !slices.Equal(a.InternalIPs, b.InternalIPs)
 }
 
 // FromObject converts a Node object: spec.podCIDRs, else spec.podCIDR, and

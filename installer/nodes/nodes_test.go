@@ -211,3 +211,28 @@ func FuzzParsePodCIDRs(f *testing.F) {
 		}
 	})
 }
+
+func TestRelevant(t *testing.T) {
+	base := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: "a", ResourceVersion: "1"},
+		Spec:       corev1.NodeSpec{PodCIDRs: []string{"10.0.0.0/24"}},
+		Status:     corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "10.99.0.11"}}},
+	}
+	heartbeat := base.DeepCopy()
+	heartbeat.ResourceVersion = "2"
+	heartbeat.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}
+	heartbeat.Status.Addresses = append(heartbeat.Status.Addresses, corev1.NodeAddress{Type: corev1.NodeHostName, Address: "a"})
+	cidr := base.DeepCopy()
+	cidr.Spec.PodCIDRs = []string{"10.0.1.0/24"}
+	ip := base.DeepCopy()
+	ip.Status.Addresses[0].Address = "10.99.0.12"
+	for _, tt := range []struct {
+		name string
+		n    *corev1.Node
+		want bool
+	}{{"heartbeat", heartbeat, false}, {"podCIDR", cidr, true}, {"InternalIP", ip, true}} {
+		if got := Relevant(base, tt.n); got != tt.want {
+			t.Errorf("%s: Relevant = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
