@@ -43,7 +43,7 @@ func requireAllPass(t *testing.T, checks []lab.Check, kinds ...string) {
 // and pod to an outside host that must see the node's address (FORWARD and
 // masquerade), then CHECK, then DEL leaves nothing behind.
 func TestOneNode(t *testing.T) {
-	l, ctx := newLab(t, 1, "10-minicni.conflist", false)
+	l, ctx := newLab(t, 1, "10-minicni.conflist", noRoutes)
 	n := l.Nodes[0]
 	before := stateOf(t, l, n)
 	a, err := l.AddPod(ctx, n, "a", nil)
@@ -81,11 +81,18 @@ func TestOneNode(t *testing.T) {
 	}
 }
 
-// TestTwoNodes: each node has its own /24 of one /16; miniroute's static
-// routes point at the other node. The four checks of the original minicni
-// walkthrough plus egress.
+// TestTwoNodes: each node has its own /24 of one /16, and learns the other's
+// either from miniroute's static routes or from minicni-installer's agent fed
+// a nodes file (as it reads Node objects on a cluster). The four checks of
+// the original minicni walkthrough plus egress.
 func TestTwoNodes(t *testing.T) {
-	l, ctx := newLab(t, 2, "10-minicni.conflist", true)
+	for _, routes := range []string{staticRoutes, agentRoutes} {
+		t.Run(routes, func(t *testing.T) { twoNodes(t, routes) })
+	}
+}
+
+func twoNodes(t *testing.T, routes string) {
+	l, ctx := newLab(t, 2, "10-minicni.conflist", routes)
 	for _, n := range l.Nodes {
 		for _, name := range []string{"a", "b"} {
 			if _, err := l.AddPod(ctx, n, name, nil); err != nil {
@@ -106,7 +113,7 @@ func TestTwoNodes(t *testing.T) {
 // TestHostPort: the chain with portmap; a hostPort on the node reaches the pod
 // from outside the cluster.
 func TestHostPort(t *testing.T) {
-	l, ctx := newLab(t, 1, "10-minicni.conflist", false)
+	l, ctx := newLab(t, 1, "10-minicni.conflist", noRoutes)
 	n := l.Nodes[0]
 	const hostPort, podPort = 8080, 80
 	p, err := l.AddPod(ctx, n, "web", map[string]any{"portMappings": []map[string]any{
@@ -161,7 +168,7 @@ func TestHostPort(t *testing.T) {
 // TestGCAndStatus: GC through libcni releases a reservation left behind by a
 // pod that was never deleted; STATUS answers.
 func TestGCAndStatus(t *testing.T) {
-	l, ctx := newLab(t, 1, "50-minicni-1.1.0.conflist", false)
+	l, ctx := newLab(t, 1, "50-minicni-1.1.0.conflist", noRoutes)
 	n := l.Nodes[0]
 	keep, err := l.AddPod(ctx, n, "keep", nil)
 	if err != nil {
@@ -196,7 +203,7 @@ func TestGCAndStatus(t *testing.T) {
 // TestRulesDoNotGrowWithPods: after 100 pods the node holds exactly the rules
 // it held after 1; after every DEL no veth, reservation or per-pod rule is left.
 func TestRulesDoNotGrowWithPods(t *testing.T) {
-	l, ctx := newLab(t, 1, "10-minicni.conflist", false)
+	l, ctx := newLab(t, 1, "10-minicni.conflist", noRoutes)
 	n := l.Nodes[0]
 	if _, err := l.AddPod(ctx, n, "p0", nil); err != nil {
 		t.Fatal(err)
@@ -255,7 +262,7 @@ func TestConflistVariants(t *testing.T) {
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			l, ctx := newLab(t, 1, filepath.Base(f), false)
+			l, ctx := newLab(t, 1, filepath.Base(f), noRoutes)
 			n := l.Nodes[0]
 			p, err := l.AddPod(ctx, n, "a", nil)
 			if err != nil {

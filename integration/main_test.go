@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	if err := minitest.BuildPlugins(dir, "minibridge", "miniipam", "miniroute", "portmap", "host-local", "loopback"); err != nil {
+	if err := minitest.BuildPlugins(dir, "minibridge", "miniipam", "miniroute", "portmap", "host-local", "loopback", "minicni-installer"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.RemoveAll(dir)
 		os.Exit(1)
@@ -54,9 +54,16 @@ func readConflist(t *testing.T, name string) []byte {
 	return b
 }
 
+// How a lab's nodes learn each other's pod subnets.
+const (
+	noRoutes     = ""
+	staticRoutes = "static" // miniroute's routes key
+	agentRoutes  = "agent"  // one minicni-installer agent per node
+)
+
 // newLab brings up a lab named uniquely for this test and tears it down at
 // the end, whatever happens.
-func newLab(t *testing.T, nodes int, conflist string, staticRoutes bool) (*lab.Lab, context.Context) {
+func newLab(t *testing.T, nodes int, conflist string, routes string) (*lab.Lab, context.Context) {
 	t.Helper()
 	minitest.RequireRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -65,8 +72,12 @@ func newLab(t *testing.T, nodes int, conflist string, staticRoutes bool) (*lab.L
 	if len(name) > 8 {
 		name = name[len(name)-8:]
 	}
-	l, err := lab.Up(ctx, lab.Options{Name: name, Nodes: nodes, BinDir: binDir, Conflist: readConflist(t, conflist),
-		StateDir: t.TempDir(), StaticRoutes: staticRoutes, Logf: t.Logf})
+	opts := lab.Options{Name: name, Nodes: nodes, BinDir: binDir, Conflist: readConflist(t, conflist),
+		StateDir: t.TempDir(), StaticRoutes: routes == staticRoutes, Logf: t.Logf}
+	if routes == agentRoutes {
+		opts.Agent = filepath.Join(binDir, "minicni-installer")
+	}
+	l, err := lab.Up(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,8 +47,12 @@ type Options struct {
 	// (default 10.99.0.0/24). It exists only inside the lab's namespaces.
 	Underlay string
 	// StaticRoutes programs the routes between nodes through miniroute's
-	// static "routes" key instead of leaving them to the installer's agent.
+	// static "routes" key.
 	StaticRoutes bool
+	// Agent, when set, is the minicni-installer binary: one agent per node,
+	// fed a nodes file, programs the routes between nodes (as on a real
+	// cluster, where it reads Node objects).
+	Agent string
 	// Logf receives progress lines (nil: silent).
 	Logf func(format string, args ...any)
 }
@@ -192,6 +196,11 @@ func Up(ctx context.Context, o Options) (_ *Lab, retErr error) {
 	}
 	for _, n := range l.Nodes {
 		if err := l.configureNode(n); err != nil {
+			return nil, err
+		}
+	}
+	if o.Agent != "" {
+		if err := l.startAgents(); err != nil {
 			return nil, err
 		}
 	}
@@ -427,8 +436,12 @@ func (l *Lab) Down() error {
 	return errors.Join(errs...)
 }
 
-// DownByName removes every lab namespace named prefix-*.
+// DownByName stops the lab's agents and removes every lab namespace named
+// prefix-*.
 func DownByName(prefix string) error {
+	if err := killAgents(prefix); err != nil {
+		return err
+	}
 	entries, err := os.ReadDir(NetnsDir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil

@@ -3,7 +3,7 @@
 // real plugin chain and prints the connectivity matrix of the original
 // minicni walkthrough. It exits non-zero when any check fails.
 //
-//	minicni-lab up [--nodes 2] [--pods 2] [--keep] [--bin bin] [--conflist conflist/10-minicni.conflist]
+//	minicni-lab up [--nodes 1] [--pods 2] [--keep] [--routes agent|static] [--bin bin] [--conflist conflist/10-minicni.conflist]
 //	minicni-lab status [--name lab]
 //	minicni-lab down [--name lab]
 package main
@@ -63,6 +63,7 @@ func up(ctx context.Context, args []string) (retErr error) {
 	keep := fs.Bool("keep", false, "keep the lab up after the checks (then: minicni-lab status|down)")
 	bin := fs.String("bin", "bin", "directory holding the plugin binaries (CNI_PATH)")
 	conflist := fs.String("conflist", "conflist/10-minicni.conflist", "chain template")
+	routes := fs.String("routes", "agent", "how nodes learn each other's pod subnets: agent (one minicni-installer agent per node, fed a nodes file) or static (miniroute's routes key)")
 	_ = fs.Parse(args)
 
 	start := time.Now()
@@ -85,9 +86,17 @@ func up(ctx context.Context, args []string) (retErr error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	logf("bringing up %d node(s) with %s", *nodes, *conflist)
-	l, err := lab.Up(ctx, lab.Options{Name: *name, Nodes: *nodes, BinDir: binDir, Conflist: tmpl,
-		StateDir: dir, StaticRoutes: true, Logf: logf})
+	opts := lab.Options{Name: *name, Nodes: *nodes, BinDir: binDir, Conflist: tmpl, StateDir: dir, Logf: logf}
+	switch *routes {
+	case "agent":
+		opts.Agent = filepath.Join(binDir, "minicni-installer")
+	case "static":
+		opts.StaticRoutes = true
+	default:
+		return fmt.Errorf("--routes must be agent or static, not %q", *routes)
+	}
+	logf("bringing up %d node(s) with %s, routes between nodes: %s", *nodes, *conflist, *routes)
+	l, err := lab.Up(ctx, opts)
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return err

@@ -93,25 +93,37 @@ var Plugins = map[string]string{
 	"loopback":   "github.com/containernetworking/plugins/plugins/main/loopback",
 	"portmap":    "github.com/containernetworking/plugins/plugins/meta/portmap",
 	"firewall":   "github.com/containernetworking/plugins/plugins/meta/firewall",
+	// The installer's package directory is not its binary's name.
+	"minicni-installer": Module + "/installer",
 }
 
-// BuildPlugins builds the named plugins (keys of Plugins) into dir with one
-// go build. It is meant for TestMain, hence no testing.TB.
+// BuildPlugins builds the named plugins (keys of Plugins) into dir, with one
+// go build for all whose package directory is their name. It is meant for
+// TestMain, hence no testing.TB.
 func BuildPlugins(dir string, names ...string) error {
 	args := []string{"build", "-trimpath", "-o", dir + "/"}
+	builds := [][]string{}
 	for _, n := range names {
 		p, ok := Plugins[n]
 		if !ok {
 			return fmt.Errorf("unknown plugin %q", n)
 		}
-		args = append(args, p)
+		if filepath.Base(p) == n {
+			args = append(args, p)
+		} else {
+			builds = append(builds, []string{"build", "-trimpath", "-o", filepath.Join(dir, n), p})
+		}
 	}
-	cmd := exec.Command("go", args...)
-	cmd.Dir = moduleRoot()
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+	if len(args) > 4 {
+		builds = append(builds, args)
+	}
+	for _, b := range builds {
+		cmd := exec.Command("go", b...)
+		cmd.Dir = moduleRoot()
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("go %s: %v\n%s", strings.Join(b, " "), err, out)
+		}
 	}
 	return nil
 }
