@@ -55,25 +55,44 @@ func (b *bencher) up(ctx context.Context, v string, nodes int, staticRoutes bool
 		Conflist: b.tmpl[v], StaticRoutes: staticRoutes})
 }
 
-// baseline attaches and detaches one warm-up pod, so that node-level state
-// (bridge, chains) exists, and returns the node's state after that.
-func baseline(ctx context.Context, l *lab.Lab, n *lab.Node) (lab.NodeState, error) {
+// freshNode brings up a one-node lab for variant v and attaches and detaches
+// one warm-up pod, so that node-level state (bridge, chains) exists; base is
+// the node's state after that. On error nothing is left.
+func (b *bencher) freshNode(ctx context.Context, v string) (l *lab.Lab, n *lab.Node, base lab.NodeState, err error) {
+	if l, err = b.up(ctx, v, 1, false); err != nil {
+		return nil, nil, base, err
+	}
+	n = l.Nodes[0]
 	p, err := l.AddPod(ctx, n, "warm", nil)
+	if err == nil {
+		err = l.DelPod(ctx, p, false)
+	}
+	if err == nil {
+		base, err = l.State(n)
+	}
 	if err != nil {
-		return lab.NodeState{}, err
+		_ = l.Down()
+		return nil, nil, base, err
 	}
-	if err := l.DelPod(ctx, p, false); err != nil {
-		return lab.NodeState{}, err
-	}
-	return l.State(n)
+	return l, n, base, nil
 }
 
+// left compares n's state with base. The kernel removes the veths of a
+// deleted namespace asynchronously, so veths get up to 2 s to go: what
+// remains after that is a leak.
 func left(l *lab.Lab, n *lab.Node, base lab.NodeState) (leftovers, error) {
-	s, err := l.State(n)
-	if err != nil {
-		return leftovers{}, err
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		s, err := l.State(n)
+		if err != nil {
+			return leftovers{}, err
+		}
+		lo := leftovers{len(s.Veths) - len(base.Veths), len(s.Reservations) - len(base.Reservations), len(s.Rules) - len(base.Rules)}
+		if lo.Veths <= 0 || time.Now().After(deadline) {
+			return lo, nil
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	return leftovers{len(s.Veths) - len(base.Veths), len(s.Reservations) - len(base.Reservations), len(s.Rules) - len(base.Rules)}, nil
 }
 
 // parallel runs f for every pod with at most c at once and returns each
@@ -112,16 +131,11 @@ func parallel(pods []*lab.Pod, c int, f func(*lab.Pod) error) (durs []time.Durat
 // lifecycle: a fresh node, N pod namespaces made beforehand (not timed), ADD
 // all with concurrency c, DEL all with concurrency c.
 func (b *bencher) lifecycle(ctx context.Context, v string, c int) (res result, err error) {
-	l, err := b.up(ctx, v, 1, false)
+	l, n, base, err := b.freshNode(ctx, v)
 	if err != nil {
 		return res, err
 	}
 	defer l.Down()
-	n := l.Nodes[0]
-	base, err := baseline(ctx, l, n)
-	if err != nil {
-		return res, err
-	}
 	pods := make([]*lab.Pod, b.pods)
 	for i := range pods {
 		if pods[i], err = l.NewPod(n, "p"+strconv.Itoa(i), nil); err != nil {
@@ -156,16 +170,11 @@ type goneResult struct {
 // delAfterNetnsGone: pods whose namespace is deleted before DEL, as kubelet
 // may do; DEL then comes with an empty CNI_NETNS.
 func (b *bencher) delAfterNetnsGone(ctx context.Context, v string, count int) (res goneResult, err error) {
-	l, err := b.up(ctx, v, 1, false)
+	l, n, base, err := b.freshNode(ctx, v)
 	if err != nil {
 		return res, err
 	}
 	defer l.Down()
-	n := l.Nodes[0]
-	base, err := baseline(ctx, l, n)
-	if err != nil {
-		return res, err
-	}
 	for i := range count {
 		if _, err := l.AddPod(ctx, n, "g"+strconv.Itoa(i), nil); err != nil {
 			return res, err

@@ -23,6 +23,7 @@ import (
 	"github.com/minicni/minicni/installer/internal/twonode"
 	"github.com/minicni/minicni/installer/nodes"
 	"github.com/minicni/minicni/installer/routes"
+	"github.com/minicni/minicni/libmini/minitest"
 )
 
 // binary is minicni-installer, built once for these tests.
@@ -55,19 +56,6 @@ func fakeFrom(t *testing.T) string {
 	return dir
 }
 
-func ls(t *testing.T, dir string) []string {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range entries {
-		out = append(out, e.Name())
-	}
-	return out
-}
-
 func TestInstallPodCIDRFlag(t *testing.T) {
 	from := fakeFrom(t)
 	tests := []struct {
@@ -92,7 +80,7 @@ func TestInstallPodCIDRFlag(t *testing.T) {
 				t.Fatalf("exit %v, want ok=%v:\n%s", err, tt.ok, out)
 			}
 			if !tt.ok {
-				if got := append(ls(t, bin), ls(t, conf)...); got != nil {
+				if got := append(minitest.DirNames(t, bin), minitest.DirNames(t, conf)...); got != nil {
 					t.Errorf("refused value, yet wrote %v", got)
 				}
 				if !strings.Contains(string(out), "level=ERROR") {
@@ -109,7 +97,7 @@ func TestInstallPodCIDRFlag(t *testing.T) {
 					t.Errorf("conflist lacks %s:\n%s", want, data)
 				}
 			}
-			if diff := cmp.Diff([]string{"loopback", "minibridge", "miniipam", "miniroute", "portmap"}, ls(t, bin)); diff != "" {
+			if diff := cmp.Diff([]string{"loopback", "minibridge", "miniipam", "miniroute", "portmap"}, minitest.DirNames(t, bin)); diff != "" {
 				t.Errorf("bin dir (-want +got):\n%s", diff)
 			}
 		})
@@ -184,7 +172,7 @@ func TestInstallWaitsForPodCIDR(t *testing.T) {
 	}
 	w := watch(stderr)
 	w.wait(t, regexp.MustCompile(`msg="waiting for the node's podCIDR".* node=a state="has no podCIDR yet"`))
-	if got := ls(t, conf); got != nil {
+	if got := minitest.DirNames(t, conf); got != nil {
 		t.Errorf("wrote %v before the podCIDR was there", got)
 	}
 	writeNodes(t, nodesFile, []nodes.Node{{Name: "a", InternalIPs: []string{"10.99.0.11"}, PodCIDRs: []string{"172.18.3.0/24"}}})
@@ -277,7 +265,7 @@ func TestAgentBinaryInNetns(t *testing.T) {
 	if got := twonode.Routes(t, a.H, routes.Protocol); got != nil {
 		t.Errorf("routes after uninstall: %v", got)
 	}
-	if got := append(ls(t, conf), ls(t, bin)...); len(got) != 2 { // portmap, loopback differ from --from's (the default)
+	if got := append(minitest.DirNames(t, conf), minitest.DirNames(t, bin)...); len(got) != 2 { // portmap, loopback differ from --from's (the default)
 		t.Errorf("files left after uninstall: %v\n%s", got, out)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 
@@ -15,24 +14,11 @@ import (
 	"github.com/minicni/minicni/installer/internal/twonode"
 	"github.com/minicni/minicni/installer/nodes"
 	"github.com/minicni/minicni/installer/routes"
+	"github.com/minicni/minicni/libmini/minitest"
 	"github.com/minicni/minicni/plugins/miniroute/rules"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
-
-func files(t *testing.T, dir string) []string {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range entries {
-		out = append(out, e.Name())
-	}
-	sort.Strings(out)
-	return out
-}
 
 func run(t *testing.T, n ns.NetNS, name string, args ...string) string {
 	t.Helper()
@@ -121,7 +107,7 @@ func TestUninstall(t *testing.T) {
 	if err := uninstall(opts); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"bridge", "loopback", "minibridge", "miniipam", "portmap"}, files(t, bin)); diff != "" {
+	if diff := cmp.Diff([]string{"bridge", "loopback", "minibridge", "miniipam", "portmap"}, minitest.DirNames(t, bin)); diff != "" {
 		t.Errorf("binaries touched without --remove-binaries (-want +got):\n%s", diff)
 	}
 	opts.RemoveBinaries = true
@@ -144,10 +130,10 @@ func TestUninstall(t *testing.T) {
 	if save := run(t, a.NS, "iptables-save"); !strings.Contains(save, "-A FORWARD -j OTHER-FORWARD") {
 		t.Errorf("someone else's chain was removed:\n%s", save)
 	}
-	if diff := cmp.Diff([]string{"99-other.conflist"}, files(t, conf)); diff != "" {
+	if diff := cmp.Diff([]string{"99-other.conflist"}, minitest.DirNames(t, conf)); diff != "" {
 		t.Errorf("conf dir (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{"bridge", "loopback"}, files(t, bin)); diff != "" {
+	if diff := cmp.Diff([]string{"bridge", "loopback"}, minitest.DirNames(t, bin)); diff != "" {
 		t.Errorf("bin dir: only minicni's binaries and identical reference ones go (-want +got):\n%s", diff)
 	}
 	// Idempotent.

@@ -17,6 +17,7 @@ import (
 	"github.com/containernetworking/plugins/plugins/ipam/host-local/backend/disk"
 	"github.com/google/go-cmp/cmp"
 	"github.com/minicni/minicni/libmini"
+	"github.com/minicni/minicni/libmini/minitest"
 )
 
 // newDisk returns a store in a fresh temp dir whose boot is described by
@@ -50,20 +51,6 @@ func lock(t *testing.T, d *Disk) *Tx {
 	}
 	t.Cleanup(func() { _ = tx.Close() })
 	return tx
-}
-
-// files lists the directory, sorted.
-func files(t *testing.T, dir string) []string {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range entries {
-		out = append(out, e.Name())
-	}
-	return out
 }
 
 func write(t *testing.T, path, content string, mtime time.Time) {
@@ -102,7 +89,7 @@ func TestReserveLayout(t *testing.T) {
 		t.Errorf("LastReserved(1) = %s, want none", got)
 	}
 	want := []string{"10.0.0.2", "fd00::2", "last_reserved_ip.0", BootIDName, "lock"}
-	if d := cmp.Diff(want, files(t, d.Dir)); d != "" {
+	if d := cmp.Diff(want, minitest.DirNames(t, d.Dir)); d != "" {
 		t.Errorf("files (-want +got):\n%s", d)
 	}
 	data, err := os.ReadFile(filepath.Join(d.Dir, "10.0.0.2"))
@@ -142,7 +129,7 @@ func TestLoadRemovesDebris(t *testing.T) {
 		t.Errorf("reservations (-want +got):\n%s", d)
 	}
 	wantFiles := []string{"010.0.0.6", "10.0.0.4", "10.0.0.5", BootIDName, "lock", "notes.txt"}
-	if d := cmp.Diff(wantFiles, files(t, d.Dir)); d != "" {
+	if d := cmp.Diff(wantFiles, minitest.DirNames(t, d.Dir)); d != "" {
 		t.Errorf("files (-want +got):\n%s", d)
 	}
 }
@@ -283,7 +270,7 @@ func TestHostLocalLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"fd00::8", "last_reserved_ip.0", BootIDName, "lock"}
-	if d := cmp.Diff(want, files(t, d.Dir)); d != "" {
+	if d := cmp.Diff(want, minitest.DirNames(t, d.Dir)); d != "" {
 		t.Errorf("files after host-local's GC (-want +got):\n%s", d)
 	}
 }
@@ -341,7 +328,7 @@ func TestReclaimAfterReboot(t *testing.T) {
 			}
 
 			lock(t, d).Close()
-			if d := cmp.Diff(tt.wantFiles, files(t, d.Dir)); d != "" {
+			if d := cmp.Diff(tt.wantFiles, minitest.DirNames(t, d.Dir)); d != "" {
 				t.Errorf("files (-want +got):\n%s", d)
 			}
 			rec, _ := os.ReadFile(filepath.Join(d.Dir, BootIDName))
@@ -355,7 +342,7 @@ func TestReclaimAfterReboot(t *testing.T) {
 			// Once recorded, old files are no longer touched (no rescan).
 			write(t, filepath.Join(d.Dir, "10.0.0.9"), "late\r\neth0", before)
 			lock(t, d).Close()
-			if tt.current != "" && !slices.Contains(files(t, d.Dir), "10.0.0.9") {
+			if tt.current != "" && !slices.Contains(minitest.DirNames(t, d.Dir), "10.0.0.9") {
 				t.Error("a second command in the same boot released a reservation")
 			}
 		})
