@@ -1,0 +1,380 @@
+package cri
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// criNamespace is the containerd namespace the CRI plugin works in.
+const criNamespace = "k8s.io"
+
+// daemon is a containerd started by the test, with everything it writes
+// under dir: root, state, sockets, the CRI plugin's netns mounts, runc's
+// state and the log.
+type daemon struct {
+	dir, root, state, sock, log string
+	snapshotter                 string
+	cmd                         *exec.Cmd
+	exited                      chan error
+	conn                        *grpc.ClientConn
+	rt                          runtimeapi.RuntimeServiceClient
+	img                         runtimeapi.ImageServiceClient
+}
+
+// config is containerd's config file. Every path containerd 1.6 would
+// otherwise take from the machine (/var/lib/containerd, /run/containerd,
+// /opt/containerd, /run/containerd/runc, /var/run/netns, /etc/cni/net.d,
+// /opt/cni/bin) points into the test's directory instead, except two it has
+// no setting for: the shims' sockets (/run/containerd/s) and libcni's cache
+// (/var/lib/cni/results); host.cleanup sees to those.
+// restrict_oom_score_adj: this machine's root lacks CAP_SYS_RESOURCE, so runc
+// cannot lower a sandbox's oom_score_adj and fails every sandbox otherwise.
+const config = `version = 2
+root = "{{.Root}}"
+state = "{{.State}}"
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs"]
+
+[grpc]
+  address = "{{.Sock}}"
+[ttrpc]
+  address = "{{.Sock}}.ttrpc"
+[debug]
+  level = "debug"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{{.Dir}}/opt"
+[plugins."io.containerd.runtime.v1.linux"]
+  runtime_root = "{{.State}}/runc-v1"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{{.Pause}}"
+  restrict_oom_score_adj = true
+  netns_mounts_under_state_dir = true
+  disable_apparmor = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "{{.Snapshotter}}"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        Root = "{{.State}}/runc"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "{{.BinDir}}"
+    conf_dir = "{{.ConfDir}}"
+    max_conf_num = 1
+`
+
+// requireTools skips the test when containerd or runc is not installed
+// (.ci/run and hack/deps.sh install them; a developer may not have).
+func requireTools(t *testing.T) {
+	t.Helper()
+	for _, b := range []string{"containerd", "containerd-shim-runc-v2", "ctr", "runc"} {
+		if _, err := exec.LookPath(b); err != nil {
+			t.Skipf("%s is not installed (apt-get install containerd runc): %v", b, err)
+		}
+	}
+}
+
+// overlaySupported reports whether the kernel has overlayfs; without it the
+// test uses containerd's native snapshotter (plain copies).
+func overlaySupported() bool {
+	b, err := os.ReadFile("/proc/filesystems")
+	return err == nil && bytes.Contains(b, []byte("\toverlay\n"))
+}
+
+// startContainerd writes the config and starts containerd, registering its
+// stop (and the removal of everything it left) as a cleanup of t.
+func startContainerd(t *testing.T, dir, binDir, confDir string) *daemon {
+	t.Helper()
+	d := &daemon{dir: dir, root: filepath.Join(dir, "root"), state: filepath.Join(dir, "state"),
+		sock: filepath.Join(dir, "containerd.sock"), log: filepath.Join(dir, "containerd.log"),
+		snapshotter: "overlayfs", exited: make(chan error, 1)}
+	if !overlaySupported() {
+		d.snapshotter = "native"
+	}
+	r := strings.NewReplacer("{{.Root}}", d.root, "{{.State}}", d.state, "{{.Sock}}", d.sock, "{{.Dir}}", dir,
+		"{{.Pause}}", pauseRef, "{{.Snapshotter}}", d.snapshotter, "{{.BinDir}}", binDir, "{{.ConfDir}}", confDir)
+	cfg := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(cfg, []byte(r.Replace(config)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(d.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	d.cmd = exec.Command("containerd", "--config", cfg)
+	d.cmd.Dir = dir
+	d.cmd.Stdout, d.cmd.Stderr = logf, logf
+	// Pdeathsig: if the test binary dies (go test's timeout), containerd
+	// goes too. It fires when the forking thread exits, so pin the fork to
+	// a thread that outlives it (the locked thread returns to the pool).
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	runtime.LockOSThread()
+	err = d.cmd.Start()
+	runtime.UnlockOSThread()
+	if err != nil {
+		t.Fatalf("start containerd: %v", err)
+	}
+	go func() { d.exited <- d.cmd.Wait() }()
+	t.Cleanup(func() { d.stop(t) })
+
+	d.conn, err = grpc.NewClient("unix://"+d.sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.rt, d.img = runtimeapi.NewRuntimeServiceClient(d.conn), runtimeapi.NewImageServiceClient(d.conn)
+	return d
+}
+
+// waitReady polls the CRI Status until the runtime and the network (our
+// conflist, loaded from the conf dir) are ready.
+func (d *daemon) waitReady(ctx context.Context) error {
+	var last string
+	for {
+		select {
+		case err := <-d.exited:
+			d.exited <- err
+			return fmt.Errorf("containerd exited: %v\n%s", err, d.logTail(30))
+		default:
+		}
+		st, err := d.rt.Status(ctx, &runtimeapi.StatusRequest{})
+		if err == nil {
+			ready := 0
+			last = ""
+			for _, c := range st.GetStatus().GetConditions() {
+				if c.Status {
+					ready++
+				} else {
+					last += fmt.Sprintf("%s: %s %s; ", c.Type, c.Reason, c.Message)
+				}
+			}
+			if ready == len(st.GetStatus().GetConditions()) && ready >= 2 {
+				return nil
+			}
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("CRI not ready: %s\n%s", last, d.logTail(30))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// importImage imports an OCI archive into the CRI plugin's namespace with
+// ctr, unpacked for the CRI's snapshotter.
+func (d *daemon) importImage(ctx context.Context, archive string) error {
+	cmd := exec.CommandContext(ctx, "ctr", "-n", criNamespace, "-a", d.sock, "images", "import",
+		"--snapshotter", d.snapshotter, archive)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("ctr images import %s: %v\n%s", archive, err, out)
+	}
+	return nil
+}
+
+// logTail is the end of containerd's log, for error messages.
+func (d *daemon) logTail(n int) string {
+	b, _ := os.ReadFile(d.log)
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// stop removes every pod sandbox left (so libcni runs the chain's DEL for
+// each), stops containerd, ends the shims and containers it left (found by
+// our socket and runc root, so only the test's own), and unmounts whatever
+// remains under the test's directory. Every step is bounded; failures are
+// reported, and the steps after still run.
+func (d *daemon) stop(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var sandboxes []string
+	if d.rt != nil {
+		if pods, err := d.rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{}); err == nil {
+			for _, p := range pods.GetItems() {
+				sandboxes = append(sandboxes, p.Id)
+				if _, err := d.rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: p.Id}); err != nil {
+					t.Errorf("cleanup: stop pod %s: %v", p.Id, err)
+				}
+				if _, err := d.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: p.Id}); err != nil {
+					t.Errorf("cleanup: remove pod %s: %v", p.Id, err)
+				}
+			}
+		}
+	}
+	if d.conn != nil {
+		_ = d.conn.Close()
+	}
+	if d.cmd != nil && d.cmd.Process != nil {
+		_ = d.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-d.exited:
+		case <-time.After(10 * time.Second):
+			t.Errorf("cleanup: containerd ignored SIGTERM for 10s, killing it")
+			_ = d.cmd.Process.Kill()
+			<-d.exited
+		}
+	}
+	d.killLeftovers(ctx, t, sandboxes)
+	if err := unmountUnder(d.dir); err != nil {
+		t.Errorf("cleanup: %v", err)
+	}
+	if t.Failed() {
+		t.Logf("containerd log (end):\n%s", d.logTail(60))
+	}
+}
+
+// killLeftovers deletes the containers runc still knows under the test's
+// runc root, kills shims serving the test's containerd socket and removes
+// the sockets of the pods' shims (one shim per pod, named after the
+// sandbox) that died without removing theirs. None of these exists after a
+// clean run: they are for a test that failed half-way.
+func (d *daemon) killLeftovers(ctx context.Context, t *testing.T, sandboxes []string) {
+	runcRoot := filepath.Join(d.state, "runc", criNamespace)
+	if _, err := os.Stat(runcRoot); err == nil {
+		out, err := exec.CommandContext(ctx, "runc", "--root", runcRoot, "list", "-q").Output()
+		if err != nil {
+			t.Errorf("cleanup: runc list: %v", err)
+		}
+		for _, id := range strings.Fields(string(out)) {
+			t.Logf("cleanup: container %s left behind, deleting it", id)
+			if out, err := exec.CommandContext(ctx, "runc", "--root", runcRoot, "delete", "--force", id).CombinedOutput(); err != nil {
+				t.Errorf("cleanup: runc delete %s: %v %s", id, err, out)
+			}
+		}
+	}
+	sockets := map[string]bool{}
+	for _, id := range sandboxes {
+		sockets[shimSocket(d.sock, id)] = true
+	}
+	for _, s := range shimsOf(d.sock) {
+		t.Logf("cleanup: shim %d left behind, killing it", s.pid)
+		_ = syscall.Kill(s.pid, syscall.SIGKILL)
+		sockets[s.socket] = true
+	}
+	for s := range sockets {
+		if err := os.Remove(s); err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("cleanup: %v", err)
+		}
+	}
+}
+
+// shimSocket is the socket of the shim serving the container id of the CRI
+// namespace: containerd 1.6 names it after its own address, the namespace
+// and the ID, under /run/containerd/s whatever its state dir.
+func shimSocket(sock, id string) string {
+	key := sha256.Sum256([]byte(filepath.Join(sock, criNamespace, id)))
+	return filepath.Join("/run/containerd/s", hex.EncodeToString(key[:]))
+}
+
+type shim struct {
+	pid    int
+	socket string
+}
+
+// shimsOf lists the containerd-shim-runc-v2 processes started for the
+// containerd listening on sock (their command line has "-address sock"),
+// with their socket.
+func shimsOf(sock string) []shim {
+	var shims []shim
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		if len(args) == 0 || filepath.Base(args[0]) != "containerd-shim-runc-v2" {
+			continue
+		}
+		flag := func(name string) string {
+			if i := slices.Index(args, name); i >= 0 && i+1 < len(args) {
+				return args[i+1]
+			}
+			return ""
+		}
+		if flag("-address") == sock && flag("-namespace") == criNamespace {
+			shims = append(shims, shim{pid: pid, socket: shimSocket(sock, flag("-id"))})
+		}
+	}
+	return shims
+}
+
+// unmountUnder lazily unmounts every mount point under dir, deepest first
+// (snapshots, sandbox shm, netns bind mounts), so the directory can be
+// removed.
+func unmountUnder(dir string) error {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var points []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 {
+			continue
+		}
+		p := unescapeMount(fields[4])
+		if p == dir || strings.HasPrefix(p, dir+"/") {
+			points = append(points, p)
+		}
+	}
+	slices.SortFunc(points, func(a, b string) int { return len(b) - len(a) })
+	var errs []error
+	for _, p := range points {
+		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("umount %s: %w", p, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// unescapeMount decodes mountinfo's octal escapes (\040 for a space).
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
