@@ -113,6 +113,9 @@ func startContainerd(t *testing.T, dir, binDir, confDir string) *daemon {
 	if !overlaySupported() {
 		d.snapshotter = "native"
 	}
+	if n := len(d.sock + ".ttrpc"); n >= len(unix.RawSockaddrUnix{}.Path) {
+		t.Fatalf("socket path %s.ttrpc is %d bytes, too long for a unix socket: set a shorter TMPDIR", d.sock, n)
+	}
 	r := strings.NewReplacer("{{.Root}}", d.root, "{{.State}}", d.state, "{{.Sock}}", d.sock, "{{.Dir}}", dir,
 		"{{.Pause}}", pauseRef, "{{.Snapshotter}}", d.snapshotter, "{{.BinDir}}", binDir, "{{.ConfDir}}", confDir)
 	cfg := filepath.Join(dir, "config.toml")
