@@ -96,13 +96,35 @@ func (b *bencher) podToPod(ctx context.Context, v string, nodes int) (dataRow, e
 
 var rttAvgRE = regexp.MustCompile(`= [0-9.]+/([0-9.]+)/`)
 
+// iperfGbps reads the received throughput of iperf3 -J output; an error or a
+// zero figure is an error.
+func iperfGbps(out []byte) (float64, error) {
+	var ip struct {
+		Error string `json:"error"`
+		End   struct {
+			SumReceived struct {
+				BitsPerSecond float64 `json:"bits_per_second"`
+			} `json:"sum_received"`
+		} `json:"end"`
+	}
+	if err := json.Unmarshal(out, &ip); err != nil {
+		return 0, fmt.Errorf("iperf3 output: %w", err)
+	}
+	if ip.Error != "" || ip.End.SumReceived.BitsPerSecond <= 0 {
+		return 0, fmt.Errorf("iperf3: no throughput (%q)", ip.Error)
+	}
+	return ip.End.SumReceived.BitsPerSecond / 1e9, nil
+}
+
 // measure runs iperf3 for 3 s from src to an iperf3 server in dst, then 20
 // pings, all over dst.IP.
 func measure(ctx context.Context, path, variant string, src, dst *lab.Host) (dataRow, error) {
 	row := dataRow{Path: path, Variant: variant}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	srv := exec.CommandContext(ctx, "ip", "netns", "exec", dst.Name, "iperf3", "-s", "-1", "-B", dst.IP.String())
+	// A long-running server (killed below): a one-off (-1) server can be
+	// used up by a client attempt made before it listened properly.
+	srv := exec.CommandContext(ctx, "ip", "netns", "exec", dst.Name, "iperf3", "-s", "-B", dst.IP.String())
 	if err := srv.Start(); err != nil {
 		return row, err
 	}
@@ -110,27 +132,18 @@ func measure(ctx context.Context, path, variant string, src, dst *lab.Host) (dat
 	defer srv.Process.Kill()
 	var out []byte
 	var err error
-	for range 50 { // until the server listens
+	for range 50 { // until the server listens and a whole test ran
 		out, err = exec.CommandContext(ctx, "ip", "netns", "exec", src.Name, "iperf3", "-c", dst.IP.String(), "-t", "3", "-J").Output()
 		if err == nil {
-			break
+			if row.Gbps, err = iperfGbps(out); err == nil {
+				break
+			}
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 	if err != nil {
 		return row, fmt.Errorf("iperf3: %v: %s", err, out)
 	}
-	var ip struct {
-		End struct {
-			SumReceived struct {
-				BitsPerSecond float64 `json:"bits_per_second"`
-			} `json:"sum_received"`
-		} `json:"end"`
-	}
-	if err := json.Unmarshal(out, &ip); err != nil {
-		return row, fmt.Errorf("iperf3 output: %w", err)
-	}
-	row.Gbps = ip.End.SumReceived.BitsPerSecond / 1e9
 	out, err = exec.CommandContext(ctx, "ip", "netns", "exec", src.Name, "ping", "-n", "-q", "-c", "20", "-i", "0.01", dst.IP.String()).CombinedOutput()
 	if err != nil {
 		return row, fmt.Errorf("ping: %v: %s", err, out)

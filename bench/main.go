@@ -74,8 +74,8 @@ func main() {
 					tag = fmt.Sprintf("round %d", round)
 					r.add(c, v.name, res)
 				}
-				progress("C=%-2d %-10s %-18s ADD p50 %6.1f ms  DEL p50 %6.1f ms  %6.1f pods/s  errors %d  dups %d  left %s",
-					c, v.name, tag, ms(res.Add.P50), ms(res.Del.P50), res.PodsPerSec, res.Errors, res.Duplicates, res.Left)
+				progress("C=%-2d %-10s %-18s ADD p50 %6.1f ms  DEL p50 %6.1f ms  %6.1f pods/s  CPU/pod %5.2f ms  errors %d  dups %d  left %s",
+					c, v.name, tag, ms(res.Add.P50), ms(res.Del.P50), res.PodsPerSec, ms(res.AddCPU), res.Errors, res.Duplicates, res.Left)
 			}
 		}
 	}

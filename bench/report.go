@@ -64,6 +64,7 @@ func median(xs []float64) float64 {
 func addP50(r result) float64  { return ms(r.Add.P50) }
 func delP50(r result) float64  { return ms(r.Del.P50) }
 func podsSec(r result) float64 { return r.PodsPerSec }
+func addCPU(r result) float64  { return ms(r.AddCPU) }
 
 func machine() []string {
 	lines := []string{fmt.Sprintf("Go %s, %s/%s, %d CPUs", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU())}
@@ -136,8 +137,8 @@ func (r *report) markdown() string {
 
 	for _, c := range r.Concs {
 		w("\n## Control plane, C=%d\n\n", c)
-		w("| round | variant | ADD p50 | p90 | p99 | max | DEL p50 | p90 | p99 | max | pods/s | errors | dup. addresses | left after DEL |\n")
-		w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		w("| round | variant | ADD p50 | p90 | p99 | max | DEL p50 | p90 | p99 | max | pods/s | CPU/pod ADD | CPU/pod DEL | errors | dup. addresses | left after DEL |\n")
+		w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for i := range r.Rounds {
 			for _, v := range variants {
 				rs := r.cells[c][v.name]
@@ -145,12 +146,12 @@ func (r *report) markdown() string {
 					continue
 				}
 				x := rs[i]
-				w("| %d | %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %d | %d | %s |\n", i+1, v.name,
+				w("| %d | %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f | %.2f | %d | %d | %s |\n", i+1, v.name,
 					ms(x.Add.P50), ms(x.Add.P90), ms(x.Add.P99), ms(x.Add.Max), ms(x.Del.P50), ms(x.Del.P90), ms(x.Del.P99), ms(x.Del.Max),
-					x.PodsPerSec, x.Errors, x.Duplicates, x.Left)
+					x.PodsPerSec, ms(x.AddCPU), ms(x.DelCPU), x.Errors, x.Duplicates, x.Left)
 			}
 		}
-		w("\nTimes in ms. Ratios (minicni ÷ other, per round → median):\n\n")
+		w("\nTimes in ms; CPU/pod is the user+system CPU time the plugin processes used per pod (RUSAGE_CHILDREN of the driver). Ratios (minicni ÷ other, per round → median):\n\n")
 		for _, q := range []struct {
 			name, other string
 			f           func(result) float64
@@ -158,6 +159,7 @@ func (r *report) markdown() string {
 			{"ADD p50 vs ref-equal", "ref-equal", addP50}, {"ADD p50 vs ref-bridge", "ref-bridge", addP50},
 			{"DEL p50 vs ref-equal", "ref-equal", delP50}, {"DEL p50 vs ref-bridge", "ref-bridge", delP50},
 			{"pods/s vs ref-equal", "ref-equal", podsSec}, {"pods/s vs ref-bridge", "ref-bridge", podsSec},
+			{"plugin CPU per pod (ADD) vs ref-equal", "ref-equal", addCPU}, {"plugin CPU per pod (ADD) vs ref-bridge", "ref-bridge", addCPU},
 		} {
 			rs, m := r.ratios(c, q.other, q.f)
 			w("- %s: %s → **%.2f**\n", q.name, joinFloats(rs), m)

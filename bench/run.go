@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/minicni/minicni/integration/lab"
@@ -45,6 +46,10 @@ func (l leftovers) zero() bool { return l == leftovers{} }
 type result struct {
 	Add, Del   stats
 	PodsPerSec float64 // ADD phase
+	// AddCPU and DelCPU are the CPU time (user+system) the plugin processes
+	// used per pod in each phase: libcni runs them as this process's
+	// children, so RUSAGE_CHILDREN counts exactly them.
+	AddCPU, DelCPU time.Duration
 	Errors     int
 	Duplicates int
 	Left       leftovers
@@ -142,7 +147,9 @@ func (b *bencher) lifecycle(ctx context.Context, v string, c int) (res result, e
 			return res, err
 		}
 	}
+	cpu0 := childCPU()
 	durs, wall, errs := parallel(pods, c, func(p *lab.Pod) error { return l.Attach(ctx, p) })
+	res.AddCPU = (childCPU() - cpu0) / time.Duration(len(pods))
 	res.Add, res.Errors = percentiles(durs), errs
 	res.PodsPerSec = float64(len(durs)) / wall.Seconds()
 	seen := map[string]bool{}
@@ -156,7 +163,9 @@ func (b *bencher) lifecycle(ctx context.Context, v string, c int) (res result, e
 		seen[p.IP.String()] = true
 	}
 	attached := append([]*lab.Pod(nil), n.Pods...)
+	cpu0 = childCPU()
 	durs, _, errs = parallel(attached, c, func(p *lab.Pod) error { return l.Detach(ctx, p, false) })
+	res.DelCPU = (childCPU() - cpu0) / time.Duration(max(1, len(attached)))
 	res.Del, res.Errors = percentiles(durs), res.Errors+errs
 	res.Left, err = left(l, n, base)
 	return res, err
@@ -188,4 +197,13 @@ func (b *bencher) delAfterNetnsGone(ctx context.Context, v string, count int) (r
 	}
 	res.Left, err = left(l, n, base)
 	return res, err
+}
+
+// childCPU is the user+system CPU time of this process's waited-for children.
+func childCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -7,7 +7,6 @@ package main
 import (
 	"context"
 	"os"
-	"runtime"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
@@ -16,7 +15,7 @@ import (
 	"github.com/minicni/minicni/libmini"
 )
 
-func init() { runtime.LockOSThread() }
+func init() { libmini.InitPlugin() }
 
 func main() {
 	about := libmini.About("miniipam")

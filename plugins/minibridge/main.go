@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"runtime"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
@@ -15,7 +14,7 @@ import (
 )
 
 // A netns belongs to an OS thread: keep the main goroutine on one.
-func init() { runtime.LockOSThread() }
+func init() { libmini.InitPlugin() }
 
 func main() {
 	skel.PluginMainFuncs(skel.CNIFuncs{

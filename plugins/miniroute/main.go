@@ -7,7 +7,6 @@ package main
 
 import (
 	"context"
-	"runtime"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
@@ -17,7 +16,7 @@ import (
 
 // A netns belongs to an OS thread: keep the main goroutine, and the
 // iptables processes it starts, on one.
-func init() { runtime.LockOSThread() }
+func init() { libmini.InitPlugin() }
 
 func main() {
 	skel.PluginMainFuncs(skel.CNIFuncs{
