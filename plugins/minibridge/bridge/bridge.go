@@ -325,17 +325,21 @@ func gatewayNets(ips []*current.IPConfig) []*net.IPNet {
 // mode, up, accept_ra=0). Concurrent ADDs race to create it: EEXIST is not
 // an error, and the link is read back either way.
 func ensureBridge(conf *NetConf, mtu int) (*netlink.Bridge, error) {
-	attrs := netlink.NewLinkAttrs()
-	attrs.Name = conf.Bridge
-	attrs.MTU = mtu
-	// An explicitly set MAC keeps the bridge's MAC fixed as ports come
-	// and go (otherwise the kernel adopts the lowest port MAC, and every
-	// pod's neighbour entry for the gateway goes stale).
-	attrs.HardwareAddr = randomMAC()
-	if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: attrs}); err != nil && !errors.Is(err, unix.EEXIST) {
-		return nil, types.NewError(libmini.CodeLink, fmt.Sprintf("creating bridge %s", conf.Bridge), err.Error())
-	}
 	l, err := netlinksafe.LinkByName(conf.Bridge)
+	if notFound := (netlink.LinkNotFoundError{}); errors.As(err, &notFound) {
+		// Only the first ADD on a node gets here.
+		attrs := netlink.NewLinkAttrs()
+		attrs.Name = conf.Bridge
+		attrs.MTU = mtu
+		// An explicitly set MAC keeps the bridge's MAC fixed as ports come
+		// and go (otherwise the kernel adopts the lowest port MAC, and every
+		// pod's neighbour entry for the gateway goes stale).
+		attrs.HardwareAddr = randomMAC()
+		if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: attrs}); err != nil && !errors.Is(err, unix.EEXIST) {
+			return nil, types.NewError(libmini.CodeLink, fmt.Sprintf("creating bridge %s", conf.Bridge), err.Error())
+		}
+		l, err = netlinksafe.LinkByName(conf.Bridge)
+	}
 	if err != nil {
 		return nil, types.NewError(libmini.CodeLink, fmt.Sprintf("reading bridge %s", conf.Bridge), err.Error())
 	}
