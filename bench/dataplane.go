@@ -15,29 +15,36 @@ import (
 )
 
 // dataRow is one data-plane measurement: TCP throughput (iperf3) and mean
-// ping round trip between two endpoints.
+// ping round trip between two endpoints, in one round.
 type dataRow struct {
 	Path, Variant string
+	Round         int
 	Gbps          float64
 	RTT           time.Duration
 }
 
-func (b *bencher) dataplane(ctx context.Context) ([]dataRow, error) {
+// dataplane measures every path and variant once per round, interleaved
+// like the control plane, so that the medians compare like with like.
+func (b *bencher) dataplane(ctx context.Context, rounds int) ([]dataRow, error) {
 	var rows []dataRow
-	base, err := vethBaseline(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("veth baseline: %w", err)
-	}
-	rows = append(rows, base)
-	progress("data plane %-10s %-22s %6.2f Gbit/s  rtt %s", "baseline", base.Path, base.Gbps, base.RTT)
-	for _, nodes := range []int{1, 2} {
-		for _, v := range variants {
-			row, err := b.podToPod(ctx, v.name, nodes)
-			if err != nil {
-				return nil, fmt.Errorf("%s, %d node(s): %w", v.name, nodes, err)
+	for round := 1; round <= rounds; round++ {
+		base, err := vethBaseline(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("veth baseline: %w", err)
+		}
+		base.Round = round
+		rows = append(rows, base)
+		progress("data plane round %d %-10s %-22s %6.2f Gbit/s  rtt %s", round, "baseline", base.Path, base.Gbps, base.RTT)
+		for _, nodes := range []int{1, 2} {
+			for _, v := range variants {
+				row, err := b.podToPod(ctx, v.name, nodes)
+				if err != nil {
+					return nil, fmt.Errorf("%s, %d node(s): %w", v.name, nodes, err)
+				}
+				row.Round = round
+				rows = append(rows, row)
+				progress("data plane round %d %-10s %-22s %6.2f Gbit/s  rtt %s", round, v.name, row.Path, row.Gbps, row.RTT)
 			}
-			rows = append(rows, row)
-			progress("data plane %-10s %-22s %6.2f Gbit/s  rtt %s", v.name, row.Path, row.Gbps, row.RTT)
 		}
 	}
 	return rows, nil

@@ -89,7 +89,7 @@ func main() {
 	}
 	r.Exec = execCost(binDir)
 	if !*skipData {
-		if r.Data, err = b.dataplane(ctx); err != nil {
+		if r.Data, err = b.dataplane(ctx, *rounds); err != nil {
 			fail(err)
 		}
 	}

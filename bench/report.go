@@ -182,10 +182,22 @@ func (r *report) markdown() string {
 	}
 
 	if len(r.Data) > 0 {
-		w("\n## Data plane\n\niperf3 TCP for 3 s and the mean of 20 pings, between two pods; the baseline is two namespaces joined by a plain veth pair.\n\n")
-		w("| path | variant | TCP Gbit/s | ping mean |\n|---|---|---|---|\n")
+		w("\n## Data plane\n\niperf3 TCP for 3 s and the mean of 20 pings between two pods, once per round, paths and variants interleaved;\n")
+		w("the baseline is two namespaces joined by a plain veth pair. Median over the rounds, then each round's figure.\n\n")
+		w("| path | variant | TCP Gbit/s, median | per round | ping mean, median | per round |\n|---|---|---|---|---|---|\n")
+		type key struct{ path, variant string }
+		var order []key
+		gbps, rtt := map[key][]float64{}, map[key][]float64{}
 		for _, d := range r.Data {
-			w("| %s | %s | %.2f | %.3f ms |\n", d.Path, d.Variant, d.Gbps, ms(d.RTT))
+			k := key{d.Path, d.Variant}
+			if _, ok := gbps[k]; !ok {
+				order = append(order, k)
+			}
+			gbps[k] = append(gbps[k], d.Gbps)
+			rtt[k] = append(rtt[k], ms(d.RTT))
+		}
+		for _, k := range order {
+			w("| %s | %s | %.2f | %s | %.3f ms | %s |\n", k.path, k.variant, median(gbps[k]), joinFloats(gbps[k]), median(rtt[k]), joinFloats3(rtt[k]))
 		}
 	}
 	return b.String()
@@ -203,6 +215,14 @@ func joinFloats(xs []float64) string {
 	s := make([]string, len(xs))
 	for i, x := range xs {
 		s[i] = fmt.Sprintf("%.2f", x)
+	}
+	return strings.Join(s, ", ")
+}
+
+func joinFloats3(xs []float64) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = fmt.Sprintf("%.3f", x)
 	}
 	return strings.Join(s, ", ")
 }
