@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/minicni/minicni/installer/conflist"
+	"github.com/minicni/minicni/integration/internal/containerd"
+	"github.com/minicni/minicni/integration/internal/ociimage"
 	"github.com/minicni/minicni/libmini/minitest"
 	"github.com/minicni/minicni/plugins/minibridge/bridge"
 	"github.com/vishvananda/netlink"
@@ -62,7 +64,9 @@ type pod struct {
 // leaves no reservation, veth or per-pod rule.
 func TestCRI(t *testing.T) {
 	minitest.RequireRoot(t)
-	requireTools(t)
+	if msg := containerd.MissingTools(); msg != "" {
+		t.Skip(msg)
+	}
 	busybox := "/bin/busybox"
 
 	dir := t.TempDir()
@@ -96,8 +100,8 @@ func TestCRI(t *testing.T) {
 		go func() {
 			errs <- minitest.BuildPlugins(binDir, "minibridge", "miniipam", "miniroute", "loopback", "portmap")
 		}()
-		go func() { errs <- buildPauseImage(dir, pauseTar) }()
-		go func() { errs <- buildBusyboxImage(busybox, busyboxTar) }()
+		go func() { errs <- ociimage.BuildPause(dir, pauseTar) }()
+		go func() { errs <- ociimage.BuildBusybox(busybox, busyboxTar) }()
 		for range 3 {
 			if err := <-errs; err != nil {
 				return err
@@ -109,22 +113,33 @@ func TestCRI(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	d := startContainerd(t, dir, binDir, confDir)
+	d, err := containerd.Start(containerd.Options{Dir: dir, BinDir: binDir, ConfDir: confDir, Pause: ociimage.PauseRef})
+	t.Cleanup(func() {
+		if err := d.Stop(); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("containerd log (end):\n%s", d.LogTail(60))
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			b, _ := os.ReadFile(pluginLog)
 			t.Logf("plugins' log:\n%s", b)
 		}
 	})
-	step(t, "containerd ready (runtime and network)", 30*time.Second, d.waitReady)
+	step(t, "containerd ready (runtime and network)", 30*time.Second, d.WaitReady)
 	step(t, "import images", 30*time.Second, func(ctx context.Context) error {
 		for _, a := range []string{pauseTar, busyboxTar} {
-			if err := d.importImage(ctx, a); err != nil {
+			if err := d.ImportImage(ctx, a); err != nil {
 				return err
 			}
 		}
-		for _, ref := range []string{pauseRef, busyboxRef} {
-			st, err := d.img.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: ref}})
+		for _, ref := range []string{ociimage.PauseRef, ociimage.BusyboxRef} {
+			st, err := d.Img.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: ref}})
 			if err != nil {
 				return err
 			}
@@ -200,7 +215,7 @@ func TestCRI(t *testing.T) {
 // dataDir and our plugins' logFile into the test's directory.
 func renderConflist(t *testing.T, h *host, dataDir, logFile string) []byte {
 	t.Helper()
-	tmpl, err := os.ReadFile(filepath.Join(packageDir(), "..", "..", "conflist", "10-minicni.conflist"))
+	tmpl, err := os.ReadFile(filepath.Join("..", "..", "conflist", "10-minicni.conflist")) // go test runs in the package dir
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,18 +268,18 @@ func freePort(t *testing.T) int {
 
 // runPod runs the sandbox (containerd's CNI ADD happens inside) and reads
 // its status: the address and the netns path.
-func runPod(ctx context.Context, d *daemon, p *pod, mu *sync.Mutex) error {
+func runPod(ctx context.Context, d *containerd.Daemon, p *pod, mu *sync.Mutex) error {
 	if err := os.MkdirAll(p.config.LogDirectory, 0o700); err != nil {
 		return err
 	}
-	resp, err := d.rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: p.config})
+	resp, err := d.RT.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: p.config})
 	if err != nil {
 		return err
 	}
 	mu.Lock()
 	p.id = resp.PodSandboxId
 	mu.Unlock()
-	st, err := d.rt.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: p.id, Verbose: true})
+	st, err := d.RT.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: p.id, Verbose: true})
 	if err != nil {
 		return err
 	}
@@ -367,24 +382,24 @@ func checkCachedResult(p *pod) error {
 
 // runContainer runs a busybox container in the pod, serving its hostname
 // over HTTP on containerPort, and waits until it runs.
-func runContainer(ctx context.Context, d *daemon, p *pod) error {
+func runContainer(ctx context.Context, d *containerd.Daemon, p *pod) error {
 	cfg := &runtimeapi.ContainerConfig{
 		Metadata: &runtimeapi.ContainerMetadata{Name: "web"},
-		Image:    &runtimeapi.ImageSpec{Image: busyboxRef},
+		Image:    &runtimeapi.ImageSpec{Image: ociimage.BusyboxRef},
 		Command: []string{"/bin/sh", "-c",
 			fmt.Sprintf("hostname > /tmp/index.html && exec httpd -f -p %d -h /tmp", containerPort)},
 		LogPath: "web.log",
 		Linux:   &runtimeapi.LinuxContainerConfig{},
 	}
-	c, err := d.rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: p.id, Config: cfg, SandboxConfig: p.config})
+	c, err := d.RT.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: p.id, Config: cfg, SandboxConfig: p.config})
 	if err != nil {
 		return err
 	}
 	p.container = c.ContainerId
-	if _, err := d.rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: p.container}); err != nil {
+	if _, err := d.RT.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: p.container}); err != nil {
 		return err
 	}
-	st, err := d.rt.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: p.container})
+	st, err := d.RT.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: p.container})
 	if err != nil {
 		return err
 	}
@@ -403,8 +418,8 @@ func runContainer(ctx context.Context, d *daemon, p *pod) error {
 }
 
 // execIn runs a command in the pod's container with ExecSync.
-func execIn(ctx context.Context, d *daemon, p *pod, cmd ...string) (string, error) {
-	r, err := d.rt.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: p.container, Cmd: cmd, Timeout: 10})
+func execIn(ctx context.Context, d *containerd.Daemon, p *pod, cmd ...string) (string, error) {
+	r, err := d.RT.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: p.container, Cmd: cmd, Timeout: 10})
 	if err != nil {
 		return "", fmt.Errorf("exec %q in pod %s: %w", cmd, p.name, err)
 	}
@@ -414,7 +429,7 @@ func execIn(ctx context.Context, d *daemon, p *pod, cmd ...string) (string, erro
 	return string(r.Stdout), nil
 }
 
-func ping(ctx context.Context, d *daemon, from *pod, to net.IP) error {
+func ping(ctx context.Context, d *containerd.Daemon, from *pod, to net.IP) error {
 	_, err := execIn(ctx, d, from, "ping", "-c", "1", "-W", "2", to.String())
 	return err
 }
@@ -468,11 +483,11 @@ func logLines(path string, subs ...string) []string {
 // removes the netns) and removes it (containerd runs DEL again, with an
 // empty CNI_NETNS). Both DELs must succeed; after the stop, the
 // reservation, the veth and the netns are gone.
-func stopAndRemove(ctx context.Context, d *daemon, h *host, p *pod, dataDir, pluginLog string) error {
+func stopAndRemove(ctx context.Context, d *containerd.Daemon, h *host, p *pod, dataDir, pluginLog string) error {
 	dels := func() []string {
 		return logLines(pluginLog, "plugin=minibridge", "cmd=DEL", "containerID="+p.id)
 	}
-	if _, err := d.rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: p.id}); err != nil {
+	if _, err := d.RT.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: p.id}); err != nil {
 		return fmt.Errorf("stop: %w", err)
 	}
 	if l := dels(); len(l) != 1 || !strings.Contains(l[0], "msg=detached") || !strings.Contains(l[0], "netns="+p.netns) {
@@ -487,7 +502,7 @@ func stopAndRemove(ctx context.Context, d *daemon, h *host, p *pod, dataDir, plu
 	if fileExists(p.netns) {
 		return fmt.Errorf("netns %s still there after the stop", p.netns)
 	}
-	if _, err := d.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: p.id}); err != nil {
+	if _, err := d.RT.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: p.id}); err != nil {
 		return fmt.Errorf("remove: %w", err)
 	}
 	l := dels()

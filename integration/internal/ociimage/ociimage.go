@@ -1,4 +1,8 @@
-package cri
+// Package ociimage writes container images as OCI image layout archives, the
+// form `ctr images import` reads, so the integration tests run containers
+// with no registry: a pause image (a tiny static Go program) and a busybox
+// image (Debian's busybox-static).
+package ociimage
 
 import (
 	"archive/tar"
@@ -16,15 +20,15 @@ import (
 	"time"
 )
 
-// The images the test imports. Their names are in a domain that cannot
+// The images the tests import. Their names are in a domain that cannot
 // exist (.test), so containerd never mistakes them for a registry's.
 const (
-	pauseRef   = "minicni.test/pause:1"
-	busyboxRef = "minicni.test/busybox:1"
+	PauseRef   = "minicni.test/pause:1"
+	BusyboxRef = "minicni.test/busybox:1"
 )
 
-// busyboxApplets are the commands the test's containers run.
-var busyboxApplets = []string{"sh", "ping", "httpd", "hostname", "sleep", "cat", "ip", "wget", "nc"}
+// BusyboxApplets are the commands the tests' containers run.
+var BusyboxApplets = []string{"sh", "ping", "httpd", "hostname", "sleep", "cat", "ip", "wget", "nc"}
 
 // OCI media types and annotations (image-spec v1.0).
 const (
@@ -128,10 +132,10 @@ func layer(entries []entry) (gz []byte, diffID string, err error) {
 	return z.Bytes(), digestOf(raw.Bytes()), nil
 }
 
-// writeImage writes an OCI image layout archive (oci-layout, index.json and
+// write writes an OCI image layout archive (oci-layout, index.json and
 // blobs/sha256/: a config, a manifest and one gzip layer) holding one image
 // named ref, the form `ctr images import` reads.
-func writeImage(path, ref string, entries []entry, entrypoint, cmd []string) error {
+func write(path, ref string, entries []entry, entrypoint, cmd []string) error {
 	gz, diffID, err := layer(entries)
 	if err != nil {
 		return err
@@ -215,9 +219,9 @@ var baseDirs = []entry{
 	{name: "tmp", mode: 0o1777, dir: true},
 }
 
-// buildPauseImage compiles testdata/pause as a static binary and writes the
+// BuildPause compiles testdata/pause as a static binary and writes the
 // pause image archive to path.
-func buildPauseImage(dir, path string) error {
+func BuildPause(dir, path string) error {
 	bin := filepath.Join(dir, "pause")
 	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./testdata/pause")
 	cmd.Dir = packageDir()
@@ -230,12 +234,12 @@ func buildPauseImage(dir, path string) error {
 		return err
 	}
 	entries := append(append([]entry{}, baseDirs...), entry{name: "pause", mode: 0o755, data: data})
-	return writeImage(path, pauseRef, entries, []string{"/pause"}, nil)
+	return write(path, PauseRef, entries, []string{"/pause"}, nil)
 }
 
-// buildBusyboxImage writes the test image archive: Debian's static busybox
+// BuildBusybox writes the test image archive: Debian's static busybox
 // as /bin/busybox and a symlink per applet the test uses.
-func buildBusyboxImage(busybox, path string) error {
+func BuildBusybox(busybox, path string) error {
 	if err := requireStatic(busybox); err != nil {
 		return err
 	}
@@ -246,10 +250,10 @@ func buildBusyboxImage(busybox, path string) error {
 	entries := append(append([]entry{}, baseDirs...),
 		entry{name: "bin", mode: 0o755, dir: true},
 		entry{name: "bin/busybox", mode: 0o755, data: data})
-	for _, a := range busyboxApplets {
+	for _, a := range BusyboxApplets {
 		entries = append(entries, entry{name: "bin/" + a, mode: 0o777, link: "busybox"})
 	}
-	return writeImage(path, busyboxRef, entries, nil, []string{"/bin/sh"})
+	return write(path, BusyboxRef, entries, nil, []string{"/bin/sh"})
 }
 
 // requireStatic fails for a dynamically linked binary, which would not run

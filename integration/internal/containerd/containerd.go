@@ -1,4 +1,10 @@
-package cri
+// Package containerd runs a private containerd (Debian's 1.6) for the
+// integration tests: its own root, state, sockets, config and CNI dirs, started
+// as a child process (no systemd here) and stopped with everything it left
+// (pods, shims, runc containers, mounts), so nothing else on the machine is
+// touched. The CRI test drives it directly; the end-to-end test runs a kubelet
+// against it.
+package containerd
 
 import (
 	"bufio"
@@ -16,7 +22,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -25,20 +30,31 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// criNamespace is the containerd namespace the CRI plugin works in.
-const criNamespace = "k8s.io"
+// CRINamespace is the containerd namespace the CRI plugin works in.
+const CRINamespace = "k8s.io"
 
-// daemon is a containerd started by the test, with everything it writes
-// under dir: root, state, sockets, the CRI plugin's netns mounts, runc's
+// Daemon is a containerd started by a test, with everything it writes
+// under Dir: root, state, sockets, the CRI plugin's netns mounts, runc's
 // state and the log.
-type daemon struct {
-	dir, root, state, sock, log string
-	snapshotter                 string
+type Daemon struct {
+	Dir, Root, State, Sock, Log string
+	Snapshotter                 string
 	cmd                         *exec.Cmd
 	exited                      chan error
 	conn                        *grpc.ClientConn
-	rt                          runtimeapi.RuntimeServiceClient
-	img                         runtimeapi.ImageServiceClient
+	RT                          runtimeapi.RuntimeServiceClient
+	Img                         runtimeapi.ImageServiceClient
+}
+
+// Options configure Start.
+type Options struct {
+	Dir     string // everything containerd writes goes under it
+	BinDir  string // CNI bin dir
+	ConfDir string // CNI conf dir
+	Pause   string // sandbox image reference (imported before the first pod)
+	// NetNS, when set, is the path of a network namespace containerd runs
+	// in (through nsenter --net), so its pods' chain runs there too.
+	NetNS string
 }
 
 // config is containerd's config file. Every path containerd 1.6 would
@@ -46,13 +62,13 @@ type daemon struct {
 // /opt/containerd, /run/containerd/runc, /var/run/netns, /etc/cni/net.d,
 // /opt/cni/bin) points into the test's directory instead, except two it has
 // no setting for: the shims' sockets (/run/containerd/s) and libcni's cache
-// (/var/lib/cni/results); host.cleanup sees to those.
+// (/var/lib/cni/results); the caller sees to those.
 // restrict_oom_score_adj: this machine's root lacks CAP_SYS_RESOURCE, so runc
 // cannot lower a sandbox's oom_score_adj and fails every sandbox otherwise.
 const config = `version = 2
 root = "{{.Root}}"
 state = "{{.State}}"
-disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs"]
+disabled_plugins = ["io.containerd.Snapshotter.v1.aufs", "io.containerd.Snapshotter.v1.btrfs", "io.containerd.Snapshotter.v1.devmapper", "io.containerd.Snapshotter.v1.zfs"]
 
 [grpc]
   address = "{{.Sock}}"
@@ -85,15 +101,16 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     max_conf_num = 1
 `
 
-// requireTools skips the test when containerd or runc is not installed
-// (.ci/run and hack/deps.sh install them; a developer may not have).
-func requireTools(t *testing.T) {
-	t.Helper()
+// MissingTools names the first of containerd's binaries not installed
+// (.ci/run and hack/deps.sh install them; a developer may not have), or is
+// empty; a test skips when it is not.
+func MissingTools() string {
 	for _, b := range []string{"containerd", "containerd-shim-runc-v2", "ctr", "runc"} {
 		if _, err := exec.LookPath(b); err != nil {
-			t.Skipf("%s is not installed (apt-get install containerd runc): %v", b, err)
+			return fmt.Sprintf("%s is not installed (apt-get install containerd runc): %v", b, err)
 		}
 	}
+	return ""
 }
 
 // overlaySupported reports whether the kernel has overlayfs; without it the
@@ -103,31 +120,35 @@ func overlaySupported() bool {
 	return err == nil && bytes.Contains(b, []byte("\toverlay\n"))
 }
 
-// startContainerd writes the config and starts containerd, registering its
-// stop (and the removal of everything it left) as a cleanup of t.
-func startContainerd(t *testing.T, dir, binDir, confDir string) *daemon {
-	t.Helper()
-	d := &daemon{dir: dir, root: filepath.Join(dir, "root"), state: filepath.Join(dir, "state"),
-		sock: filepath.Join(dir, "containerd.sock"), log: filepath.Join(dir, "containerd.log"),
-		snapshotter: "overlayfs", exited: make(chan error, 1)}
+// Start writes the config and starts containerd. The caller must call Stop
+// (which removes everything it left), even when Start fails.
+func Start(o Options) (*Daemon, error) {
+	dir := o.Dir
+	d := &Daemon{Dir: dir, Root: filepath.Join(dir, "root"), State: filepath.Join(dir, "state"),
+		Sock: filepath.Join(dir, "containerd.Sock"), Log: filepath.Join(dir, "containerd.log"),
+		Snapshotter: "overlayfs", exited: make(chan error, 1)}
 	if !overlaySupported() {
-		d.snapshotter = "native"
+		d.Snapshotter = "native"
 	}
-	if n := len(d.sock + ".ttrpc"); n >= len(unix.RawSockaddrUnix{}.Path) {
-		t.Fatalf("socket path %s.ttrpc is %d bytes, too long for a unix socket: set a shorter TMPDIR", d.sock, n)
+	if n := len(d.Sock + ".ttrpc"); n >= len(unix.RawSockaddrUnix{}.Path) {
+		return d, fmt.Errorf("socket path %s.ttrpc is %d bytes, too long for a unix socket: set a shorter TMPDIR", d.Sock, n)
 	}
-	r := strings.NewReplacer("{{.Root}}", d.root, "{{.State}}", d.state, "{{.Sock}}", d.sock, "{{.Dir}}", dir,
-		"{{.Pause}}", pauseRef, "{{.Snapshotter}}", d.snapshotter, "{{.BinDir}}", binDir, "{{.ConfDir}}", confDir)
+	r := strings.NewReplacer("{{.Root}}", d.Root, "{{.State}}", d.State, "{{.Sock}}", d.Sock, "{{.Dir}}", dir,
+		"{{.Pause}}", o.Pause, "{{.Snapshotter}}", d.Snapshotter, "{{.BinDir}}", o.BinDir, "{{.ConfDir}}", o.ConfDir)
 	cfg := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(cfg, []byte(r.Replace(config)), 0o600); err != nil {
-		t.Fatal(err)
+		return d, err
 	}
-	logf, err := os.Create(d.log)
+	logf, err := os.Create(d.Log)
 	if err != nil {
-		t.Fatal(err)
+		return d, err
 	}
 	defer logf.Close()
-	d.cmd = exec.Command("containerd", "--config", cfg)
+	if o.NetNS != "" {
+		d.cmd = exec.Command("nsenter", "--net="+o.NetNS, "containerd", "--config", cfg)
+	} else {
+		d.cmd = exec.Command("containerd", "--config", cfg)
+	}
 	d.cmd.Dir = dir
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	// Pdeathsig: if the test binary dies (go test's timeout), containerd
@@ -138,31 +159,31 @@ func startContainerd(t *testing.T, dir, binDir, confDir string) *daemon {
 	err = d.cmd.Start()
 	runtime.UnlockOSThread()
 	if err != nil {
-		t.Fatalf("start containerd: %v", err)
+		d.cmd = nil
+		return d, fmt.Errorf("start containerd: %v", err)
 	}
 	go func() { d.exited <- d.cmd.Wait() }()
-	t.Cleanup(func() { d.stop(t) })
 
-	d.conn, err = grpc.NewClient("unix://"+d.sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	d.conn, err = grpc.NewClient("unix://"+d.Sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		t.Fatal(err)
+		return d, err
 	}
-	d.rt, d.img = runtimeapi.NewRuntimeServiceClient(d.conn), runtimeapi.NewImageServiceClient(d.conn)
-	return d
+	d.RT, d.Img = runtimeapi.NewRuntimeServiceClient(d.conn), runtimeapi.NewImageServiceClient(d.conn)
+	return d, nil
 }
 
-// waitReady polls the CRI Status until the runtime and the network (our
+// WaitReady polls the CRI Status until the runtime and the network (our
 // conflist, loaded from the conf dir) are ready.
-func (d *daemon) waitReady(ctx context.Context) error {
+func (d *Daemon) WaitReady(ctx context.Context) error {
 	var last string
 	for {
 		select {
 		case err := <-d.exited:
 			d.exited <- err
-			return fmt.Errorf("containerd exited: %v\n%s", err, d.logTail(30))
+			return fmt.Errorf("containerd exited: %v\n%s", err, d.LogTail(30))
 		default:
 		}
-		st, err := d.rt.Status(ctx, &runtimeapi.StatusRequest{})
+		st, err := d.RT.Status(ctx, &runtimeapi.StatusRequest{})
 		if err == nil {
 			ready := 0
 			last = ""
@@ -181,26 +202,48 @@ func (d *daemon) waitReady(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("CRI not ready: %s\n%s", last, d.logTail(30))
+			return fmt.Errorf("CRI not ready: %s\n%s", last, d.LogTail(30))
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }
 
-// importImage imports an OCI archive into the CRI plugin's namespace with
+// WaitServing polls the CRI Status until containerd answers, ready or not
+// (a kubelet's node has no network until its CNI installer ran).
+func (d *Daemon) WaitServing(ctx context.Context) error {
+	for {
+		select {
+		case err := <-d.exited:
+			d.exited <- err
+			return fmt.Errorf("containerd exited: %v\n%s", err, d.LogTail(30))
+		default:
+		}
+		_, err := d.RT.Status(ctx, &runtimeapi.StatusRequest{})
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("containerd not serving: %v\n%s", err, d.LogTail(30))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// ImportImage imports an OCI archive into the CRI plugin's namespace with
 // ctr, unpacked for the CRI's snapshotter.
-func (d *daemon) importImage(ctx context.Context, archive string) error {
-	cmd := exec.CommandContext(ctx, "ctr", "-n", criNamespace, "-a", d.sock, "images", "import",
-		"--snapshotter", d.snapshotter, archive)
+func (d *Daemon) ImportImage(ctx context.Context, archive string) error {
+	cmd := exec.CommandContext(ctx, "ctr", "-n", CRINamespace, "-a", d.Sock, "images", "import",
+		"--snapshotter", d.Snapshotter, archive)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("ctr images import %s: %v\n%s", archive, err, out)
 	}
 	return nil
 }
 
-// logTail is the end of containerd's log, for error messages.
-func (d *daemon) logTail(n int) string {
-	b, _ := os.ReadFile(d.log)
+// LogTail is the end of containerd's log, for error messages.
+func (d *Daemon) LogTail(n int) string {
+	b, _ := os.ReadFile(d.Log)
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
@@ -208,24 +251,25 @@ func (d *daemon) logTail(n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// stop removes every pod sandbox left (so libcni runs the chain's DEL for
+// Stop removes every pod sandbox left (so libcni runs the chain's DEL for
 // each), stops containerd, ends the shims and containers it left (found by
 // our socket and runc root, so only the test's own), and unmounts whatever
 // remains under the test's directory. Every step is bounded; failures are
 // reported, and the steps after still run.
-func (d *daemon) stop(t *testing.T) {
+func (d *Daemon) Stop() error {
+	var errs []error
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var sandboxes []string
-	if d.rt != nil {
-		if pods, err := d.rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{}); err == nil {
+	if d.RT != nil {
+		if pods, err := d.RT.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{}); err == nil {
 			for _, p := range pods.GetItems() {
 				sandboxes = append(sandboxes, p.Id)
-				if _, err := d.rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: p.Id}); err != nil {
-					t.Errorf("cleanup: stop pod %s: %v", p.Id, err)
+				if _, err := d.RT.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: p.Id}); err != nil {
+					errs = append(errs, fmt.Errorf("stop pod %s: %v", p.Id, err))
 				}
-				if _, err := d.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: p.Id}); err != nil {
-					t.Errorf("cleanup: remove pod %s: %v", p.Id, err)
+				if _, err := d.RT.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: p.Id}); err != nil {
+					errs = append(errs, fmt.Errorf("remove pod %s: %v", p.Id, err))
 				}
 			}
 		}
@@ -238,18 +282,16 @@ func (d *daemon) stop(t *testing.T) {
 		select {
 		case <-d.exited:
 		case <-time.After(10 * time.Second):
-			t.Errorf("cleanup: containerd ignored SIGTERM for 10s, killing it")
+			errs = append(errs, errors.New("containerd ignored SIGTERM for 10s, killed it"))
 			_ = d.cmd.Process.Kill()
 			<-d.exited
 		}
 	}
-	d.killLeftovers(ctx, t, sandboxes)
-	if err := unmountUnder(d.dir); err != nil {
-		t.Errorf("cleanup: %v", err)
+	errs = append(errs, d.killLeftovers(ctx, sandboxes)...)
+	if err := UnmountUnder(d.Dir); err != nil {
+		errs = append(errs, err)
 	}
-	if t.Failed() {
-		t.Logf("containerd log (end):\n%s", d.logTail(60))
-	}
+	return errors.Join(errs...)
 }
 
 // killLeftovers deletes the containers runc still knows under the test's
@@ -257,41 +299,40 @@ func (d *daemon) stop(t *testing.T) {
 // the sockets of the pods' shims (one shim per pod, named after the
 // sandbox) that died without removing theirs. None of these exists after a
 // clean run: they are for a test that failed half-way.
-func (d *daemon) killLeftovers(ctx context.Context, t *testing.T, sandboxes []string) {
-	runcRoot := filepath.Join(d.state, "runc", criNamespace)
+func (d *Daemon) killLeftovers(ctx context.Context, sandboxes []string) (errs []error) {
+	runcRoot := filepath.Join(d.State, "runc", CRINamespace)
 	if _, err := os.Stat(runcRoot); err == nil {
 		out, err := exec.CommandContext(ctx, "runc", "--root", runcRoot, "list", "-q").Output()
 		if err != nil {
-			t.Errorf("cleanup: runc list: %v", err)
+			errs = append(errs, fmt.Errorf("runc list: %v", err))
 		}
 		for _, id := range strings.Fields(string(out)) {
-			t.Logf("cleanup: container %s left behind, deleting it", id)
 			if out, err := exec.CommandContext(ctx, "runc", "--root", runcRoot, "delete", "--force", id).CombinedOutput(); err != nil {
-				t.Errorf("cleanup: runc delete %s: %v %s", id, err, out)
+				errs = append(errs, fmt.Errorf("runc delete %s (left behind): %v %s", id, err, out))
 			}
 		}
 	}
 	sockets := map[string]bool{}
 	for _, id := range sandboxes {
-		sockets[shimSocket(d.sock, id)] = true
+		sockets[shimSocket(d.Sock, id)] = true
 	}
-	for _, s := range shimsOf(d.sock) {
-		t.Logf("cleanup: shim %d left behind, killing it", s.pid)
+	for _, s := range shimsOf(d.Sock) {
 		_ = syscall.Kill(s.pid, syscall.SIGKILL)
 		sockets[s.socket] = true
 	}
 	for s := range sockets {
 		if err := os.Remove(s); err != nil && !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("cleanup: %v", err)
+			errs = append(errs, err)
 		}
 	}
+	return errs
 }
 
 // shimSocket is the socket of the shim serving the container id of the CRI
 // namespace: containerd 1.6 names it after its own address, the namespace
 // and the ID, under /run/containerd/s whatever its state dir.
 func shimSocket(sock, id string) string {
-	key := sha256.Sum256([]byte(filepath.Join(sock, criNamespace, id)))
+	key := sha256.Sum256([]byte(filepath.Join(sock, CRINamespace, id)))
 	return filepath.Join("/run/containerd/s", hex.EncodeToString(key[:]))
 }
 
@@ -325,17 +366,17 @@ func shimsOf(sock string) []shim {
 			}
 			return ""
 		}
-		if flag("-address") == sock && flag("-namespace") == criNamespace {
+		if flag("-address") == sock && flag("-namespace") == CRINamespace {
 			shims = append(shims, shim{pid: pid, socket: shimSocket(sock, flag("-id"))})
 		}
 	}
 	return shims
 }
 
-// unmountUnder lazily unmounts every mount point under dir, deepest first
+// UnmountUnder lazily unmounts every mount point under dir, deepest first
 // (snapshots, sandbox shm, netns bind mounts), so the directory can be
 // removed.
-func unmountUnder(dir string) error {
+func UnmountUnder(dir string) error {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		return err
