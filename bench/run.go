@@ -50,9 +50,9 @@ type result struct {
 	// used per pod in each phase: libcni runs them as this process's
 	// children, so RUSAGE_CHILDREN counts exactly them.
 	AddCPU, DelCPU time.Duration
-	Errors     int
-	Duplicates int
-	Left       leftovers
+	Errors         int
+	Duplicates     int
+	Left           leftovers
 }
 
 func (b *bencher) up(ctx context.Context, v string, nodes int, staticRoutes bool) (*lab.Lab, error) {

@@ -209,60 +209,18 @@ func run(t *testing.T, host ns.NetNS, c call) []byte {
 	return out
 }
 
-func inNS(t *testing.T, n ns.NetNS, f func() error) {
-	t.Helper()
-	if err := n.Do(func(ns.NetNS) error { return f() }); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func linkNames(t *testing.T, n ns.NetNS) []string {
-	t.Helper()
-	var names []string
-	inNS(t, n, func() error {
-		links, err := netlinksafe.LinkList()
-		for _, l := range links {
-			names = append(names, l.Attrs().Name)
-		}
-		return err
-	})
-	slices.Sort(names)
-	return names
-}
-
 func link(t *testing.T, n ns.NetNS, name string) netlink.Link {
 	t.Helper()
 	var l netlink.Link
-	inNS(t, n, func() (err error) { l, err = netlinksafe.LinkByName(name); return err })
+	minitest.Do(t, n, func() (err error) { l, err = netlinksafe.LinkByName(name); return err })
 	return l
-}
-
-// addrs lists link's global addresses as prefixes, sorted.
-func addrs(t *testing.T, n ns.NetNS, name string) []string {
-	t.Helper()
-	var out []string
-	inNS(t, n, func() error {
-		l, err := netlinksafe.LinkByName(name)
-		if err != nil {
-			return err
-		}
-		as, err := netlinksafe.AddrList(l, netlink.FAMILY_ALL)
-		for _, a := range as {
-			if !a.IP.IsLinkLocalUnicast() {
-				out = append(out, a.IPNet.String())
-			}
-		}
-		return err
-	})
-	slices.Sort(out)
-	return out
 }
 
 // defaultGWs lists the gateways of n's default routes, v4 then v6.
 func defaultGWs(t *testing.T, n ns.NetNS) []string {
 	t.Helper()
 	var gws []string
-	inNS(t, n, func() error {
+	minitest.Do(t, n, func() error {
 		for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
 			routes, err := netlinksafe.RouteList(nil, fam)
 			if err != nil {
@@ -281,7 +239,7 @@ func defaultGWs(t *testing.T, n ns.NetNS) []string {
 
 func ping(t *testing.T, from ns.NetNS, addr string) {
 	t.Helper()
-	inNS(t, from, func() error {
+	minitest.Do(t, from, func() error {
 		out, err := exec.Command("ping", "-c", "1", "-W", "3", addr).CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("ping %s: %v\n%s", addr, err, out)
@@ -368,7 +326,7 @@ func expectAttached(t *testing.T, host ns.NetNS, n *network, p *pod, ver string,
 			t.Errorf("%s has MTU %d, want %d", l.Attrs().Name, l.Attrs().MTU, mtu)
 		}
 	}
-	podAddrs := addrs(t, p.ns, p.if_)
+	podAddrs := minitest.GlobalAddrs(t, p.ns, p.if_)
 	if len(podAddrs) != len(n.subnets) {
 		t.Fatalf("pod addresses %v: want one per subnet %v", podAddrs, n.subnets)
 	}
@@ -386,7 +344,7 @@ func expectAttached(t *testing.T, host ns.NetNS, n *network, p *pod, ver string,
 	for _, a := range podAddrs {
 		ip, pn, _ := net.ParseCIDR(a)
 		var gw string
-		for _, b := range addrs(t, host, n.br) {
+		for _, b := range minitest.GlobalAddrs(t, host, n.br) {
 			bip, bn, _ := net.ParseCIDR(b)
 			if bn.String() == pn.String() {
 				gw = bip.String()
@@ -421,12 +379,12 @@ func expectAttached(t *testing.T, host ns.NetNS, n *network, p *pod, ver string,
 // the pod, no reservation; the bridge stays.
 func expectDetached(t *testing.T, host ns.NetNS, n *network, p *pod) {
 	t.Helper()
-	hostLinks := linkNames(t, host)
+	hostLinks := minitest.LinkNames(t, host)
 	if slices.Contains(hostLinks, bridge.HostVethName(p.id, p.if_)) || !slices.Contains(hostLinks, n.br) {
 		t.Errorf("host links %v: want bridge %s and no host end", hostLinks, n.br)
 	}
 	if p.ns != nil {
-		if got := linkNames(t, p.ns); !slices.Equal(got, []string{"lo"}) {
+		if got := minitest.LinkNames(t, p.ns); !slices.Equal(got, []string{"lo"}) {
 			t.Errorf("pod links %v, want only lo", got)
 		}
 	}
@@ -511,7 +469,7 @@ func TestDelWithoutNetns(t *testing.T) {
 func waitGone(t *testing.T, host ns.NetNS, name string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for slices.Contains(linkNames(t, host), name) {
+	for slices.Contains(minitest.LinkNames(t, host), name) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s still exists", name)
 		}
@@ -543,7 +501,7 @@ func TestChains(t *testing.T) {
 			if len(res.IPs) != 1 {
 				t.Fatalf("ADD result IPs %v, want one", res.IPs)
 			}
-			if d := cmp.Diff([]string{res.IPs[0].Address.String()}, addrs(t, p.ns, p.if_)); d != "" {
+			if d := cmp.Diff([]string{res.IPs[0].Address.String()}, minitest.GlobalAddrs(t, p.ns, p.if_)); d != "" {
 				t.Errorf("pod addresses (-result +pod):\n%s", d)
 			}
 			if r := n.reservations(t); !slices.Equal(r, []string{res.IPs[0].Address.IP.String()}) {
@@ -555,7 +513,7 @@ func TestChains(t *testing.T) {
 				c.plugin = tt.plugin
 				run(t, host, c)
 			}
-			if got := linkNames(t, p.ns); !slices.Equal(got, []string{"lo"}) {
+			if got := minitest.LinkNames(t, p.ns); !slices.Equal(got, []string{"lo"}) {
 				t.Errorf("pod links after DEL %v, want only lo", got)
 			}
 			if r := n.reservations(t); len(r) != 0 {
@@ -604,7 +562,7 @@ func TestDualStack(t *testing.T) {
 			for _, ipc := range res.IPs {
 				ping(t, p.ns, ipc.Gateway.String())
 			}
-			inNS(t, host, func() error {
+			minitest.Do(t, host, func() error {
 				for f, want := range map[string]string{
 					"/proc/sys/net/ipv4/ip_forward":                     "1",
 					"/proc/sys/net/ipv6/conf/all/forwarding":            "1",
@@ -678,7 +636,7 @@ func TestConcurrentAdds(t *testing.T) {
 			}
 			var bridges, ports int
 			br := link(t, host, n.br)
-			inNS(t, host, func() error {
+			minitest.Do(t, host, func() error {
 				links, err := netlinksafe.LinkList()
 				for _, l := range links {
 					if l.Type() == "bridge" {
@@ -693,7 +651,7 @@ func TestConcurrentAdds(t *testing.T) {
 			if bridges != 1 || ports != pods {
 				t.Errorf("%d bridges with %d ports, want 1 with %d", bridges, ports, pods)
 			}
-			if got := addrs(t, host, n.br); len(got) != 1 {
+			if got := minitest.GlobalAddrs(t, host, n.br); len(got) != 1 {
 				t.Errorf("bridge addresses %v, want one gateway", got)
 			}
 			if r := n.reservations(t); len(r) != pods {
@@ -705,7 +663,7 @@ func TestConcurrentAdds(t *testing.T) {
 					t.Errorf("DEL %d: %v %v", i, o.err, o.cniErr)
 				}
 			}
-			if got := linkNames(t, host); !slices.Equal(got, []string{"lo", n.br}) && !slices.Equal(got, []string{n.br, "lo"}) {
+			if got := minitest.LinkNames(t, host); !slices.Equal(got, []string{"lo", n.br}) && !slices.Equal(got, []string{n.br, "lo"}) {
 				t.Errorf("host links after DEL: %v", got)
 			}
 			if r := n.reservations(t); len(r) != 0 {
@@ -778,7 +736,7 @@ func TestBadInput(t *testing.T) {
 			if tt.prepare != nil {
 				tt.prepare(t, e)
 			}
-			hostBefore, podBefore := linkNames(t, e.host), linkNames(t, e.pod.ns)
+			hostBefore, podBefore := minitest.LinkNames(t, e.host), minitest.LinkNames(t, e.pod.ns)
 			stdin := []byte(tt.stdin)
 			if tt.stdin == "" {
 				stdin = e.n.conf(t, "1.0.0", nil)
@@ -808,11 +766,11 @@ func TestBadInput(t *testing.T) {
 			}
 			// Nothing left behind: the only link that may appear is the
 			// bridge (node infrastructure, created before the veth).
-			hostAfter := slices.DeleteFunc(linkNames(t, e.host), func(s string) bool { return s == e.n.br })
+			hostAfter := slices.DeleteFunc(minitest.LinkNames(t, e.host), func(s string) bool { return s == e.n.br })
 			if d := cmp.Diff(slices.DeleteFunc(hostBefore, func(s string) bool { return s == e.n.br }), hostAfter); d != "" {
 				t.Errorf("host links changed (-before +after):\n%s", d)
 			}
-			if d := cmp.Diff(podBefore, linkNames(t, e.pod.ns)); d != "" {
+			if d := cmp.Diff(podBefore, minitest.LinkNames(t, e.pod.ns)); d != "" {
 				t.Errorf("pod links changed (-before +after):\n%s", d)
 			}
 			if r := e.n.reservations(t); len(r) != 0 {
@@ -822,7 +780,7 @@ func TestBadInput(t *testing.T) {
 				t.Errorf("fake IPAM reservations left: %v", fake)
 			}
 			if tt.name == "gateway conflict" {
-				if got := addrs(t, e.host, e.n.br); !slices.Equal(got, []string{"10.99.9.1/24"}) {
+				if got := minitest.GlobalAddrs(t, e.host, e.n.br); !slices.Equal(got, []string{"10.99.9.1/24"}) {
 					t.Errorf("bridge addresses after the conflict: %v, want the old one untouched", got)
 				}
 			}
@@ -841,7 +799,7 @@ func TestForceAddress(t *testing.T) {
 	ipCmd(t, host, "addr", "add", "10.99.9.1/24", "dev", n.br)
 	p := newPod(t)
 	res := parseResult(t, "1.0.0", run(t, host, p.call("ADD", n.conf(t, "1.0.0", nil))))
-	if got, want := addrs(t, host, n.br), []string{res.IPs[0].Gateway.String() + "/24"}; !slices.Equal(got, want) {
+	if got, want := minitest.GlobalAddrs(t, host, n.br), []string{res.IPs[0].Gateway.String() + "/24"}; !slices.Equal(got, want) {
 		t.Errorf("bridge addresses %v, want %v", got, want)
 	}
 	ping(t, p.ns, res.IPs[0].Gateway.String())
@@ -894,7 +852,7 @@ func TestVersionStatusGC(t *testing.T) {
 // ipCmd runs ip(8) in n.
 func ipCmd(t *testing.T, n ns.NetNS, args ...string) {
 	t.Helper()
-	inNS(t, n, func() error {
+	minitest.Do(t, n, func() error {
 		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
 			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
 		}
@@ -937,7 +895,7 @@ func TestOptions(t *testing.T) {
 			if tt.bridgeGW {
 				wantBridge = []string{gw + "/24"}
 			}
-			if d := cmp.Diff(wantBridge, addrs(t, host, n.br)); d != "" {
+			if d := cmp.Diff(wantBridge, minitest.GlobalAddrs(t, host, n.br)); d != "" {
 				t.Errorf("bridge addresses (-want +got):\n%s", d)
 			}
 			var defaults int
@@ -951,7 +909,7 @@ func TestOptions(t *testing.T) {
 				t.Errorf("%d default routes in the result, pod's via %v; want %d via %s", defaults, podGWs, tt.routes, gw)
 			}
 			var info netlink.Protinfo
-			inNS(t, host, func() (err error) {
+			minitest.Do(t, host, func() (err error) {
 				info, err = netlinksafe.LinkGetProtinfo(link(t, host, bridge.HostVethName(p.id, p.if_)))
 				return err
 			})

@@ -47,14 +47,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// inNS runs f in n; test code only (f must start no goroutines).
-func inNS(t *testing.T, n ns.NetNS, f func() error) {
-	t.Helper()
-	if err := n.Do(func(ns.NetNS) error { return f() }); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // fixture is one "node" (a host netns, where the plugin logic runs) with a
 // network config whose IPAM is host-local with its own dataDir.
 type fixture struct {
@@ -109,40 +101,6 @@ func (f *fixture) reservations(t *testing.T) []string {
 	return ips
 }
 
-func linkNames(t *testing.T, n ns.NetNS) []string {
-	t.Helper()
-	var names []string
-	inNS(t, n, func() error {
-		links, err := netlinksafe.LinkList()
-		for _, l := range links {
-			names = append(names, l.Attrs().Name)
-		}
-		return err
-	})
-	slices.Sort(names)
-	return names
-}
-
-func globalAddrs(t *testing.T, n ns.NetNS, link string) []string {
-	t.Helper()
-	var out []string
-	inNS(t, n, func() error {
-		l, err := netlinksafe.LinkByName(link)
-		if err != nil {
-			return err
-		}
-		addrs, err := netlinksafe.AddrList(l, netlink.FAMILY_ALL)
-		for _, a := range addrs {
-			if !a.IP.IsLinkLocalUnicast() {
-				out = append(out, a.IPNet.String())
-			}
-		}
-		return err
-	})
-	slices.Sort(out)
-	return out
-}
-
 func wantCode(t *testing.T, err error, code uint, mention ...string) {
 	t.Helper()
 	if got := errCode(t, err); got != code {
@@ -174,12 +132,12 @@ func TestAddCheckDel(t *testing.T) {
 	a := args(t, "ctr-inproc", pod.Path(), "eth0", stdin)
 	ctx := context.Background()
 	var res *current.Result
-	inNS(t, f.host, func() (err error) { res, err = Add(ctx, conf, a); return err })
+	minitest.Do(t, f.host, func() (err error) { res, err = Add(ctx, conf, a); return err })
 
 	hostName := HostVethName("ctr-inproc", "eth0")
 	var want struct{ brMAC, hostMAC, podMAC, podAddr string }
 	var hostMaster, brIndex, hostMTU, podMTU int
-	inNS(t, f.host, func() error {
+	minitest.Do(t, f.host, func() error {
 		br, err := netlinksafe.LinkByName(f.bridge)
 		if err != nil {
 			return err
@@ -192,7 +150,7 @@ func TestAddCheckDel(t *testing.T) {
 		brIndex, hostMaster, hostMTU = br.Attrs().Index, h.Attrs().MasterIndex, h.Attrs().MTU
 		return nil
 	})
-	inNS(t, pod, func() error {
+	minitest.Do(t, pod, func() error {
 		l, err := netlinksafe.LinkByName("eth0")
 		if err != nil {
 			return err
@@ -200,7 +158,7 @@ func TestAddCheckDel(t *testing.T) {
 		want.podMAC, podMTU = l.Attrs().HardwareAddr.String(), l.Attrs().MTU
 		return nil
 	})
-	addrs := globalAddrs(t, pod, "eth0")
+	addrs := minitest.GlobalAddrs(t, pod, "eth0")
 	if len(addrs) != 1 {
 		t.Fatalf("pod addresses %v, want one", addrs)
 	}
@@ -215,13 +173,13 @@ func TestAddCheckDel(t *testing.T) {
 		t.Errorf("result IPs %v, want %s on interface 2", res.IPs, addrs[0])
 	}
 	gw := res.IPs[0].Gateway
-	if d := cmp.Diff([]string{gw.String() + "/24"}, globalAddrs(t, f.host, f.bridge)); d != "" {
+	if d := cmp.Diff([]string{gw.String() + "/24"}, minitest.GlobalAddrs(t, f.host, f.bridge)); d != "" {
 		t.Errorf("bridge addresses (-want +got):\n%s", d)
 	}
 	if hostMaster != brIndex || hostMTU != 1400 || podMTU != 1400 {
 		t.Errorf("host veth master %d (bridge %d), MTU host %d pod %d, want 1400 (the uplink's)", hostMaster, brIndex, hostMTU, podMTU)
 	}
-	inNS(t, f.host, func() error {
+	minitest.Do(t, f.host, func() error {
 		for name, want := range map[string]string{"net/ipv4/ip_forward": "1", "net/ipv6/conf/" + f.bridge + "/accept_ra": "0"} {
 			if v, err := sysctl.Sysctl(name); err != nil || v != want {
 				t.Errorf("%s = %q (%v), want %q", name, v, err, want)
@@ -282,11 +240,11 @@ func TestAddCheckDel(t *testing.T) {
 
 	// DEL, twice; then nothing of the pod remains, the bridge does.
 	for i := range 2 {
-		inNS(t, f.host, func() error { return Del(ctx, conf, a) })
-		if got := linkNames(t, pod); !slices.Equal(got, []string{"lo"}) {
+		minitest.Do(t, f.host, func() error { return Del(ctx, conf, a) })
+		if got := minitest.LinkNames(t, pod); !slices.Equal(got, []string{"lo"}) {
 			t.Errorf("DEL %d: pod links %v, want only lo", i+1, got)
 		}
-		if got := linkNames(t, f.host); slices.Contains(got, hostName) || !slices.Contains(got, f.bridge) {
+		if got := minitest.LinkNames(t, f.host); slices.Contains(got, hostName) || !slices.Contains(got, f.bridge) {
 			t.Errorf("DEL %d: host links %v: want the bridge and no %s", i+1, got, hostName)
 		}
 		if r := f.reservations(t); len(r) != 0 {
@@ -298,7 +256,7 @@ func TestAddCheckDel(t *testing.T) {
 // ipCmd runs ip(8) in n: a child started from a thread in n inherits it.
 func ipCmd(t *testing.T, n ns.NetNS, args ...string) {
 	t.Helper()
-	inNS(t, n, func() error {
+	minitest.Do(t, n, func() error {
 		out, err := execCommand("ip", args...)
 		if err != nil {
 			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
@@ -334,7 +292,7 @@ func TestAddRollback(t *testing.T) {
 			f := newFixture(t)
 			pod := minitest.NewNS(t)
 			tt.prepare(t, f, pod)
-			hostBefore, podBefore := linkNames(t, f.host), linkNames(t, pod)
+			hostBefore, podBefore := minitest.LinkNames(t, f.host), minitest.LinkNames(t, pod)
 			conf, stdin := f.conf(t, "", "10.21.0.0/24")
 			a := args(t, "ctr-rollback", pod.Path(), "eth0", stdin)
 			var err error
@@ -343,12 +301,12 @@ func TestAddRollback(t *testing.T) {
 			if r := f.reservations(t); len(r) != 0 {
 				t.Errorf("reservations left: %v", r)
 			}
-			hostAfter := slices.DeleteFunc(linkNames(t, f.host), func(s string) bool { return s == f.bridge })
+			hostAfter := slices.DeleteFunc(minitest.LinkNames(t, f.host), func(s string) bool { return s == f.bridge })
 			hostBefore = slices.DeleteFunc(hostBefore, func(s string) bool { return s == f.bridge })
 			if d := cmp.Diff(hostBefore, hostAfter); d != "" {
 				t.Errorf("host links changed (-before +after):\n%s", d)
 			}
-			if d := cmp.Diff(podBefore, linkNames(t, pod)); d != "" {
+			if d := cmp.Diff(podBefore, minitest.LinkNames(t, pod)); d != "" {
 				t.Errorf("pod links changed (-before +after):\n%s", d)
 			}
 		})
@@ -403,7 +361,7 @@ func TestEnsureGateways(t *testing.T) {
 				gws = append(gws, cidr(g))
 			}
 			var err error
-			inNS(t, host, func() error {
+			minitest.Do(t, host, func() error {
 				l, lerr := netlinksafe.LinkByName(name)
 				if lerr != nil {
 					return lerr
@@ -416,7 +374,7 @@ func TestEnsureGateways(t *testing.T) {
 			} else if err != nil {
 				t.Fatal(err)
 			}
-			if d := cmp.Diff(tt.after, globalAddrs(t, host, name)); d != "" {
+			if d := cmp.Diff(tt.after, minitest.GlobalAddrs(t, host, name)); d != "" {
 				t.Errorf("bridge addresses (-want +got):\n%s", d)
 			}
 		})
@@ -428,7 +386,7 @@ func TestResolveMTU(t *testing.T) {
 	host := minitest.NewNS(t)
 	mtu := func() int {
 		var m int
-		inNS(t, host, func() (err error) { m, err = resolveMTU(0); return err })
+		minitest.Do(t, host, func() (err error) { m, err = resolveMTU(0); return err })
 		return m
 	}
 	if got := mtu(); got != DefaultMTU {
@@ -447,7 +405,7 @@ func TestResolveMTU(t *testing.T) {
 		t.Errorf("IPv6 default route only: MTU %d, want 1280", got)
 	}
 	var explicit int
-	inNS(t, host, func() (err error) { explicit, err = resolveMTU(9000); return err })
+	minitest.Do(t, host, func() (err error) { explicit, err = resolveMTU(9000); return err })
 	if explicit != 9000 {
 		t.Errorf("explicit MTU 9000 resolved to %d", explicit)
 	}
