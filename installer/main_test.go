@@ -235,8 +235,17 @@ func TestAgentBinaryInNetns(t *testing.T) {
 	if body := get("/healthz"); body != "ok\n" {
 		t.Errorf("/healthz = %q", body)
 	}
-	if body := get("/metrics"); !strings.Contains(body, "\nminicni_routes_programmed 1\n") {
-		t.Errorf("/metrics:\n%s", body)
+	// The log line above comes mid-pass; the metrics are set when the pass
+	// ends.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		body := get("/metrics")
+		if strings.Contains(body, "\nminicni_routes_programmed 1\n") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("/metrics:\n%s", body)
+			break
+		}
 	}
 	if _, err := os.Stat(filepath.Join(conf, "10-minicni.conflist")); err != nil {
 		t.Errorf("agent did not write the conflist: %v", err)
