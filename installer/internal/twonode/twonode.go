@@ -9,6 +9,7 @@ import (
 	"net"
 	"sort"
 	"testing"
+	"time"
 
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
@@ -70,6 +71,25 @@ func New(t testing.TB) (a, b Node) {
 					t.Fatal(err)
 				}
 			}
+		}
+	}
+	// The kernel's linkwatch marks a new veth operationally up (and gives it
+	// a working qdisc) asynchronously, up to a second later under load;
+	// until then packets are dropped. Wait for it, so that tests can send.
+	for _, n := range []Node{a, b} {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			l, err := n.H.LinkByName(n.Link)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l.Attrs().OperState == netlink.OperUp {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s is still %s after 5 s", n.Link, l.Attrs().OperState)
+			}
+			time.Sleep(5 * time.Millisecond)
 		}
 	}
 	return a, b
