@@ -52,9 +52,10 @@ type Options struct {
 	BinDir  string // CNI bin dir
 	ConfDir string // CNI conf dir
 	Pause   string // sandbox image reference (imported before the first pod)
-	// NetNS, when set, is the path of a network namespace containerd runs
-	// in (through nsenter --net), so its pods' chain runs there too.
-	NetNS string
+	// Nsenter, when set, are nsenter options (--net=PATH, --mount=PATH)
+	// naming the namespaces containerd runs in, so its pods' chain runs
+	// there too (a simulated node).
+	Nsenter []string
 }
 
 // config is containerd's config file. Every path containerd 1.6 would
@@ -144,8 +145,8 @@ func Start(o Options) (*Daemon, error) {
 		return d, err
 	}
 	defer logf.Close()
-	if o.NetNS != "" {
-		d.cmd = exec.Command("nsenter", "--net="+o.NetNS, "containerd", "--config", cfg)
+	if len(o.Nsenter) > 0 {
+		d.cmd = exec.Command("nsenter", append(append([]string{}, o.Nsenter...), "containerd", "--config", cfg)...)
 	} else {
 		d.cmd = exec.Command("containerd", "--config", cfg)
 	}
