@@ -1,0 +1,550 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/minicni/minicni/integration/internal/containerd"
+	"github.com/minicni/minicni/integration/internal/ociimage"
+	"github.com/minicni/minicni/libmini/minitest"
+)
+
+// passed and failed count the checks, for the closing line.
+var passed, failed atomic.Int32
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if os.Getenv("MINICNI_E2E") == "1" {
+		fmt.Printf("e2e: %d passed, %d failed\n", passed.Load(), failed.Load())
+	}
+	os.Exit(code)
+}
+
+// check runs one step of the walkthrough with its own deadline, counts it,
+// and stops the (sub)test when it fails; the teardown registered so far
+// still runs.
+func check(t *testing.T, name string, limit time.Duration, f func(ctx context.Context) error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	start := time.Now()
+	if err := f(ctx); err != nil {
+		failed.Add(1)
+		t.Fatalf("FAIL %s (%v): %v", name, time.Since(start).Round(time.Millisecond), err)
+	}
+	passed.Add(1)
+	t.Logf("ok %s: %v", name, time.Since(start).Round(time.Millisecond))
+}
+
+// The cluster-wide tools besides the Kubernetes binaries.
+var tools = []string{"etcd", "ip", "nsenter", "unshare", "mount", "umount", "iptables-save", "busybox"}
+
+// TestE2E is the original walkthrough against real Kubernetes: step 1 on
+// one node, step 2 on two. Run by `make e2e` (hack/e2e.sh), which builds
+// what it needs; skipped unless MINICNI_E2E=1.
+func TestE2E(t *testing.T) {
+	if os.Getenv("MINICNI_E2E") != "1" {
+		t.Skip("MINICNI_E2E=1 not set (make e2e runs it)")
+	}
+	minitest.RequireRoot(t)
+	bin := os.Getenv("MINICNI_E2E_BIN")
+	for _, b := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kubectl",
+		"minicni-image.oci.tar", "cni/minicni-installer"} {
+		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
+			t.Fatalf("MINICNI_E2E_BIN=%q lacks %s (hack/e2e.sh builds it): %v", bin, b, err)
+		}
+	}
+	if msg := containerd.MissingTools(); msg != "" {
+		t.Fatal(msg)
+	}
+	for _, b := range tools {
+		if _, err := exec.LookPath(b); err != nil {
+			t.Fatalf("%s is missing: %v", b, err)
+		}
+	}
+	manifest, err := os.ReadFile(filepath.Join("..", "..", "installer", "manifests", "minicni.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A short directory: containerd's sockets live under it.
+	dir, err := os.MkdirTemp("", "mce2e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &cluster{dir: dir, bin: bin, cleanups: &cleanupList{}}
+	c.cleanups.add("test directory", func() error { return os.RemoveAll(dir) })
+	sysctls := readSysctls()
+	c.cleanups.add("kubelet's sysctls", func() error { return restoreSysctls(sysctls) })
+	t.Cleanup(func() {
+		if t.Failed() {
+			c.dumpLogs(t)
+		}
+		if err := c.cleanups.run(t.Logf); err != nil {
+			failed.Add(1)
+			t.Errorf("FAIL teardown: %v", err)
+		} else {
+			passed.Add(1)
+			t.Logf("ok teardown")
+		}
+	})
+
+	images := []string{filepath.Join(dir, "pause.oci.tar"), filepath.Join(dir, "busybox.oci.tar"),
+		filepath.Join(dir, "minicni.oci.tar")}
+	check(t, "build the pause and busybox images; name the minicni image "+minicniRef, 2*time.Minute, func(context.Context) error {
+		if err := ociimage.BuildPause(dir, images[0]); err != nil {
+			return err
+		}
+		if err := ociimage.BuildBusybox("/bin/busybox", images[1]); err != nil {
+			return err
+		}
+		return ociimage.Rename(filepath.Join(bin, "minicni-image.oci.tar"), images[2], minicniRef)
+	})
+
+	var n1 *node
+	check(t, "underlay and node 1's namespaces", 30*time.Second, func(ctx context.Context) error {
+		if err := c.underlay(ctx); err != nil {
+			return err
+		}
+		n1, err = c.addNode(ctx, 1)
+		return err
+	})
+	check(t, "control plane up (etcd, apiserver, controller-manager, scheduler)", 2*time.Minute, func(ctx context.Context) error {
+		return c.controlPlane(ctx, n1)
+	})
+	check(t, "node 1: containerd up, images imported", time.Minute, func(ctx context.Context) error {
+		return c.startRuntime(ctx, n1, images)
+	})
+	check(t, "node 1: kubelet registered", 2*time.Minute, func(ctx context.Context) error {
+		return c.startKubelet(ctx, n1)
+	})
+
+	ds := renderManifest(string(manifest), n1.ip)
+	ok := t.Run("one node", func(t *testing.T) { oneNode(t, c, n1, ds) })
+	if !ok {
+		t.Fatal("one node failed: two nodes not tried")
+	}
+	t.Run("two nodes", func(t *testing.T) { twoNodes(t, c, n1, ds, images) })
+}
+
+// renderManifest is installer/manifests/minicni.yaml with the image
+// reference changed to the imported one and, since no kube-proxy runs
+// here to serve the kubernetes Service, the agent pointed at the
+// apiserver's address through the in-cluster variables.
+func renderManifest(m, apiserver string) string {
+	m = strings.ReplaceAll(m, "localhost/minicni:dev", minicniRef)
+	env := "          env: &env\n"
+	return strings.Replace(m, env, env+
+		"            - {name: KUBERNETES_SERVICE_HOST, value: \""+apiserver+"\"}\n"+
+		"            - {name: KUBERNETES_SERVICE_PORT, value: \""+apiPort+"\"}\n", 1)
+}
+
+// podManifest is a busybox pod pinned to a node; with hostPort > 0 it runs
+// httpd on 8080 answering its own name, published on hostPort.
+func podManifest(name, nodeName string, hostPort int) string {
+	cmd := `["sleep", "3600"]`
+	ports := ""
+	if hostPort > 0 {
+		cmd = fmt.Sprintf(`["sh", "-c", "echo %s > /tmp/index.html && exec httpd -f -p 8080 -h /tmp"]`, name)
+		ports = fmt.Sprintf("\n    ports: [{containerPort: 8080, hostPort: %d}]", hostPort)
+	}
+	return fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: %s, namespace: default, labels: {app: minicni-e2e}}
+spec:
+  nodeSelector: {kubernetes.io/hostname: %s}
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: %s
+    imagePullPolicy: Never
+    command: %s%s
+`, name, nodeName, ociimage.BusyboxRef, cmd, ports)
+}
+
+// waitDaemonSetOn waits until the DaemonSet's pod on each node is ready
+// and each node Ready with a podCIDR and the conflist the install step
+// wrote from it; it returns the podCIDRs.
+func waitNetworkReady(ctx context.Context, c *cluster, nodes ...*node) (map[string]*net.IPNet, error) {
+	cidrs := map[string]*net.IPNet{}
+	err := poll(ctx, 500*time.Millisecond, func() (bool, string, error) {
+		for _, n := range nodes {
+			if err := n.kubelet.alive(); err != nil {
+				return false, "", err
+			}
+			out, err := c.kubectl(ctx, "get", "node", n.name, "-o",
+				`jsonpath={.spec.podCIDR} {.status.conditions[?(@.type=="Ready")].status}`)
+			if err != nil {
+				return false, err.Error(), nil
+			}
+			f := strings.Fields(out)
+			if len(f) != 2 || f[1] != "True" {
+				return false, fmt.Sprintf("node %s: podCIDR and Ready: %q", n.name, out), nil
+			}
+			_, cidr, err := net.ParseCIDR(f[0])
+			if err != nil {
+				return false, "", fmt.Errorf("node %s podCIDR %q: %v", n.name, f[0], err)
+			}
+			cidrs[n.name] = cidr
+			b, err := os.ReadFile(n.private("/etc/cni/net.d") + "/10-minicni.conflist")
+			if err != nil {
+				return false, err.Error(), nil
+			}
+			if !strings.Contains(string(b), cidr.String()) {
+				return false, "", fmt.Errorf("node %s: conflist does not hold its podCIDR %s:\n%s", n.name, cidr, b)
+			}
+		}
+		out, err := c.kubectl(ctx, "-n", "kube-system", "get", "daemonset", "minicni", "-o",
+			"jsonpath={.status.numberReady}/{.status.desiredNumberScheduled}")
+		if err != nil || out != fmt.Sprintf("%d/%d", len(nodes), len(nodes)) {
+			return false, fmt.Sprintf("daemonset ready %q %v", out, err), nil
+		}
+		return true, "", nil
+	})
+	return cidrs, err
+}
+
+// runPods creates the pods and waits for them to be ready; it returns
+// their addresses.
+func runPods(ctx context.Context, c *cluster, pods map[string]string) (map[string]net.IP, error) {
+	var all []string
+	for name, m := range pods {
+		if err := c.apply(ctx, m); err != nil {
+			return nil, err
+		}
+		all = append(all, "pod/"+name)
+	}
+	if _, err := c.kubectl(ctx, append([]string{"wait", "--for=condition=Ready", "--timeout=100s"}, all...)...); err != nil {
+		desc, _ := c.kubectl(ctx, append([]string{"describe"}, all...)...)
+		return nil, fmt.Errorf("%v\n%s", err, desc)
+	}
+	ips := map[string]net.IP{}
+	for name := range pods {
+		out, err := c.kubectl(ctx, "get", "pod", name, "-o", "jsonpath={.status.podIP}")
+		if err != nil {
+			return nil, err
+		}
+		ip := net.ParseIP(strings.TrimSpace(out))
+		if ip == nil {
+			return nil, fmt.Errorf("pod %s: no address (%q)", name, out)
+		}
+		ips[name] = ip
+	}
+	return ips, nil
+}
+
+// ping pings to from pod with kubectl exec.
+func ping(ctx context.Context, c *cluster, pod string, to net.IP) error {
+	_, err := c.kubectl(ctx, "exec", pod, "--", "ping", "-c", "2", "-W", "3", to.String())
+	return err
+}
+
+// fetchOnNode GETs / from addr with a connection made in the node's
+// network namespace (the socket belongs to the namespace it was created
+// in; Debian's static busybox wget crashes on this machine).
+func fetchOnNode(n *node, addr string) (string, error) {
+	netns, err := ns.GetNS("/run/netns/" + n.ns)
+	if err != nil {
+		return "", err
+	}
+	defer netns.Close()
+	var conn net.Conn
+	if err := netns.Do(func(ns.NetNS) error {
+		var err error
+		conn, err = net.DialTimeout("tcp", addr, 5*time.Second)
+		return err
+	}); err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := fmt.Fprintf(conn, "GET / HTTP/1.0\r\nHost: %s\r\n\r\n", addr); err != nil {
+		return "", err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET http://%s/: %s", addr, resp.Status)
+	}
+	return string(b), err
+}
+
+// deletePods deletes the pods and waits until they are gone.
+func deletePods(ctx context.Context, c *cluster, names ...string) error {
+	args := []string{"delete", "pod", "--wait=true", "--timeout=60s"}
+	_, err := c.kubectl(ctx, append(args, names...)...)
+	return err
+}
+
+// reservations lists the node's miniipam reservations (files named after
+// addresses under its private /var/lib/cni/networks/minicni).
+func reservations(n *node) []string {
+	ents, _ := os.ReadDir(n.private("/var/lib/cni") + "/networks/minicni")
+	var ips []string
+	for _, e := range ents {
+		if net.ParseIP(e.Name()) != nil {
+			ips = append(ips, e.Name())
+		}
+	}
+	return ips
+}
+
+// nodeExec runs a command on the node (its network and mount namespaces).
+func nodeExec(ctx context.Context, n *node, args ...string) (string, error) {
+	return run(ctx, "nsenter", append(n.enter(), args...)...)
+}
+
+// oneNode is step 1 of the walkthrough on node 1.
+func oneNode(t *testing.T, c *cluster, n1 *node, ds string) {
+	var cidr *net.IPNet
+	check(t, "apply the DaemonSet; install writes the conflist from the podCIDR; node Ready", 3*time.Minute, func(ctx context.Context) error {
+		if err := c.apply(ctx, ds); err != nil {
+			return err
+		}
+		cidrs, err := waitNetworkReady(ctx, c, n1)
+		cidr = cidrs[n1.name]
+		return err
+	})
+	const hostPort = 30080
+	var ips map[string]net.IP
+	check(t, "two pods (busybox, httpd with a hostPort) get addresses in the podCIDR", 2*time.Minute, func(ctx context.Context) error {
+		var err error
+		ips, err = runPods(ctx, c, map[string]string{
+			"sleeper": podManifest("sleeper", n1.name, 0),
+			"web":     podManifest("web", n1.name, hostPort),
+		})
+		if err != nil {
+			return err
+		}
+		for name, ip := range ips {
+			if !cidr.Contains(ip) {
+				return fmt.Errorf("pod %s got %s, outside the node's podCIDR %s", name, ip, cidr)
+			}
+		}
+		if ips["sleeper"].Equal(ips["web"]) {
+			return fmt.Errorf("both pods got %s", ips["web"])
+		}
+		if got := len(reservations(n1)); got != 2 {
+			return fmt.Errorf("%d miniipam reservations on the node, want 2: %v", got, reservations(n1))
+		}
+		return nil
+	})
+	check(t, "kubectl exec: ping pod to pod and pod to node", time.Minute, func(ctx context.Context) error {
+		for _, p := range []struct {
+			from string
+			to   net.IP
+		}{{"sleeper", ips["web"]}, {"web", ips["sleeper"]}, {"sleeper", net.ParseIP(n1.ip)}} {
+			if err := ping(ctx, c, p.from, p.to); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	check(t, "the hostPort reaches the HTTP pod", time.Minute, func(ctx context.Context) error {
+		return poll(ctx, time.Second, func() (bool, string, error) {
+			out, err := fetchOnNode(n1, net.JoinHostPort(n1.ip, fmt.Sprint(hostPort)))
+			if err != nil {
+				return false, err.Error(), nil
+			}
+			if strings.TrimSpace(out) != "web" {
+				return false, "", fmt.Errorf("hostPort answered %q, want %q", out, "web")
+			}
+			return true, "", nil
+		})
+	})
+	check(t, "deleting the pods releases their addresses", 2*time.Minute, func(ctx context.Context) error {
+		if err := deletePods(ctx, c, "sleeper", "web"); err != nil {
+			return err
+		}
+		return poll(ctx, 250*time.Millisecond, func() (bool, string, error) {
+			r := reservations(n1)
+			return len(r) == 0, fmt.Sprintf("reservations left: %v", r), nil
+		})
+	})
+	check(t, "delete the DaemonSet and uninstall: no minicni state left on the node", 2*time.Minute, func(ctx context.Context) error {
+		if _, err := c.kubectl(ctx, "-n", "kube-system", "delete", "daemonset", "minicni", "--wait=true", "--timeout=60s"); err != nil {
+			return err
+		}
+		if err := poll(ctx, 250*time.Millisecond, func() (bool, string, error) {
+			out, err := c.kubectl(ctx, "-n", "kube-system", "get", "pods", "-l", "app.kubernetes.io/name=minicni", "-o", "name")
+			return err == nil && strings.TrimSpace(out) == "", "agent pods: " + out, nil
+		}); err != nil {
+			return err
+		}
+		if _, err := nodeExec(ctx, n1, filepath.Join(c.bin, "cni", "minicni-installer"), "uninstall",
+			"--remove-binaries", "--from="+filepath.Join(c.bin, "cni")); err != nil {
+			return err
+		}
+		return leftovers(ctx, n1)
+	})
+}
+
+// leftovers lists the minicni state left on a node after uninstall.
+func leftovers(ctx context.Context, n *node) error {
+	var left []string
+	for _, f := range []string{"/etc/cni/net.d/10-minicni.conflist", "/opt/cni/bin/minibridge", "/opt/cni/bin/miniipam",
+		"/opt/cni/bin/miniroute", "/opt/cni/bin/portmap", "/opt/cni/bin/loopback"} {
+		if _, err := os.Stat(n.private(filepath.Dir(f)) + "/" + filepath.Base(f)); err == nil {
+			left = append(left, f)
+		}
+	}
+	if r := reservations(n); len(r) > 0 {
+		left = append(left, fmt.Sprintf("reservations %v", r))
+	}
+	for _, cmd := range [][]string{{"iptables-save"}, {"ip6tables-save"}} {
+		out, err := nodeExec(ctx, n, cmd...)
+		if err != nil {
+			return err
+		}
+		for _, l := range strings.Split(out, "\n") {
+			if strings.Contains(l, "MINICNI") {
+				left = append(left, cmd[0]+": "+l)
+			}
+		}
+	}
+	for _, fam := range []string{"-4", "-6"} {
+		out, err := run(ctx, "ip", fam, "-n", n.ns, "route", "show", "proto", "109")
+		if err != nil {
+			return err
+		}
+		if s := strings.TrimSpace(out); s != "" {
+			left = append(left, "routes: "+s)
+		}
+	}
+	if len(left) > 0 {
+		return fmt.Errorf("left on %s: %s", n.name, strings.Join(left, "; "))
+	}
+	return nil
+}
+
+// twoNodes is step 2: node 2 joins, the DaemonSet runs on both, the agents
+// route between the pod subnets, and the four pings pass.
+func twoNodes(t *testing.T, c *cluster, n1 *node, ds string, images []string) {
+	var n2 *node
+	check(t, "node 2: namespaces, containerd, kubelet registered", 3*time.Minute, func(ctx context.Context) error {
+		var err error
+		if n2, err = c.addNode(ctx, 2); err != nil {
+			return err
+		}
+		if err := c.startRuntime(ctx, n2, images); err != nil {
+			return err
+		}
+		return c.startKubelet(ctx, n2)
+	})
+	var cidrs map[string]*net.IPNet
+	check(t, "DaemonSet on both nodes, each Ready with its own podCIDR", 3*time.Minute, func(ctx context.Context) error {
+		if err := c.apply(ctx, ds); err != nil {
+			return err
+		}
+		var err error
+		if cidrs, err = waitNetworkReady(ctx, c, n1, n2); err != nil {
+			return err
+		}
+		if cidrs[n1.name].String() == cidrs[n2.name].String() {
+			return fmt.Errorf("both nodes have podCIDR %s", cidrs[n1.name])
+		}
+		return nil
+	})
+	check(t, "agents route each node's pod subnet via the other node", time.Minute, func(ctx context.Context) error {
+		return poll(ctx, 250*time.Millisecond, func() (bool, string, error) {
+			for _, p := range [][2]*node{{n1, n2}, {n2, n1}} {
+				out, err := run(ctx, "ip", "-n", p[0].ns, "route", "show", cidrs[p[1].name].String())
+				if err != nil {
+					return false, "", err
+				}
+				if !strings.Contains(out, "via "+p[1].ip) {
+					return false, fmt.Sprintf("%s: route to %s: %q", p[0].name, cidrs[p[1].name], out), nil
+				}
+			}
+			return true, "", nil
+		})
+	})
+	var ips map[string]net.IP
+	check(t, "pods a1, b1 on node 1 and a2 on node 2", 2*time.Minute, func(ctx context.Context) error {
+		var err error
+		ips, err = runPods(ctx, c, map[string]string{
+			"a1": podManifest("a1", n1.name, 0),
+			"b1": podManifest("b1", n1.name, 0),
+			"a2": podManifest("a2", n2.name, 0),
+		})
+		if err != nil {
+			return err
+		}
+		for name, n := range map[string]*node{"a1": n1, "b1": n1, "a2": n2} {
+			if !cidrs[n.name].Contains(ips[name]) {
+				return fmt.Errorf("pod %s got %s, outside %s's podCIDR %s", name, ips[name], n.name, cidrs[n.name])
+			}
+		}
+		return nil
+	})
+	for _, p := range []struct {
+		what, from string
+		to         net.IP
+	}{
+		{"pod → own host", "a1", net.ParseIP(n1.ip)},
+		{"pod → other host", "a1", net.ParseIP(n2.ip)},
+		{"pod → pod on the same node", "a1", ips["b1"]},
+		{"pod → pod across nodes", "a1", ips["a2"]},
+		{"pod → pod across nodes (back)", "a2", ips["a1"]},
+		{"pod → own host (node 2)", "a2", net.ParseIP(n2.ip)},
+		{"pod → other host (node 2)", "a2", net.ParseIP(n1.ip)},
+	} {
+		check(t, fmt.Sprintf("kubectl exec: %s (%s → %s)", p.what, p.from, p.to), 30*time.Second, func(ctx context.Context) error {
+			return ping(ctx, c, p.from, p.to)
+		})
+	}
+	check(t, "delete the pods: addresses released on both nodes", 2*time.Minute, func(ctx context.Context) error {
+		if err := deletePods(ctx, c, "a1", "b1", "a2"); err != nil {
+			return err
+		}
+		return poll(ctx, 250*time.Millisecond, func() (bool, string, error) {
+			r1, r2 := reservations(n1), reservations(n2)
+			return len(r1)+len(r2) == 0, fmt.Sprintf("reservations left: %v %v", r1, r2), nil
+		})
+	})
+}
+
+// dumpLogs shows the cluster's pods and the end of every daemon's and
+// pod's log when the test failed, and copies the logs to
+// $MINICNI_E2E_LOGS when set.
+func (c *cluster) dumpLogs(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if c.admin != "" {
+		out, err := c.kubectl(ctx, "get", "nodes,pods", "-A", "-o", "wide")
+		t.Logf("--- kubectl get nodes,pods -A: %v\n%s", err, out)
+		out, err = c.kubectl(ctx, "describe", "pods", "-A")
+		t.Logf("--- kubectl describe pods -A: %v\n%s", err, out)
+	}
+	keep := os.Getenv("MINICNI_E2E_LOGS")
+	_ = filepath.WalkDir(c.dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".log") {
+			return nil
+		}
+		t.Logf("--- %s (end):\n%s", p, tail(p, 25))
+		if keep != "" {
+			if b, err := os.ReadFile(p); err == nil {
+				dst := filepath.Join(keep, strings.TrimPrefix(p, c.dir))
+				_ = os.MkdirAll(filepath.Dir(dst), 0o755)
+				_ = os.WriteFile(dst, b, 0o644)
+			}
+		}
+		return nil
+	})
+}
