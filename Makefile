@@ -12,4 +12,5 @@ lint: ; test -z "$$(gofmt -l $$(git ls-files '*.go'))" && $(GO) vet ./...
 fmt: ; gofmt -w $$(git ls-files '*.go')
 demo: deps build ; hack/demo.sh $(DEMO_ARGS)
 image: ; VERSION=$(VERSION) hack/image.sh
+e2e: ; hack/e2e.sh
 clean: ; rm -rf bin
