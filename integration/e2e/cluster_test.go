@@ -254,6 +254,7 @@ func (c *cluster) addNode(ctx context.Context, i int) (*node, error) {
 	// Removed after containerd and the kubelet stop (cleanups run last
 	// registered first): no process may be left in them.
 	c.cleanups.add(n.name+" cgroups", func() error { return removeCgroupRoot(n.name) })
+	_ = removeCgroupRoot(n.name) // an interrupted run's, when empty
 	return n, makeCgroupRoot(n.name)
 }
 
