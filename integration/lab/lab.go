@@ -22,6 +22,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/minicni/minicni/plugins/miniroute/rules"
 )
 
 // Options describe a lab. Zero values take the defaults noted.
@@ -451,6 +452,11 @@ func DownByName(prefix string) error {
 	var errs []error
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), prefix+"-") {
+			// miniroute's stamp files would outlive the namespace.
+			if n, err := ns.GetNS(filepath.Join(NetnsDir, e.Name())); err == nil {
+				_ = n.Do(func(ns.NetNS) error { return rules.DefaultStamps.Forget() })
+				n.Close()
+			}
 			if err := ipcmd("netns", "del", e.Name()); err != nil {
 				errs = append(errs, err)
 			}

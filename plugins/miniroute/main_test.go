@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/minicni/minicni/libmini"
 	"github.com/minicni/minicni/libmini/minitest"
+	"github.com/minicni/minicni/plugins/miniroute/rules"
 	"github.com/vishvananda/netlink"
 )
 
@@ -84,9 +85,16 @@ func finish(t testing.TB, cmd *exec.Cmd, stdout, stderr *bytes.Buffer, runErr er
 	return r
 }
 
+// forgetStamps removes, when t ends and before n goes, the stamps the
+// binary wrote for n (in rules.DefaultStamps: the binary's own place).
+func forgetStamps(t testing.TB, n ns.NetNS) {
+	t.Cleanup(func() { _ = n.Do(func(ns.NetNS) error { return rules.DefaultStamps.Forget() }) })
+}
+
 // run runs c inside n and waits for it.
 func run(t testing.TB, n ns.NetNS, c call) result {
 	t.Helper()
+	forgetStamps(t, n)
 	var r result
 	err := n.Do(func(ns.NetNS) error {
 		cmd := c.command()
@@ -312,6 +320,7 @@ func TestConcurrentProcesses(t *testing.T) {
 	}
 	procs := make([]*proc, n)
 	start := time.Now()
+	forgetStamps(t, node)
 	err := node.Do(func(ns.NetNS) error {
 		for i := range procs {
 			p := &proc{cmd: call{cmd: "ADD", stdin: stdin, netns: "/var/run/netns/none"}.command()}

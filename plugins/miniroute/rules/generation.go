@@ -4,7 +4,9 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -113,6 +115,11 @@ func readNFT() (nftState, error) {
 	return st, fmt.Errorf("nf_tables GETGEN: no generation in the reply")
 }
 
+// path is the stamp file of a namespace's family.
+func (st *Stamps) path(cookie uint64, f Family) string {
+	return filepath.Join(st.Dir, fmt.Sprintf("%016x-%s", cookie, f))
+}
+
 // stamp is one family's stamp as read before an ADD's work: fresh tells
 // whether the rules are known to be in place; record (after the rules were
 // verified) makes the next ADD fresh while nothing changes.
@@ -136,7 +143,7 @@ func (st *Stamps) lookup(b Backend, s Spec) stamp {
 	for _, p := range s.parts() {
 		fmt.Fprintf(h, "%s %s %v %q %q\n", p.table, p.hook, p.jumpFirst, p.jump, p.want)
 	}
-	path := filepath.Join(st.Dir, fmt.Sprintf("%016x-%s", nft.cookie, s.Family))
+	path := st.path(nft.cookie, s.Family)
 	want := fmt.Sprintf("%d %s\n", nft.gen, hex.EncodeToString(h.Sum(nil)))
 	have, _ := os.ReadFile(path)
 	return stamp{path: path, want: want, fresh: string(have) == want}
@@ -176,4 +183,26 @@ func (e Exec) nfTables() bool {
 	}
 	real, err := filepath.EvalSymlinks(path)
 	return err == nil && strings.Contains(filepath.Base(real), "nft")
+}
+
+// Forget removes the stamps of the calling thread's network namespace (of
+// the given families, or all). Uninstall calls it through Cleanup, and
+// whoever deletes a namespace miniroute ran in should, since a stamp file
+// outlives its namespace (its cookie is never reused, so it is only litter).
+func (st *Stamps) Forget(families ...Family) error {
+	nft, err := readNFT()
+	if err != nil {
+		return err
+	}
+	if len(families) == 0 {
+		families = []Family{IPv4, IPv6}
+	}
+	var errs []error
+	for _, f := range families {
+		err := os.Remove(st.path(nft.cookie, f))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -82,6 +82,20 @@ func TestStampsSkipReads(t *testing.T) {
 	if saves.Load() == 0 {
 		t.Error("CHECK used the stamp instead of reading the ruleset")
 	}
+
+	add("172.16.0.0/12") // stamps again
+	if got := minitest.DirNames(t, node.Stamps.Dir); len(got) != 1 {
+		t.Fatalf("stamp files %v, want one", got)
+	}
+	do(t, n, func() error { return node.Stamps.Forget() })
+	if got := minitest.DirNames(t, node.Stamps.Dir); got != nil {
+		t.Errorf("after Forget: %v", got)
+	}
+	saves.Store(0)
+	add("172.16.0.0/12")
+	if saves.Load() != 1 {
+		t.Errorf("ADD after Forget: %d iptables-save runs, want 1", saves.Load())
+	}
 }
 
 // TestStampsNeedNFTables: a backend whose changes do not bump the nf_tables

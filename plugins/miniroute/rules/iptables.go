@@ -297,6 +297,10 @@ func CheckRules(ctx context.Context, b Backend, s Spec) error {
 // idempotent and also removes rules miniroute would otherwise keep (an old
 // clusterCIDR's, say).
 func Cleanup(ctx context.Context, b Backend) error {
+	if e, ok := b.(Exec); ok {
+		// Stamps say the rules were verified; they are about to go.
+		_ = DefaultStamps.Forget(e.Family)
+	}
 	unlock, err := b.Lock(ctx)
 	if err != nil {
 		return err
