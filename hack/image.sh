@@ -21,7 +21,12 @@ fi
 work=$(mktemp -d)
 trap 'buildah --root "$work/storage" --runroot "$work/run" --storage-driver vfs rm --all >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 ctx=$work/context
-mkdir -p "$ctx" "$(dirname "$out")"
+mkdir -p "$ctx" "$(dirname "$out")" "$work/net.d"
+# buildah sets up its network backend even with --network none, creating
+# /etc/cni/net.d/cni.lock: keep that in the temporary directory too, since
+# /etc/cni/net.d is where a node's container runtime looks for its CNI config.
+printf '[network]\nnetwork_config_dir = "%s"\n' "$work/net.d" > "$work/containers.conf"
+export CONTAINERS_CONF=$work/containers.conf
 
 ldflags="-s -w -X github.com/minicni/minicni/libmini.Version=${version}"
 CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$ctx/" \
