@@ -4,7 +4,9 @@
 package minitest
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -157,4 +159,22 @@ func DirNames(t testing.TB, dir string) []string {
 		names = append(names, e.Name())
 	}
 	return names
+}
+
+// Reservations lists the addresses reserved under dataDir/network, the
+// on-disk layout host-local and miniipam share (one file per address); a
+// missing directory is no reservation.
+func Reservations(t testing.TB, dataDir, network string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(dataDir, network))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	var ips []string
+	for _, e := range entries {
+		if net.ParseIP(e.Name()) != nil {
+			ips = append(ips, e.Name())
+		}
+	}
+	return ips
 }

@@ -142,21 +142,10 @@ func (n *network) conf(t testing.TB, ver string, prevResult []byte) []byte {
 	return b
 }
 
-// reservations lists the addresses reserved on disk, in the layout
-// host-local and miniipam share (dataDir/<network>/<ip>).
+// reservations lists the addresses reserved in the network's dataDir.
 func (n *network) reservations(t testing.TB) []string {
 	t.Helper()
-	entries, err := os.ReadDir(filepath.Join(n.dataDir, n.name))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		t.Fatal(err)
-	}
-	var ips []string
-	for _, e := range entries {
-		if net.ParseIP(e.Name()) != nil {
-			ips = append(ips, e.Name())
-		}
-	}
-	return ips
+	return minitest.Reservations(t, n.dataDir, n.name)
 }
 
 // call is one plugin invocation.

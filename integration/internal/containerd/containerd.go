@@ -176,6 +176,28 @@ func Start(o Options) (*Daemon, error) {
 // WaitReady polls the CRI Status until the runtime and the network (our
 // conflist, loaded from the conf dir) are ready.
 func (d *Daemon) WaitReady(ctx context.Context) error {
+	return d.waitStatus(ctx, "CRI not ready", func(st *runtimeapi.StatusResponse) (bool, string) {
+		ready, last := 0, ""
+		for _, c := range st.GetStatus().GetConditions() {
+			if c.Status {
+				ready++
+			} else {
+				last += fmt.Sprintf("%s: %s %s; ", c.Type, c.Reason, c.Message)
+			}
+		}
+		return ready == len(st.GetStatus().GetConditions()) && ready >= 2, last
+	})
+}
+
+// WaitServing polls the CRI Status until containerd answers, ready or not
+// (a kubelet's node has no network until its CNI installer ran).
+func (d *Daemon) WaitServing(ctx context.Context) error {
+	return d.waitStatus(ctx, "containerd not serving", func(*runtimeapi.StatusResponse) (bool, string) { return true, "" })
+}
+
+// waitStatus polls the CRI Status every 50 ms until done accepts an answer,
+// containerd exits, or ctx ends; what is the error's message then.
+func (d *Daemon) waitStatus(ctx context.Context, what string, done func(*runtimeapi.StatusResponse) (bool, string)) error {
 	var last string
 	for {
 		select {
@@ -186,16 +208,8 @@ func (d *Daemon) WaitReady(ctx context.Context) error {
 		}
 		st, err := d.RT.Status(ctx, &runtimeapi.StatusRequest{})
 		if err == nil {
-			ready := 0
-			last = ""
-			for _, c := range st.GetStatus().GetConditions() {
-				if c.Status {
-					ready++
-				} else {
-					last += fmt.Sprintf("%s: %s %s; ", c.Type, c.Reason, c.Message)
-				}
-			}
-			if ready == len(st.GetStatus().GetConditions()) && ready >= 2 {
+			var ok bool
+			if ok, last = done(st); ok {
 				return nil
 			}
 		} else {
@@ -203,29 +217,7 @@ func (d *Daemon) WaitReady(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("CRI not ready: %s\n%s", last, d.LogTail(30))
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-// WaitServing polls the CRI Status until containerd answers, ready or not
-// (a kubelet's node has no network until its CNI installer ran).
-func (d *Daemon) WaitServing(ctx context.Context) error {
-	for {
-		select {
-		case err := <-d.exited:
-			d.exited <- err
-			return fmt.Errorf("containerd exited: %v\n%s", err, d.LogTail(30))
-		default:
-		}
-		_, err := d.RT.Status(ctx, &runtimeapi.StatusRequest{})
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("containerd not serving: %v\n%s", err, d.LogTail(30))
+			return fmt.Errorf("%s: %s\n%s", what, last, d.LogTail(30))
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

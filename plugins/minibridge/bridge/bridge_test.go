@@ -3,11 +3,9 @@ package bridge
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -86,19 +84,9 @@ func args(t *testing.T, id, netns, ifname string, stdin []byte) *skel.CmdArgs {
 }
 
 // reservations lists the addresses reserved in the network's dataDir.
-func (f *fixture) reservations(t *testing.T) []string {
+func (f *fixture) reservations(t testing.TB) []string {
 	t.Helper()
-	entries, err := os.ReadDir(filepath.Join(f.dataDir, f.net))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		t.Fatal(err)
-	}
-	var ips []string
-	for _, e := range entries {
-		if net.ParseIP(e.Name()) != nil {
-			ips = append(ips, e.Name())
-		}
-	}
-	return ips
+	return minitest.Reservations(t, f.dataDir, f.net)
 }
 
 func wantCode(t *testing.T, err error, code uint, mention ...string) {
