@@ -384,13 +384,27 @@ func (a *Allocator) GC(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Status fails with CNI error 50 when some range set has no free address, so
-// that an ADD would fail. It does not take the lock: it reads the directory
-// once, which may be a moment out of date, as any status is.
+// Status fails with CNI error 50 (CodeNotAvailable) when an ADD would fail
+// now: the store cannot be written (a temp file is created and removed in
+// it, or, before the first ADD, where ADD would create it: read-only
+// filesystem, permissions, a file where a directory should be...), cannot be
+// read, or some range set has no free address. The message names the cause
+// and the details carry the underlying error. It does not take the lock: it
+// reads the directory once, which may be a moment out of date, as any status
+// is.
 func (a *Allocator) Status(ctx context.Context) error {
+	if err := a.Store.ProbeWritable(); err != nil {
+		return types.NewError(libmini.CodeNotAvailable,
+			fmt.Sprintf("network %s: the IPAM store %s cannot be written: %s", a.Conf.Name, a.Store.Dir, rootCause(err)), err.Error())
+	}
 	taken, err := a.Store.Taken()
 	if err != nil {
-		return err
+		msg := fmt.Sprintf("network %s: the IPAM store %s cannot be read", a.Conf.Name, a.Store.Dir)
+		details := err.Error()
+		if e, ok := libmini.AsCNIError(err); ok {
+			details = e.Msg + ": " + e.Details
+		}
+		return types.NewError(libmini.CodeNotAvailable, msg, details)
 	}
 	for i, set := range a.Conf.Sets {
 		var used uint64
@@ -404,6 +418,18 @@ func (a *Allocator) Status(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// rootCause is the innermost error's text ("read-only file system",
+// "permission denied"), the short cause a status message names.
+func rootCause(err error) string {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err.Error()
+		}
+		err = next
+	}
 }
 
 // parseResolvConf reads the nameserver, domain, search and options lines of
