@@ -395,7 +395,7 @@ func (a *Allocator) GC(ctx context.Context) error {
 func (a *Allocator) Status(ctx context.Context) error {
 	if err := a.Store.ProbeWritable(); err != nil {
 		return types.NewError(libmini.CodeNotAvailable,
-			fmt.Sprintf("network %s: the IPAM store %s cannot be written: %s", a.Conf.Name, a.Store.Dir, rootCause(err)), err.Error())
+			fmt.Sprintf("network %s: the IPAM store %s cannot be written: %s", a.Conf.Name, a.Store.Dir, store.Cause(err)), err.Error())
 	}
 	taken, err := a.Store.Taken()
 	if err != nil {
@@ -414,22 +414,12 @@ func (a *Allocator) Status(ctx context.Context) error {
 			}
 		}
 		if used >= set.Size() {
-			return libmini.Errorf(libmini.CodeNotAvailable, "network %s: range set %d has no free address: %s", a.Conf.Name, i, set)
+			return types.NewError(libmini.CodeNotAvailable,
+				fmt.Sprintf("network %s: range set %d has no free address: %s", a.Conf.Name, i, set),
+				fmt.Sprintf("%d of %d assignable addresses reserved in %s", used, set.Size(), a.Store.Dir))
 		}
 	}
 	return nil
-}
-
-// rootCause is the innermost error's text ("read-only file system",
-// "permission denied"), the short cause a status message names.
-func rootCause(err error) string {
-	for {
-		next := errors.Unwrap(err)
-		if next == nil {
-			return err.Error()
-		}
-		err = next
-	}
 }
 
 // parseResolvConf reads the nameserver, domain, search and options lines of

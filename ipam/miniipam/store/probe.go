@@ -48,3 +48,16 @@ func (d *Disk) ProbeWritable() error {
 	}
 	return cerr
 }
+
+// Cause is the text of err's innermost error ("read-only file system",
+// "permission denied"): the short cause a status message names, the whole
+// error going to its details.
+func Cause(err error) string {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err.Error()
+		}
+		err = next
+	}
+}

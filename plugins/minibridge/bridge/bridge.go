@@ -188,12 +188,6 @@ func Del(ctx context.Context, conf *NetConf, args *skel.CmdArgs) error {
 	return nil
 }
 
-// Status reports whether minibridge can serve ADDs, which depends only on
-// its IPAM plugin.
-func Status(ctx context.Context, conf *NetConf, args *skel.CmdArgs) error {
-	return ipamCall{conf, args}.status(ctx)
-}
-
 // GC releases the IPAM reservations of attachments the runtime no longer
 // knows. Veths need no collection: the kernel removes them with their netns.
 func GC(ctx context.Context, conf *NetConf, args *skel.CmdArgs) error {
