@@ -96,11 +96,22 @@ func (e Exec) lookPath(tool string) (string, error) {
 			return p, nil
 		}
 	}
-	where := "PATH, " + strings.Join(dirs, ", ")
+	searched := append([]string{"PATH"}, dirs...)
 	if e.Dirs != nil {
-		where = strings.Join(dirs, ", ")
+		searched = dirs
 	}
-	return "", fmt.Errorf("%s not found in %s (Debian package iptables)", name, where)
+	return "", &MissingToolError{Tool: name, Searched: searched}
+}
+
+// MissingToolError is the error of a backend whose iptables binary is not
+// installed: STATUS names the tool from it.
+type MissingToolError struct {
+	Tool     string   // e.g. ip6tables-restore
+	Searched []string // where it was looked for ("PATH" and directories)
+}
+
+func (e *MissingToolError) Error() string {
+	return fmt.Sprintf("%s not found in %s (Debian package iptables)", e.Tool, strings.Join(e.Searched, ", "))
 }
 
 // Save runs iptables-save.

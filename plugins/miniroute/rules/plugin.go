@@ -128,41 +128,6 @@ func Check(ctx context.Context, conf *NetConf, node Node) error {
 	return nil
 }
 
-// Status reports CodeNotAvailable when iptables cannot be used for a family
-// miniroute will need: IPv4, or the families of clusterCIDR when it is set.
-// With forward and masquerade both off, miniroute needs no iptables.
-func Status(ctx context.Context, conf *NetConf, node Node) error {
-	if !conf.Forward && !conf.Masquerade {
-		return nil
-	}
-	families := []Family{IPv4}
-	if len(conf.Cluster) > 0 {
-		families = families[:0]
-		for _, f := range []Family{IPv4, IPv6} {
-			for _, c := range conf.Cluster {
-				if familyOf(c.IP) == f {
-					families = append(families, f)
-					break
-				}
-			}
-		}
-	}
-	for _, f := range families {
-		b := node.backend(f)
-		err := b.Restore(ctx, nil)
-		if err == nil {
-			var data []byte
-			if data, err = b.Save(ctx); err == nil {
-				_, err = parseSave(data)
-			}
-		}
-		if err != nil {
-			return libmini.Errorf(libmini.CodeNotAvailable, "%s cannot be used: %v", f.command(), err)
-		}
-	}
-	return nil
-}
-
 func familyOf(ip net.IP) Family {
 	if isV4(ip) {
 		return IPv4
