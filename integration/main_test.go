@@ -65,6 +65,12 @@ const (
 // the end, whatever happens.
 func newLab(t *testing.T, nodes int, conflist string, routes string) (*lab.Lab, context.Context) {
 	t.Helper()
+	return newLabWith(t, binDir, nodes, conflist, routes)
+}
+
+// newLabWith is newLab with bin as the nodes' CNI_PATH.
+func newLabWith(t *testing.T, bin string, nodes int, conflist string, routes string) (*lab.Lab, context.Context) {
+	t.Helper()
 	minitest.RequireRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	t.Cleanup(cancel)
@@ -72,10 +78,10 @@ func newLab(t *testing.T, nodes int, conflist string, routes string) (*lab.Lab, 
 	if len(name) > 8 {
 		name = name[len(name)-8:]
 	}
-	opts := lab.Options{Name: name, Nodes: nodes, BinDir: binDir, Conflist: readConflist(t, conflist),
+	opts := lab.Options{Name: name, Nodes: nodes, BinDir: bin, Conflist: readConflist(t, conflist),
 		StateDir: t.TempDir(), StaticRoutes: routes == staticRoutes, Logf: t.Logf}
 	if routes == agentRoutes {
-		opts.Agent = filepath.Join(binDir, "minicni-installer")
+		opts.Agent = filepath.Join(bin, "minicni-installer")
 	}
 	l, err := lab.Up(ctx, opts)
 	if err != nil {
