@@ -1,6 +1,7 @@
-// Package libmini is the small library every minicni plugin shares: config
-// decoding and validation, CNI errors, logging, prevResult parsing and IPAM
-// delegation. It deliberately imports neither netlink nor iptables: code that
+// Package libmini is the small library every minicni plugin shares: the
+// plugins' entry point (PluginMain: CNI variables checked, errors printed as
+// the spec's object), config decoding and validation, CNI errors, logging,
+// prevResult parsing and IPAM delegation. It deliberately imports neither netlink nor iptables: code that
 // touches the kernel lives with the plugin that needs it.
 package libmini
 
