@@ -1,6 +1,7 @@
-// Package libmini is the small library every minicni plugin shares: config
-// decoding and validation, CNI errors, logging, prevResult parsing and IPAM
-// delegation. It deliberately imports neither netlink nor iptables: code that
+// Package libmini is the small library every minicni plugin shares: the
+// plugins' entry point (PluginMain: CNI variables checked, errors printed as
+// the spec's object), config decoding and validation, CNI errors, logging,
+// prevResult parsing and IPAM delegation. It deliberately imports neither netlink nor iptables: code that
 // touches the kernel lives with the plugin that needs it.
 package libmini
 
@@ -97,24 +98,16 @@ func ValidatePluginType(field, typ string) error {
 }
 
 // ValidateIfName checks a Linux interface name: 1–15 bytes (IFNAMSIZ), no
-// '/', ':' or whitespace, not "." or "..". field names the config key or
-// variable in the error.
+// '/', ':', NUL or whitespace, not "." or "..". field names the config key in
+// the error (code 7); CNI_IFNAME is ValidateEnvIfName's (code 4).
 func ValidateIfName(field, name string) error {
-	switch {
-	case name == "":
-		return ConfigErrorf("%s is empty", field)
-	case len(name) > 15:
-		return ConfigErrorf("%s %q is %d bytes long, the kernel allows at most 15", field, name, len(name))
-	case name == "." || name == "..":
-		return ConfigErrorf("%s %q is not a valid interface name", field, name)
-	case strings.ContainsAny(name, "/:") || strings.IndexFunc(name, isSpace) >= 0:
-		return ConfigErrorf("%s %q contains '/', ':' or whitespace", field, name)
+	if p := ifNameProblem(name); p != "" {
+		if name == "" {
+			return ConfigErrorf("%s %s", field, p)
+		}
+		return ConfigErrorf("%s %q %s", field, name, p)
 	}
 	return nil
-}
-
-func isSpace(r rune) bool {
-	return r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == '\v' || r == '\f' || r == 0
 }
 
 // ValidateMTU accepts 0 (automatic) or 68–65535.

@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"os"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
@@ -18,24 +17,8 @@ import (
 func init() { libmini.InitPlugin() }
 
 func main() {
-	about := libmini.About("miniipam")
-	if os.Getenv("CNI_COMMAND") == "" && invokedByRuntime() {
-		// skel prints the about text (exit 0) whenever CNI_COMMAND is
-		// missing; a runtime that forgot it must get error 4 instead.
-		about = ""
-	}
-	skel.PluginMainFuncs(skel.CNIFuncs{Add: cmdAdd, Del: cmdDel, Check: cmdCheck, GC: cmdGC, Status: cmdStatus},
-		libmini.Versions, about)
-}
-
-// invokedByRuntime reports whether any other CNI variable is set.
-func invokedByRuntime() bool {
-	for _, v := range []string{"CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_ARGS", "CNI_PATH"} {
-		if os.Getenv(v) != "" {
-			return true
-		}
-	}
-	return false
+	libmini.PluginMain(skel.CNIFuncs{Add: cmdAdd, Del: cmdDel, Check: cmdCheck, GC: cmdGC, Status: cmdStatus},
+		libmini.About("miniipam"))
 }
 
 // run loads the config and runs f with an allocator logging for cmd.

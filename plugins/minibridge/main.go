@@ -17,13 +17,13 @@ import (
 func init() { libmini.InitPlugin() }
 
 func main() {
-	skel.PluginMainFuncs(skel.CNIFuncs{
+	libmini.PluginMain(skel.CNIFuncs{
 		Add:    cmdAdd,
 		Del:    verb(bridge.Del),
 		Check:  verb(bridge.Check),
 		Status: verb(bridge.Status),
 		GC:     verb(bridge.GC),
-	}, libmini.Versions, libmini.About("minibridge"))
+	}, libmini.About("minibridge"))
 }
 
 func cmdAdd(args *skel.CmdArgs) error {

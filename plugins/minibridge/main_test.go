@@ -21,7 +21,6 @@ import (
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/google/go-cmp/cmp"
-	"github.com/minicni/minicni/libmini"
 	"github.com/minicni/minicni/libmini/minitest"
 	"github.com/minicni/minicni/plugins/minibridge/bridge"
 	"github.com/vishvananda/netlink"
@@ -657,121 +656,6 @@ func TestConcurrentAdds(t *testing.T) {
 			}
 			if r := n.reservations(t); len(r) != 0 {
 				t.Errorf("reservations left: %v", r)
-			}
-		})
-	}
-}
-
-// TestBadInput: every invalid input is a CNI error with the right code and
-// leaves no link and no reservation behind, including failures after the
-// IPAM's ADD.
-func TestBadInput(t *testing.T) {
-	minitest.RequireRoot(t)
-	type env struct {
-		host ns.NetNS
-		pod  *pod
-		n    *network
-	}
-	tests := []struct {
-		name    string
-		stdin   string                // raw stdin, instead of the network's config
-		edit    func(*network)        // changes the config
-		prepare func(*testing.T, env) // changes the node or the pod first
-		call    func(*call)           // changes the invocation
-		code    uint
-		mention []string
-	}{
-		{name: "bad json", stdin: `{"cniVersion":"1.0.0","name":`, code: libmini.CodeDecode},
-		{name: "no network name", stdin: `{"cniVersion":"1.0.0","type":"minibridge","ipam":{"type":"host-local"}}`, code: libmini.CodeInvalidConfig, mention: []string{"name"}},
-		{name: "unknown cniVersion", stdin: `{"cniVersion":"9.9.9","name":"n","ipam":{"type":"host-local"}}`, code: libmini.CodeIncompatibleVersion},
-		{name: "16-byte bridge name", edit: func(n *network) { n.br = "br-456789012345" + "6" }, code: libmini.CodeInvalidConfig, mention: []string{"br-4567890123456"}},
-		{name: "slash in bridge name", edit: func(n *network) { n.br = "br/0" }, code: libmini.CodeInvalidConfig, mention: []string{"br/0"}},
-		{name: "mtu 10", edit: func(n *network) { n.extra["mtu"] = 10 }, code: libmini.CodeInvalidConfig, mention: []string{"10"}},
-		{name: "mtu not a number", edit: func(n *network) { n.extra["mtu"] = "big" }, code: libmini.CodeDecode},
-		{name: "isGateway not a bool", edit: func(n *network) { n.extra["isGateway"] = "yes" }, code: libmini.CodeDecode},
-		{name: "no ipam", stdin: `{"cniVersion":"1.0.0","name":"n","type":"minibridge"}`, code: libmini.CodeInvalidConfig, mention: []string{"ipam"}},
-		{name: "ipam type with slash", edit: func(n *network) { n.ipam = "../host-local" }, code: libmini.CodeInvalidConfig, mention: []string{"../host-local"}},
-		{name: "ipam not in CNI_PATH", edit: func(n *network) { n.ipam = "no-such-ipam" }, code: libmini.CodeIPAM, mention: []string{"no-such-ipam"}},
-		{name: "hairpin and promisc", edit: func(n *network) { n.extra["hairpinMode"] = true; n.extra["promiscMode"] = true }, code: libmini.CodeInvalidConfig, mention: []string{"promiscMode"}},
-		{name: "netns path does not exist", call: func(c *call) { c.netns = "/run/netns/minibridge-no-such-netns" }, code: libmini.CodeInvalidEnv, mention: []string{"no-such-netns"}},
-		{name: "netns path is a plain file", call: func(c *call) { c.netns = "/proc/self/status" }, code: libmini.CodeInvalidEnv, mention: []string{"/proc/self/status"}},
-		{name: "netns is the host's", call: nil, code: libmini.CodeInvalidEnv, mention: []string{"own netns"}},
-		{name: "16-byte ifname", call: func(c *call) { c.ifname = "eth456789012345" + "6" }, code: libmini.CodeInvalidEnv},
-		{name: "slash in ifname", call: func(c *call) { c.ifname = "eth/0" }, code: libmini.CodeInvalidEnv},
-		{name: "ifname dot", call: func(c *call) { c.ifname = "." }, code: libmini.CodeInvalidEnv},
-		{name: "no container id", call: func(c *call) { c.id = "" }, code: libmini.CodeInvalidEnv},
-		{name: "IPAM returns no address", edit: func(n *network) { n.ipam = "fake-noaddr" }, code: libmini.CodeIPAM, mention: []string{"no IP address"}},
-		{name: "IPAM fails with its own code", edit: func(n *network) { n.ipam = "fake-fail" }, code: libmini.CodeTryAgainLater, mention: []string{"busy"}},
-		{name: "bridge name taken by a veth", prepare: func(t *testing.T, e env) {
-			ipCmd(t, e.host, "link", "add", e.n.br, "type", "veth", "peer", "name", e.n.br+"p")
-		}, code: libmini.CodeLink, mention: []string{"not a bridge"}},
-		{name: "gateway conflict", prepare: func(t *testing.T, e env) {
-			ipCmd(t, e.host, "link", "add", e.n.br, "type", "bridge")
-			ipCmd(t, e.host, "addr", "add", "10.99.9.1/24", "dev", e.n.br)
-		}, code: libmini.CodeGatewayConflict, mention: []string{"10.99.9.1/24", "10.36.0.1/24"}},
-		{name: "pod ifname taken", prepare: func(t *testing.T, e env) {
-			ipCmd(t, e.pod.ns, "link", "add", e.pod.if_, "type", "veth", "peer", "name", "other0")
-		}, code: libmini.CodeLink, mention: []string{"eth0"}},
-		{name: "CHECK without prevResult", call: func(c *call) { c.cmd = "CHECK" }, code: libmini.CodeNoPrevResult},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			e := env{host: minitest.NewNS(t), pod: newPod(t), n: newNetwork(t, "host-local", "10.36.0.0/24")}
-			fakeDir := t.TempDir()
-			if tt.edit != nil {
-				tt.edit(e.n)
-			}
-			if tt.prepare != nil {
-				tt.prepare(t, e)
-			}
-			hostBefore, podBefore := minitest.LinkNames(t, e.host), minitest.LinkNames(t, e.pod.ns)
-			stdin := []byte(tt.stdin)
-			if tt.stdin == "" {
-				stdin = e.n.conf(t, "1.0.0", nil)
-			}
-			c := e.pod.call("ADD", stdin)
-			c.env = []string{"FAKE_IPAM_DIR=" + fakeDir}
-			if tt.call != nil {
-				tt.call(&c)
-			}
-			if tt.name == "netns is the host's" {
-				c.netns = e.host.Path()
-			}
-			_, cniErr, err := execIn(e.host, c)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if cniErr == nil {
-				t.Fatalf("%s succeeded, want CNI error %d", c.cmd, tt.code)
-			}
-			if cniErr.Code != tt.code {
-				t.Errorf("CNI error %d (%s: %s), want %d", cniErr.Code, cniErr.Msg, cniErr.Details, tt.code)
-			}
-			for _, m := range tt.mention {
-				if !strings.Contains(cniErr.Msg+cniErr.Details, m) {
-					t.Errorf("error %q (%s) does not mention %q", cniErr.Msg, cniErr.Details, m)
-				}
-			}
-			// Nothing left behind: the only link that may appear is the
-			// bridge (node infrastructure, created before the veth).
-			hostAfter := slices.DeleteFunc(minitest.LinkNames(t, e.host), func(s string) bool { return s == e.n.br })
-			if d := cmp.Diff(slices.DeleteFunc(hostBefore, func(s string) bool { return s == e.n.br }), hostAfter); d != "" {
-				t.Errorf("host links changed (-before +after):\n%s", d)
-			}
-			if d := cmp.Diff(podBefore, minitest.LinkNames(t, e.pod.ns)); d != "" {
-				t.Errorf("pod links changed (-before +after):\n%s", d)
-			}
-			if r := e.n.reservations(t); len(r) != 0 {
-				t.Errorf("reservations left: %v", r)
-			}
-			if fake, _ := os.ReadDir(fakeDir); len(fake) != 0 {
-				t.Errorf("fake IPAM reservations left: %v", fake)
-			}
-			if tt.name == "gateway conflict" {
-				if got := minitest.GlobalAddrs(t, e.host, e.n.br); !slices.Equal(got, []string{"10.99.9.1/24"}) {
-					t.Errorf("bridge addresses after the conflict: %v, want the old one untouched", got)
-				}
 			}
 		})
 	}

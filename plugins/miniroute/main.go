@@ -19,13 +19,13 @@ import (
 func init() { libmini.InitPlugin() }
 
 func main() {
-	skel.PluginMainFuncs(skel.CNIFuncs{
+	libmini.PluginMain(skel.CNIFuncs{
 		Add:    cmdAdd,
 		Del:    cmdDel,
 		Check:  verb("CHECK", rules.Check),
 		Status: verb("STATUS", rules.Status),
 		GC:     cmdGC,
-	}, libmini.Versions, libmini.About("miniroute"))
+	}, libmini.About("miniroute"))
 }
 
 func cmdAdd(args *skel.CmdArgs) error {

@@ -8,12 +8,10 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -68,20 +66,14 @@ func Status(ctx context.Context, conf *config.NetConf) error {
 	return New(conf, nil).Status(ctx)
 }
 
-// containerIDRE is the spec's container ID syntax (what skel checks), checked
-// again here because in-process callers bypass skel and the ID is written
-// into reservation files.
-var containerIDRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`)
-
+// validateOwner checks CNI_CONTAINERID and CNI_IFNAME, which are written
+// into reservation files. The binary's PluginMain checked them already;
+// in-process callers (minibridge) bypass it.
 func validateOwner(containerID, ifname string) error {
-	if !containerIDRE.MatchString(containerID) {
-		return types.NewError(libmini.CodeInvalidEnv, fmt.Sprintf("invalid container ID %q", containerID), "")
+	if err := libmini.ValidateEnvContainerID(containerID); err != nil {
+		return err
 	}
-	if err := libmini.ValidateIfName("ifname", ifname); err != nil {
-		e, _ := libmini.AsCNIError(err)
-		return types.NewError(libmini.CodeInvalidEnv, e.Msg, "")
-	}
-	return nil
+	return libmini.ValidateEnvIfName(ifname)
 }
 
 // assignable returns the addresses of rs that set may hand out.

@@ -369,14 +369,14 @@ func (c *NetConf) loadRequested(envArgs string) error {
 		}
 		k, v, ok := strings.Cut(pair, "=")
 		if !ok {
-			return types.NewError(libmini.CodeInvalidEnv, fmt.Sprintf("invalid CNI_ARGS pair %q: want KEY=VALUE", pair), "")
+			return types.NewError(libmini.CodeInvalidEnv, fmt.Sprintf("invalid CNI_ARGS pair %q: want KEY=VALUE", pair), "CNI_ARGS="+envArgs)
 		}
 		if k != "IP" {
 			continue
 		}
 		a, ok := parseRequested(v)
 		if !ok {
-			return types.NewError(libmini.CodeInvalidEnv, fmt.Sprintf("invalid CNI_ARGS IP %q: not an IP address", v), "")
+			return types.NewError(libmini.CodeInvalidEnv, fmt.Sprintf("invalid CNI_ARGS IP %q: not an IP address", v), "CNI_ARGS="+envArgs)
 		}
 		reqs = append(reqs, req{"CNI_ARGS IP", a})
 	}

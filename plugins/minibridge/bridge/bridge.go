@@ -221,7 +221,11 @@ func openNetNS(path string) (ns.NetNS, error) {
 	// GetNS accepts any file on procfs; ask the kernel what it is.
 	if typ, err := unix.IoctlRetInt(int(netns.Fd()), unix.NS_GET_NSTYPE); err != nil || typ != unix.CLONE_NEWNET {
 		_ = netns.Close()
-		return nil, libmini.Errorf(libmini.CodeInvalidEnv, "CNI_NETNS %q is not a network namespace", path)
+		why := fmt.Sprintf("it is a namespace of type %#x", typ)
+		if err != nil {
+			why = fmt.Sprintf("ioctl NS_GET_NSTYPE: %v", err)
+		}
+		return nil, types.NewError(libmini.CodeInvalidEnv, fmt.Sprintf("CNI_NETNS %q is not a network namespace", path), why)
 	}
 	// skel refuses the plugin's own netns only after ADD has run; by then
 	// the host would hold a pod interface and a reservation.
