@@ -153,6 +153,12 @@ func Add(ctx context.Context, conf *NetConf, args *skel.CmdArgs) (_ *current.Res
 	if err != nil {
 		return nil, libmini.Wrap(err, libmini.CodeLink, "entering the pod's netns "+args.Netns)
 	}
+	// Marked as this network's at once, so that GC can tell it from the
+	// host ends of other networks (and collect it) even if this ADD dies
+	// before it reaches the bridge.
+	if err := setOwner(hostName, conf.Name); err != nil {
+		return nil, err
+	}
 	crashpoint.Hit(crashpoint.VethCreated)
 
 	if err := attach(conf, br, hostName); err != nil {
@@ -517,9 +523,8 @@ func configurePod(ifName string, res *current.Result, v6, dad bool) error {
 	return nil
 }
 
-// attach enslaves the host end to the bridge, marks it as this network's
-// (ownerAlias, for GC), sets its hairpin mode and isolated flag and, with a
-// vlan, makes it an untagged port of that VLAN.
+// attach enslaves the host end to the bridge, sets its hairpin mode and
+// isolated flag and, with a vlan, makes it an untagged port of that VLAN.
 func attach(conf *NetConf, br *netlink.Bridge, hostName string) error {
 	// The index changed when the link moved netns: look it up again.
 	l, err := netlinksafe.LinkByName(hostName)
@@ -528,9 +533,6 @@ func attach(conf *NetConf, br *netlink.Bridge, hostName string) error {
 	}
 	if err := netlink.LinkSetMaster(l, br); err != nil {
 		return types.NewError(libmini.CodeLink, fmt.Sprintf("attaching %s to bridge %s", hostName, conf.Bridge), err.Error())
-	}
-	if err := netlink.LinkSetAlias(l, ownerAlias(conf.Name)); err != nil {
-		return types.NewError(libmini.CodeLink, fmt.Sprintf("setting the alias of %s", hostName), err.Error())
 	}
 	if err := netlink.LinkSetHairpin(l, conf.HairpinMode); err != nil {
 		return types.NewError(libmini.CodeLink, fmt.Sprintf("setting hairpin mode of %s", hostName), err.Error())

@@ -49,24 +49,23 @@ func GC(ctx context.Context, conf *NetConf, args *skel.CmdArgs) error {
 	return nil
 }
 
-// collectVeths removes every link that is a port of conf's bridge, a veth
-// named like minibridge's host ends (VethPrefix and 12 hex digits), marked
-// as this network's or unmarked (ownerAlias; host ends made before the mark
-// existed have none), and whose name is not HostVethName of a valid
-// attachment. Links named otherwise, on another bridge, or marked as
-// another network's (networks with different vlans may share a bridge) are
-// never touched. A missing bridge has nothing to collect. It returns the
-// names removed, and goes on after a failure.
+// collectVeths removes every veth named like minibridge's host ends
+// (VethPrefix and 12 hex digits) whose name is not HostVethName of a valid
+// attachment and that is either a port of conf's bridge marked as this
+// network's or unmarked (ownerAlias; host ends made before the mark existed
+// have none), or on no bridge at all and marked as this network's (an ADD
+// killed before it attached the host end). Links named otherwise, on
+// another bridge, or marked as another network's (networks with different
+// vlans may share a bridge) are never touched. It returns the names
+// removed, and goes on after a failure.
 func collectVeths(conf *NetConf, valid []types.GCAttachment) ([]string, error) {
+	brIndex := -1 // no bridge: no port is ours
 	bl, err := netlinksafe.LinkByName(conf.Bridge)
-	if notFound := (netlink.LinkNotFoundError{}); errors.As(err, &notFound) {
-		return nil, nil
-	}
-	if err != nil {
+	if notFound := (netlink.LinkNotFoundError{}); err != nil && !errors.As(err, &notFound) {
 		return nil, types.NewError(libmini.CodeLink, "reading bridge "+conf.Bridge, err.Error())
 	}
-	if _, ok := bl.(*netlink.Bridge); !ok {
-		return nil, nil // not a bridge: no port of it is ours
+	if _, ok := bl.(*netlink.Bridge); ok {
+		brIndex = bl.Attrs().Index
 	}
 	keep := map[string]bool{}
 	for _, a := range valid {
@@ -81,10 +80,12 @@ func collectVeths(conf *NetConf, valid []types.GCAttachment) ([]string, error) {
 	var errs []error
 	for _, l := range links {
 		a := l.Attrs()
-		if a.MasterIndex != bl.Attrs().Index || !IsHostVethName(a.Name) || keep[a.Name] {
+		if _, ok := l.(*netlink.Veth); !ok || !IsHostVethName(a.Name) || keep[a.Name] {
 			continue
 		}
-		if _, ok := l.(*netlink.Veth); !ok || (a.Alias != "" && a.Alias != mine) {
+		onBridge := a.MasterIndex == brIndex && (a.Alias == "" || a.Alias == mine)
+		unattached := a.MasterIndex == 0 && a.Alias == mine
+		if !onBridge && !unattached {
 			continue
 		}
 		if err := delLink(a.Name); err != nil {
@@ -108,6 +109,18 @@ func IsHostVethName(name string) bool {
 		}
 	}
 	return true
+}
+
+// setOwner marks host end name as network's (ownerAlias).
+func setOwner(name, network string) error {
+	l, err := netlinksafe.LinkByName(name)
+	if err == nil {
+		err = netlink.LinkSetAlias(l, ownerAlias(network))
+	}
+	if err != nil {
+		return types.NewError(libmini.CodeLink, "setting the alias of "+name, err.Error())
+	}
+	return nil
 }
 
 // ownerAlias is the alias (IFLA_IFALIAS, `ip link` shows it) minibridge
