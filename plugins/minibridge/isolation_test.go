@@ -143,7 +143,8 @@ func vlanFiltering(t *testing.T) bool {
 // untagged port of that VLAN only; the gateway is on bridge.vid. Pods in
 // one VLAN reach each other, pods in different VLANs of one subnet do not
 // (nor a pod without a vlan), a VLAN pod reaches its gateway; CHECK
-// notices a port taken out of its VLAN. On a kernel without bridge VLAN
+// notices a port put back in the default VLAN; with preserveDefaultVlan
+// the port keeps it. hack/vm-test.sh runs this where the kernel can. On a kernel without bridge VLAN
 // filtering, ADD with vlan fails (code 104, saying so) and leaves nothing:
 // never an unisolated pod.
 func TestVlan(t *testing.T) {
@@ -213,6 +214,27 @@ func TestVlan(t *testing.T) {
 		return nil
 	})
 	wantCNIError(t, host, checkA1, libmini.CodeCheckFailed, hostEnd, "also in VLAN")
+
+	// preserveDefaultVlan: the port stays in the default VLAN too, as the
+	// VLAN's PVID; CHECK accepts that.
+	l2.extra["vlan"] = 10
+	l2.extra["preserveDefaultVlan"] = true
+	kept := newPod(t)
+	keptOut := run(t, host, kept.call("ADD", l2.conf(t, "1.1.0", nil)))
+	var vlans []string
+	minitest.Do(t, host, func() error {
+		all, err := netlinksafe.BridgeVlanList()
+		for _, v := range all[int32(link(t, host, bridge.HostVethName(kept.id, kept.if_)).Attrs().Index)] {
+			vlans = append(vlans, fmt.Sprintf("%d pvid=%v untagged=%v", v.Vid, v.PortVID(), v.EngressUntag()))
+		}
+		return err
+	})
+	if want := []string{"1 pvid=false untagged=true", "10 pvid=true untagged=true"}; !slices.Equal(vlans, want) {
+		t.Errorf("preserveDefaultVlan: port VLANs %v, want %v", vlans, want)
+	}
+	run(t, host, kept.call("CHECK", l2.conf(t, "1.1.0", keptOut)))
+	run(t, host, kept.call("DEL", l2.conf(t, "1.1.0", nil)))
+	delete(l2.extra, "preserveDefaultVlan")
 
 	// Layer 3: a VLAN with a gateway on bridge.vid, on the same bridge.
 	l3 := newNetwork(t, "host-local", "10.55.0.0/24")
