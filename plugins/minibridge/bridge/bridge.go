@@ -367,7 +367,10 @@ func ensureBridge(conf *NetConf, mtu int) (*netlink.Bridge, error) {
 			nb.VlanFiltering = &on
 		}
 		if err := netlink.LinkAdd(nb); err != nil && !errors.Is(err, unix.EEXIST) {
-			return nil, vlanError(fmt.Sprintf("creating bridge %s", conf.Bridge), err)
+			if conf.Vlan != 0 {
+				return nil, vlanError(fmt.Sprintf("creating bridge %s with VLAN filtering", conf.Bridge), err)
+			}
+			return nil, types.NewError(libmini.CodeLink, fmt.Sprintf("creating bridge %s", conf.Bridge), err.Error())
 		}
 		l, err = netlinksafe.LinkByName(conf.Bridge)
 	}
