@@ -13,4 +13,5 @@ fmt: ; gofmt -w $$(git ls-files '*.go')
 demo: deps build ; hack/demo.sh $(DEMO_ARGS)
 image: ; VERSION=$(VERSION) hack/image.sh
 e2e: ; hack/e2e.sh
+vm-test: ; hack/vm-test.sh
 clean: ; rm -rf bin

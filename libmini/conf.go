@@ -24,6 +24,11 @@ type NetConf struct {
 	types.PluginConf
 	// LogFile, when set, receives the plugin's log lines (appended) instead of stderr.
 	LogFile string `json:"logFile,omitempty"`
+	// The GC lists, decoded raw (shadowing PluginConf.ValidAttachments) so
+	// that an absent list can be told apart from an empty one; read them
+	// with GCAttachments.
+	RawValidAttachments json.RawMessage `json:"cni.dev/valid-attachments,omitempty"`
+	RawAttachments      json.RawMessage `json:"cni.dev/attachments,omitempty"`
 }
 
 // Decode unmarshals a plugin's stdin into conf (already holding its defaults)

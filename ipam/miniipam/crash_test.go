@@ -10,11 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/minicni/minicni/ipam/miniipam/internal/crashpoint"
+	"github.com/minicni/minicni/internal/crashpoint"
 )
 
 // TestCrashSafety kills (SIGKILL) a miniipam ADD between every pair of its
-// steps, using a binary built with the miniipam_crashpoints tag that pauses
+// steps, using a binary built with the crashpoints tag that pauses
 // at the named point. After each kill the store must hold only whole
 // reservations, the next command must clean up the debris, and GC must then
 // leave exactly the valid reservations.

@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
-		build := exec.Command("go", "build", "-trimpath", "-tags", "miniipam_crashpoints", "-o", filepath.Join(dir, "miniipam-crash"), ".")
+		build := exec.Command("go", "build", "-trimpath", "-tags", "crashpoints", "-o", filepath.Join(dir, "miniipam-crash"), ".")
 		build.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := build.CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "building miniipam-crash: %v\n%s", err, out)
@@ -54,7 +54,7 @@ type call struct {
 	args    string // CNI_ARGS
 	stdin   string
 	env     map[string]string // overrides; an empty value unsets
-	extraEV []string          // extra environment (e.g. MINIIPAM_CRASHPOINT)
+	extraEV []string          // extra environment (e.g. MINICNI_CRASHPOINT)
 }
 
 func (c call) command() *exec.Cmd {

@@ -6,7 +6,6 @@
 package config
 
 import (
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
@@ -34,11 +33,6 @@ type NetConf struct {
 			IPs []string `json:"ips"`
 		} `json:"cni"`
 	} `json:"args"`
-	// The GC lists are decoded raw (shadowing PluginConf.ValidAttachments) so
-	// that an absent list can be told apart from an empty one: GC without any
-	// list is refused rather than treated as "nothing is live".
-	RawValidAttachments json.RawMessage `json:"cni.dev/valid-attachments,omitempty"`
-	RawAttachments      json.RawMessage `json:"cni.dev/attachments,omitempty"`
 
 	// Sets are the canonical range sets, in host-local's order
 	// (runtimeConfig.ipRanges, the flat subnet, ipam.ranges). Set i owns
@@ -52,7 +46,9 @@ type NetConf struct {
 	// DataDir is ipam.dataDir or DefaultDataDir, cleaned.
 	DataDir string `json:"-"`
 	// Attachments is the GC list (cni.dev/valid-attachments, or the older
-	// cni.dev/attachments); HasAttachments says whether either key was sent.
+	// cni.dev/attachments, read by libmini's GCAttachments); HasAttachments
+	// says whether either key was sent: GC without any list is refused
+	// rather than treated as "nothing is live".
 	Attachments    []types.GCAttachment `json:"-"`
 	HasAttachments bool                 `json:"-"`
 }
@@ -421,19 +417,7 @@ func (c *NetConf) setFor(a netip.Addr) (int, Range, bool) {
 }
 
 func (c *NetConf) loadAttachments() error {
-	for _, k := range []struct {
-		field string
-		raw   json.RawMessage
-	}{{"cni.dev/valid-attachments", c.RawValidAttachments}, {"cni.dev/attachments", c.RawAttachments}} {
-		if k.raw == nil {
-			continue
-		}
-		var list []types.GCAttachment
-		if err := json.Unmarshal(k.raw, &list); err != nil {
-			return types.NewError(libmini.CodeDecode, "failed to decode "+k.field, err.Error())
-		}
-		c.Attachments, c.HasAttachments = list, true
-		return nil
-	}
-	return nil
+	var err error
+	c.Attachments, c.HasAttachments, err = c.NetConf.GCAttachments()
+	return err
 }

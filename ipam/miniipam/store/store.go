@@ -34,7 +34,7 @@ import (
 	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
-	"github.com/minicni/minicni/ipam/miniipam/internal/crashpoint"
+	"github.com/minicni/minicni/internal/crashpoint"
 	"github.com/minicni/minicni/libmini"
 )
 

@@ -14,11 +14,13 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
+	cniversion "github.com/containernetworking/cni/pkg/version"
 	"github.com/containernetworking/plugins/pkg/ip"
 	"github.com/containernetworking/plugins/pkg/ipam"
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/containernetworking/plugins/pkg/utils/sysctl"
+	"github.com/minicni/minicni/internal/crashpoint"
 	"github.com/minicni/minicni/libmini"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -51,8 +53,10 @@ func HostVethName(containerID, ifName string) string {
 }
 
 // Add attaches the pod in args.Netns to the bridge: IPAM ADD, bridge
-// creation or repair (up, MTU, gateway addresses, accept_ra=0), forwarding,
-// a veth pair named args.IfName in the pod, addresses and routes in the pod.
+// creation or repair (up, MTU, gateway addresses, accept_ra=0, VLAN
+// filtering with vlan), forwarding, a veth pair named args.IfName in the
+// pod, addresses and routes in the pod, the host end's port options
+// (hairpin, isolated, VLAN).
 // On any failure from the IPAM's ADD on, it runs the IPAM's DEL and removes
 // the veth, so a failed ADD leaves neither a veth nor a reservation (the
 // bridge, once created, stays: it is the node's, shared by every pod).
@@ -116,8 +120,16 @@ func Add(ctx context.Context, conf *NetConf, args *skel.CmdArgs) (_ *current.Res
 	if err != nil {
 		return nil, err
 	}
+	// The gateways live on the bridge, or with a vlan on that VLAN's
+	// gateway veth (the bridge's own port is not in the VLAN).
+	var gwLink netlink.Link = br
+	if conf.Vlan != 0 && conf.IsGateway {
+		if gwLink, err = ensureVlanGateway(br, conf.Vlan, conf.PreserveDefaultVlan, mtu); err != nil {
+			return nil, err
+		}
+	}
 	if conf.IsGateway {
-		if err := ensureGateways(br, gatewayNets(res.IPs), conf.ForceAddress); err != nil {
+		if err := ensureGateways(gwLink, gatewayNets(res.IPs), conf.ForceAddress); err != nil {
 			return nil, err
 		}
 	}
@@ -136,15 +148,23 @@ func Add(ctx context.Context, conf *NetConf, args *skel.CmdArgs) (_ *current.Res
 			return libmini.Wrap(err, libmini.CodeLink, fmt.Sprintf("creating veth %s (pod) / %s (host)", args.IfName, hostName))
 		}
 		podIface.Mac = podVeth.HardwareAddr.String()
-		return configurePod(args.IfName, res, hasV6)
+		return configurePod(args.IfName, res, hasV6, conf.EnableDAD)
 	})
 	if err != nil {
 		return nil, libmini.Wrap(err, libmini.CodeLink, "entering the pod's netns "+args.Netns)
 	}
+	// Marked as this network's at once, so that GC can tell it from the
+	// host ends of other networks (and collect it) even if this ADD dies
+	// before it reaches the bridge.
+	if err := setOwner(hostName, conf.Name); err != nil {
+		return nil, err
+	}
+	crashpoint.Hit(crashpoint.VethCreated)
 
 	if err := attach(conf, br, hostName); err != nil {
 		return nil, err
 	}
+	crashpoint.Hit(crashpoint.VethAttached)
 	hostVeth, err := waitUp(hostName, UpTimeout)
 	if err != nil {
 		return nil, err
@@ -157,6 +177,17 @@ func Add(ctx context.Context, conf *NetConf, args *skel.CmdArgs) (_ *current.Res
 		return nil, libmini.Wrap(err, libmini.CodeLink, "reading bridge "+conf.Bridge)
 	}
 	res.Interfaces[0].Mac = brLink.Attrs().HardwareAddr.String()
+	if gwLink != br {
+		// As the reference bridge does, the VLAN's gateway link is listed
+		// after the pod interface.
+		res.Interfaces = append(res.Interfaces, &current.Interface{Name: gwLink.Attrs().Name, Mac: gwLink.Attrs().HardwareAddr.String()})
+	}
+	// interfaces[].mtu exists from CNI 1.1.0; older results do not carry it.
+	if ok, _ := cniversion.GreaterThanOrEqualTo(conf.CNIVersion, "1.1.0"); ok {
+		for _, iface := range res.Interfaces {
+			iface.Mtu = mtu
+		}
+	}
 
 	log.Info("attached", "bridge", conf.Bridge, "veth", hostName, "mtu", mtu, "ips", ipStrings(res.IPs))
 	return res, nil
@@ -186,12 +217,6 @@ func Del(ctx context.Context, conf *NetConf, args *skel.CmdArgs) error {
 	}
 	log.Info("detached", "veth", hostName)
 	return nil
-}
-
-// GC releases the IPAM reservations of attachments the runtime no longer
-// knows. Veths need no collection: the kernel removes them with their netns.
-func GC(ctx context.Context, conf *NetConf, args *skel.CmdArgs) error {
-	return ipamCall{conf, args}.gc(ctx)
 }
 
 // validateArgs checks CNI_IFNAME for callers that bypass skel (skel checks
@@ -320,8 +345,9 @@ func gatewayNets(ips []*current.IPConfig) []*net.IPNet {
 }
 
 // ensureBridge creates the bridge or repairs it (type, MTU, promiscuous
-// mode, up, accept_ra=0). Concurrent ADDs race to create it: EEXIST is not
-// an error, and the link is read back either way.
+// mode, VLAN filtering when conf has a vlan, up, accept_ra=0). Concurrent
+// ADDs race to create it: EEXIST is not an error, and the link is read back
+// either way.
 func ensureBridge(conf *NetConf, mtu int) (*netlink.Bridge, error) {
 	l, err := netlinksafe.LinkByName(conf.Bridge)
 	if notFound := (netlink.LinkNotFoundError{}); errors.As(err, &notFound) {
@@ -333,7 +359,15 @@ func ensureBridge(conf *NetConf, mtu int) (*netlink.Bridge, error) {
 		// and go (otherwise the kernel adopts the lowest port MAC, and every
 		// pod's neighbour entry for the gateway goes stale).
 		attrs.HardwareAddr = randomMAC()
-		if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: attrs}); err != nil && !errors.Is(err, unix.EEXIST) {
+		nb := &netlink.Bridge{LinkAttrs: attrs}
+		if conf.Vlan != 0 {
+			on := true
+			nb.VlanFiltering = &on
+		}
+		if err := netlink.LinkAdd(nb); err != nil && !errors.Is(err, unix.EEXIST) {
+			if conf.Vlan != 0 {
+				return nil, vlanError(fmt.Sprintf("creating bridge %s with VLAN filtering", conf.Bridge), err)
+			}
 			return nil, types.NewError(libmini.CodeLink, fmt.Sprintf("creating bridge %s", conf.Bridge), err.Error())
 		}
 		l, err = netlinksafe.LinkByName(conf.Bridge)
@@ -348,6 +382,13 @@ func ensureBridge(conf *NetConf, mtu int) (*netlink.Bridge, error) {
 	// CVE-2020-10749: a pod's router advertisements must not configure the host.
 	if err := setSysctl(fmt.Sprintf("net/ipv6/conf/%s/accept_ra", conf.Bridge), "0", true); err != nil {
 		return nil, err
+	}
+	if conf.Vlan != 0 && !vlanFiltering(br) {
+		// Ports keep the default VLAN they joined with: the pods already on
+		// the bridge keep reaching each other and the bridge.
+		if err := netlink.BridgeSetVlanFiltering(br, true); err != nil {
+			return nil, vlanError(fmt.Sprintf("turning VLAN filtering on for bridge %s", conf.Bridge), err)
+		}
 	}
 	if br.MTU != mtu {
 		if err := netlink.LinkSetMTU(br, mtu); err != nil {
@@ -367,12 +408,12 @@ func ensureBridge(conf *NetConf, mtu int) (*netlink.Bridge, error) {
 	return br, nil
 }
 
-// ensureGateways puts every gateway address on the bridge. A global address
-// of the same family in none of the gateways' subnets means the node's
-// subnet changed: CodeGatewayConflict naming both addresses, or, with
-// force, the old address is removed. EEXIST (a concurrent ADD added the same
-// address) is not an error.
-func ensureGateways(br *netlink.Bridge, gws []*net.IPNet, force bool) error {
+// ensureGateways puts every gateway address on br (the bridge, or a VLAN's
+// gateway link). A global address of the same family in none of the
+// gateways' subnets means the node's subnet changed: CodeGatewayConflict
+// naming both addresses, or, with force, the old address is removed. EEXIST
+// (a concurrent ADD added the same address) is not an error.
+func ensureGateways(br netlink.Link, gws []*net.IPNet, force bool) error {
 	name := br.Attrs().Name
 	for _, gw := range gws {
 		v4 := gw.IP.To4() != nil
@@ -447,24 +488,44 @@ func enableForwarding(v6 bool) error {
 }
 
 // configurePod runs inside the pod's netns: arp_notify (announce the new
-// MAC), accept_dad=0 for IPv6 (the IPAM guarantees uniqueness, and DAD would
-// hold the address back for a second or more), then addresses, up, routes.
-func configurePod(ifName string, res *current.Result, v6 bool) error {
+// MAC), for IPv6 accept_dad=0 (the IPAM guarantees uniqueness, and DAD would
+// hold the address back for a second or more) unless dad asks for
+// duplicate address detection (accept_dad=1, enhanced_dad=1, as the
+// reference bridge's enabledad), then addresses and up (the plugins
+// library), then the routes as given (addRoutes).
+func configurePod(ifName string, res *current.Result, v6, dad bool) error {
 	if err := setSysctl(fmt.Sprintf("net/ipv4/conf/%s/arp_notify", ifName), "1", false); err != nil {
 		return err
 	}
 	if v6 {
-		if err := setSysctl(fmt.Sprintf("net/ipv6/conf/%s/accept_dad", ifName), "0", false); err != nil {
+		acceptDAD := "0"
+		if dad {
+			acceptDAD = "1"
+			if err := setSysctl(fmt.Sprintf("net/ipv6/conf/%s/enhanced_dad", ifName), "1", true); err != nil {
+				return err
+			}
+		}
+		if err := setSysctl(fmt.Sprintf("net/ipv6/conf/%s/accept_dad", ifName), acceptDAD, false); err != nil {
 			return err
 		}
 	}
-	if err := ipam.ConfigureIface(ifName, res); err != nil {
+	addrs := *res
+	addrs.Routes = nil
+	if err := ipam.ConfigureIface(ifName, &addrs); err != nil {
 		return types.NewError(libmini.CodeLink, fmt.Sprintf("configuring %s in the pod", ifName), err.Error())
+	}
+	l, err := netlinksafe.LinkByName(ifName)
+	if err != nil {
+		return types.NewError(libmini.CodeLink, fmt.Sprintf("finding %s in the pod", ifName), err.Error())
+	}
+	if err := addRoutes(l, res); err != nil {
+		return types.NewError(libmini.CodeLink, fmt.Sprintf("configuring the routes of %s in the pod", ifName), err.Error())
 	}
 	return nil
 }
 
-// attach enslaves the host end to the bridge and sets its hairpin mode.
+// attach enslaves the host end to the bridge, sets its hairpin mode and
+// isolated flag and, with a vlan, makes it an untagged port of that VLAN.
 func attach(conf *NetConf, br *netlink.Bridge, hostName string) error {
 	// The index changed when the link moved netns: look it up again.
 	l, err := netlinksafe.LinkByName(hostName)
@@ -476,6 +537,12 @@ func attach(conf *NetConf, br *netlink.Bridge, hostName string) error {
 	}
 	if err := netlink.LinkSetHairpin(l, conf.HairpinMode); err != nil {
 		return types.NewError(libmini.CodeLink, fmt.Sprintf("setting hairpin mode of %s", hostName), err.Error())
+	}
+	if err := netlink.LinkSetIsolated(l, conf.PortIsolation); err != nil {
+		return types.NewError(libmini.CodeLink, fmt.Sprintf("setting the isolated flag of %s to %v", hostName, conf.PortIsolation), err.Error())
+	}
+	if conf.Vlan != 0 {
+		return setPortVlan(l, conf.Vlan, conf.PreserveDefaultVlan)
 	}
 	return nil
 }

@@ -208,7 +208,7 @@ func TestAddCheckDel(t *testing.T) {
 		// Removing the address also flushes the default route through it.
 		{"pod address", pod, []string{"addr", "del", addrs[0], "dev", "eth0"},
 			[][]string{{"addr", "add", addrs[0], "dev", "eth0"}, {"route", "add", "default", "via", gw.String()}}, "addresses"},
-		{"pod default route", pod, []string{"route", "del", "default"}, [][]string{{"route", "add", "default", "via", gw.String()}}, "routes"},
+		{"pod default route", pod, []string{"route", "del", "default"}, [][]string{{"route", "add", "default", "via", gw.String()}}, "route 0.0.0.0/0 via " + gw.String() + " is missing"},
 		{"gateway", f.host, []string{"addr", "del", gw.String() + "/24", "dev", f.bridge}, [][]string{{"addr", "add", gw.String() + "/24", "dev", f.bridge}}, gw.String()},
 		{"bridge down", f.host, []string{"link", "set", f.bridge, "down"}, [][]string{{"link", "set", f.bridge, "up"}}, "down"},
 	}

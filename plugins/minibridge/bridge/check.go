@@ -16,10 +16,13 @@ import (
 )
 
 // Check verifies that the attachment described by prevResult is still in
-// place: the host end exists, is attached to the bridge and has the MTU; the
-// bridge holds the gateways (isGateway); the pod interface is the host end's
-// peer, has the MTU, prevResult's addresses and routes. Then the IPAM's
-// CHECK. Drift is libmini.CodeCheckFailed.
+// place: the host end exists, is attached to the bridge, has the MTU, the
+// isolated flag of portIsolation and, with a vlan, is an untagged port of
+// that VLAN only (unless preserveDefaultVlan) on a VLAN-filtering bridge;
+// the bridge (or the VLAN's gateway veth) holds the gateways (isGateway);
+// the pod interface is the host end's peer, has the MTU, prevResult's
+// addresses and its routes with their table, metric, scope, mtu and advmss.
+// Then the IPAM's CHECK. Drift is libmini.CodeCheckFailed.
 func Check(ctx context.Context, conf *NetConf, args *skel.CmdArgs) error {
 	if err := validateArgs(args); err != nil {
 		return err
@@ -77,8 +80,8 @@ func Check(ctx context.Context, conf *NetConf, args *skel.CmdArgs) error {
 		if err := ip.ValidateExpectedInterfaceIPs(args.IfName, ips); err != nil {
 			return drift("pod addresses: %v", err)
 		}
-		if err := ip.ValidateExpectedRoute(prev.Routes); err != nil {
-			return drift("pod routes: %v", err)
+		if err := checkRoutes(l, prev.Routes, ips); err != nil {
+			return drift("pod %v", err)
 		}
 		return nil
 	})
@@ -117,10 +120,36 @@ func checkHost(conf *NetConf, args *skel.CmdArgs, mtu int, ips []*current.IPConf
 	if br.Flags&net.FlagUp == 0 {
 		return 0, drift("bridge %s is down", conf.Bridge)
 	}
-	if conf.IsGateway {
-		addrs, err := netlinksafe.AddrList(br, netlink.FAMILY_ALL)
+	info, err := netlinksafe.LinkGetProtinfo(veth)
+	if err != nil {
+		return 0, types.NewError(libmini.CodeLink, fmt.Sprintf("reading the port flags of %s", hostName), err.Error())
+	}
+	if info.Isolated != conf.PortIsolation {
+		return 0, drift("host veth %s has isolated %v, want %v (portIsolation)", hostName, info.Isolated, conf.PortIsolation)
+	}
+	var gwLink netlink.Link = br
+	if conf.Vlan != 0 {
+		if !vlanFiltering(br) {
+			return 0, drift("bridge %s does not filter VLANs (vlan %d)", conf.Bridge, conf.Vlan)
+		}
+		vlans, err := netlinksafe.BridgeVlanList()
 		if err != nil {
-			return 0, types.NewError(libmini.CodeLink, fmt.Sprintf("listing addresses of bridge %s", conf.Bridge), err.Error())
+			return 0, types.NewError(libmini.CodeLink, "listing the VLANs of bridge ports", err.Error())
+		}
+		if err := checkPortVlan(vlans, veth, conf.Vlan, conf.PreserveDefaultVlan); err != nil {
+			return 0, drift("%v", err)
+		}
+		if conf.IsGateway {
+			if gwLink, err = checkVlanGateway(vlans, br, conf.Vlan, conf.PreserveDefaultVlan); err != nil {
+				return 0, drift("%v", err)
+			}
+		}
+	}
+	if conf.IsGateway {
+		name := gwLink.Attrs().Name
+		addrs, err := netlinksafe.AddrList(gwLink, netlink.FAMILY_ALL)
+		if err != nil {
+			return 0, types.NewError(libmini.CodeLink, fmt.Sprintf("listing addresses of %s", name), err.Error())
 		}
 		for _, gw := range gatewayNets(ips) {
 			found := false
@@ -128,7 +157,7 @@ func checkHost(conf *NetConf, args *skel.CmdArgs, mtu int, ips []*current.IPConf
 				found = found || (a.IP.Equal(gw.IP) && a.Mask.String() == gw.Mask.String())
 			}
 			if !found {
-				return 0, drift("bridge %s lacks gateway address %s", conf.Bridge, gw)
+				return 0, drift("%s lacks gateway address %s", name, gw)
 			}
 		}
 	}

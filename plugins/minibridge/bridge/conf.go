@@ -7,6 +7,7 @@ package bridge
 
 import (
 	"encoding/json"
+	"fmt"
 
 	"github.com/minicni/minicni/libmini"
 )
@@ -35,6 +36,38 @@ type NetConf struct {
 	// ForceAddress replaces a bridge address that conflicts with the
 	// gateway (the node's subnet changed) instead of failing.
 	ForceAddress bool `json:"forceAddress"`
+	// Vlan (1-4094, 0 for none) turns VLAN filtering on for the bridge and
+	// makes the host end an untagged port of that VLAN only (its PVID), as
+	// the reference bridge does; the gateway then lives on VlanGateway.
+	Vlan int `json:"vlan"`
+	// PreserveDefaultVlan keeps the bridge's default VLAN (normally 1) on
+	// the host end besides Vlan, as the reference bridge's key does.
+	PreserveDefaultVlan bool `json:"preserveDefaultVlan"`
+	// PortIsolation sets the bridge port flag "isolated" on the host end:
+	// isolated ports reach only non-isolated ones (the gateway), never
+	// each other.
+	PortIsolation bool `json:"portIsolation"`
+	// EnableDAD runs IPv6 duplicate address detection (accept_dad=1,
+	// enhanced_dad=1) on the pod interface; off, the IPAM is trusted.
+	EnableDAD bool `json:"enabledad"`
+}
+
+// refused are keys of the reference bridge plugin that change isolation or
+// addressing and that minibridge does not implement: a config that sets one
+// to anything but its default is refused, so swapping bridge for minibridge
+// never silently drops what the key asked for.
+var refused = []struct{ key, why string }{
+	{"vlanTrunk", "VLAN trunk ports are not implemented"},
+	{"macspoofchk", "the MAC spoof check is not implemented"},
+	{"disableContainerInterface", "minibridge always sets the pod interface up (and the reference bridge refuses this key with an IPAM too)"},
+	{"ipMasq", "minibridge does not masquerade: chain miniroute with masquerade true (or the reference ipMasq behaviour via another plugin)"},
+}
+
+// VlanGateway is the name of the link holding the gateway addresses of
+// VLAN vid on bridge br: a veth whose peer is an untagged port of that
+// VLAN, named as the reference bridge names it.
+func VlanGateway(br string, vid int) string {
+	return fmt.Sprintf("%s.%d", br, vid)
 }
 
 // LoadConf decodes minibridge's stdin, applies the defaults and validates
@@ -59,6 +92,17 @@ func LoadConf(stdin []byte) (*NetConf, error) {
 	if err := libmini.ValidateMTU("mtu", conf.MTU); err != nil {
 		return nil, err
 	}
+	if err := checkRefused(stdin); err != nil {
+		return nil, err
+	}
+	if conf.Vlan < 0 || conf.Vlan > 4094 {
+		return nil, libmini.ConfigErrorf("invalid vlan %d: must be 0 (none) or 1-4094", conf.Vlan)
+	}
+	if conf.Vlan != 0 && conf.IsGateway {
+		if err := libmini.ValidateIfName("the VLAN gateway link (bridge.vlan)", VlanGateway(conf.Bridge, conf.Vlan)); err != nil {
+			return nil, err
+		}
+	}
 	if conf.PromiscMode {
 		// hairpinMode defaults to true; only an explicit true conflicts.
 		var explicit struct {
@@ -72,4 +116,21 @@ func LoadConf(stdin []byte) (*NetConf, error) {
 		}
 	}
 	return conf, nil
+}
+
+// checkRefused fails with code 7 naming the first refused key set to a
+// value other than its default (false, null or absent).
+func checkRefused(stdin []byte) error {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(stdin, &raw); err != nil {
+		return libmini.Errorf(libmini.CodeDecode, "failed to decode network config: %v", err)
+	}
+	for _, r := range refused {
+		v, ok := raw[r.key]
+		if !ok || string(v) == "null" || string(v) == "false" {
+			continue
+		}
+		return libmini.ConfigErrorf("%s %s is not supported by minibridge: %s; remove the key or use the reference bridge plugin", r.key, v, r.why)
+	}
+	return nil
 }

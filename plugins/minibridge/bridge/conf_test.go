@@ -29,6 +29,8 @@ func TestLoadConf(t *testing.T) {
 		MTU                                                        int
 		IsGateway, IsDefaultGateway, HairpinMode, Promisc, ForceAd bool
 		IPAMType, LogFile                                          string
+		Vlan                                                       int
+		PreserveDefaultVlan, PortIsolation, EnableDAD              bool
 	}
 	defaults := opts{Bridge: DefaultBridge, IsGateway: true, IsDefaultGateway: true, HairpinMode: true, IPAMType: "miniipam"}
 	const ipam = `"ipam":{"type":"miniipam","ranges":[[{"subnet":"10.1.0.0/24"}]]}`
@@ -41,7 +43,12 @@ func TestLoadConf(t *testing.T) {
 	}{
 		{name: "defaults", stdin: `{"cniVersion":"1.0.0","name":"n","type":"minibridge",` + ipam + `}`, want: defaults},
 		{name: "no version", stdin: `{"name":"n",` + ipam + `}`, want: defaults},
-		{name: "unknown keys ignored", stdin: `{"cniVersion":"0.4.0","name":"n","vlan":3,"whatever":{"x":1},` + ipam + `}`, want: defaults},
+		{name: "unknown keys ignored", stdin: `{"cniVersion":"0.4.0","name":"n","ipMasqBackend":"nftables","whatever":{"x":1},` + ipam + `}`, want: defaults},
+		{name: "refused keys at their defaults", stdin: `{"cniVersion":"1.0.0","name":"n","vlanTrunk":null,"macspoofchk":false,"disableContainerInterface":false,"ipMasq":false,` + ipam + `}`, want: defaults},
+		{name: "vlan, isolation, dad", stdin: `{"cniVersion":"1.0.0","name":"n","vlan":4094,"preserveDefaultVlan":true,"portIsolation":true,"enabledad":true,` + ipam + `}`,
+			want: opts{Bridge: DefaultBridge, IsGateway: true, IsDefaultGateway: true, HairpinMode: true, IPAMType: "miniipam", Vlan: 4094, PreserveDefaultVlan: true, PortIsolation: true, EnableDAD: true}},
+		{name: "long bridge, vlan without gateway", stdin: `{"cniVersion":"1.0.0","name":"n","bridge":"123456789012345","vlan":7,"isGateway":false,` + ipam + `}`,
+			want: opts{Bridge: "123456789012345", IsDefaultGateway: true, HairpinMode: true, IPAMType: "miniipam", Vlan: 7}},
 		{name: "every key", stdin: `{"cniVersion":"1.1.0","name":"n","bridge":"br-x","mtu":9000,"isGateway":false,"isDefaultGateway":false,"hairpinMode":false,"promiscMode":true,"forceAddress":true,"logFile":"/tmp/l",` + ipam + `}`,
 			want: opts{Bridge: "br-x", MTU: 9000, Promisc: true, ForceAd: true, IPAMType: "miniipam", LogFile: "/tmp/l"}},
 		{name: "promisc turns default hairpin off", stdin: `{"cniVersion":"1.0.0","name":"n","promiscMode":true,` + ipam + `}`,
@@ -63,6 +70,15 @@ func TestLoadConf(t *testing.T) {
 		{name: "no ipam", stdin: `{"cniVersion":"1.0.0","name":"n"}`, code: libmini.CodeInvalidConfig, msg: "ipam.type"},
 		{name: "ipam without type", stdin: `{"cniVersion":"1.0.0","name":"n","ipam":{"subnet":"10.0.0.0/24"}}`, code: libmini.CodeInvalidConfig, msg: "ipam.type"},
 		{name: "ipam type with slash", stdin: `{"cniVersion":"1.0.0","name":"n","ipam":{"type":"../bin/sh"}}`, code: libmini.CodeInvalidConfig, msg: "../bin/sh"},
+		{name: "vlan 4095", stdin: `{"cniVersion":"1.0.0","name":"n","vlan":4095,` + ipam + `}`, code: libmini.CodeInvalidConfig, msg: "vlan 4095"},
+		{name: "negative vlan", stdin: `{"cniVersion":"1.0.0","name":"n","vlan":-1,` + ipam + `}`, code: libmini.CodeInvalidConfig, msg: "vlan -1"},
+		{name: "vlan not a number", stdin: `{"cniVersion":"1.0.0","name":"n","vlan":"10",` + ipam + `}`, code: libmini.CodeDecode, msg: "decode"},
+		{name: "vlan gateway name too long", stdin: `{"cniVersion":"1.0.0","name":"n","bridge":"1234567890123","vlan":100,` + ipam + `}`, code: libmini.CodeInvalidConfig, msg: "1234567890123.100"},
+		{name: "vlanTrunk refused", stdin: `{"cniVersion":"1.0.0","name":"n","vlanTrunk":[{"id":5}],` + ipam + `}`, code: libmini.CodeInvalidConfig, msg: "vlanTrunk"},
+		{name: "empty vlanTrunk refused", stdin: `{"cniVersion":"1.0.0","name":"n","vlanTrunk":[],` + ipam + `}`, code: libmini.CodeInvalidConfig, msg: "vlanTrunk"},
+		{name: "macspoofchk refused", stdin: `{"cniVersion":"1.0.0","name":"n","macspoofchk":true,` + ipam + `}`, code: libmini.CodeInvalidConfig, msg: "macspoofchk"},
+		{name: "disableContainerInterface refused", stdin: `{"cniVersion":"1.0.0","name":"n","disableContainerInterface":true,` + ipam + `}`, code: libmini.CodeInvalidConfig, msg: "disableContainerInterface"},
+		{name: "ipMasq refused", stdin: `{"cniVersion":"0.3.1","name":"n","ipMasq":true,` + ipam + `}`, code: libmini.CodeInvalidConfig, msg: "ipMasq"},
 		{name: "hairpin and promisc", stdin: `{"cniVersion":"1.0.0","name":"n","promiscMode":true,"hairpinMode":true,` + ipam + `}`, code: libmini.CodeInvalidConfig, msg: "hairpinMode"},
 	}
 	for _, tt := range tests {
@@ -77,7 +93,8 @@ func TestLoadConf(t *testing.T) {
 				}
 				return
 			}
-			got := opts{conf.Bridge, conf.MTU, conf.IsGateway, conf.IsDefaultGateway, conf.HairpinMode, conf.PromiscMode, conf.ForceAddress, conf.IPAM.Type, conf.LogFile}
+			got := opts{conf.Bridge, conf.MTU, conf.IsGateway, conf.IsDefaultGateway, conf.HairpinMode, conf.PromiscMode, conf.ForceAddress, conf.IPAM.Type, conf.LogFile,
+				conf.Vlan, conf.PreserveDefaultVlan, conf.PortIsolation, conf.EnableDAD}
 			if d := cmp.Diff(tt.want, got); d != "" {
 				t.Errorf("conf (-want +got):\n%s", d)
 			}
@@ -161,5 +178,39 @@ func TestPlanRoutes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestIsHostVethName(t *testing.T) {
+	tests := []struct {
+		name string
+		want bool
+	}{
+		{HostVethName("c1", "eth0"), true},
+		{"mbr0123456789ab", true},
+		{"mbr0123456789AB", false}, // HostVethName writes lower case
+		{"mbr0123456789a", false},
+		{"mbr0123456789abc", false},
+		{"mbx0123456789ab", false},
+		{"mbr0123456789ag", false},
+		{"mbv0123456789ab", false}, // a VLAN gateway's peer
+		{"veth0123456789", false},
+		{"", false},
+	}
+	for _, tt := range tests {
+		if got := IsHostVethName(tt.name); got != tt.want {
+			t.Errorf("IsHostVethName(%q) = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestOwnerAlias(t *testing.T) {
+	if got := ownerAlias("minicni"); got != "minibridge network minicni" {
+		t.Errorf("ownerAlias(minicni) = %q", got)
+	}
+	long := strings.Repeat("n", 253)
+	a, b := ownerAlias(long), ownerAlias(long[1:]+"m")
+	if len(a) > 255 || a == b || !strings.HasPrefix(a, "minibridge network sha256:") {
+		t.Errorf("ownerAlias of 253-byte names: %q and %q: want distinct hashes within 255 bytes", a, b)
 	}
 }

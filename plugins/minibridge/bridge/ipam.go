@@ -46,7 +46,26 @@ func (p ipamCall) add(ctx context.Context) (*current.Result, error) {
 		return nil, err
 	}
 	defer closeLog()
-	return a.Add(ctx, p.args.ContainerID, p.args.IfName)
+	res, err := a.Add(ctx, p.args.ContainerID, p.args.IfName)
+	if err != nil {
+		return nil, err
+	}
+	// What the binary prints is the result in the config's version, which
+	// for 0.1.0 and 0.2.0 has no route mtu, advmss, priority, table or
+	// scope: pass through that version too, so both ways agree.
+	return throughVersion(res, a.Conf.CNIVersion)
+}
+
+// throughVersion converts res to version and back to types/100.
+func throughVersion(res *current.Result, version string) (*current.Result, error) {
+	v, err := res.GetAsVersion(version)
+	if err == nil {
+		res, err = current.NewResultFromResult(v)
+	}
+	if err != nil {
+		return nil, libmini.Wrap(err, libmini.CodeIPAM, "converting miniipam's result to cniVersion "+version)
+	}
+	return res, nil
 }
 
 func (p ipamCall) del(ctx context.Context) error {

@@ -186,9 +186,9 @@ func bridgeStatus(conf *NetConf, stdin []byte) []*types.Error {
 	if sets == nil {
 		return found // not host-local-style keys: the gateways are unknown
 	}
-	addrs, err := netlinksafe.AddrList(br, netlink.FAMILY_ALL)
+	gwName, addrs, err := gatewayAddrs(conf, br)
 	if err != nil {
-		return append(found, types.NewError(libmini.CodeNotAvailable, fmt.Sprintf("cannot list the addresses of bridge %s", conf.Bridge), err.Error()))
+		return append(found, types.NewError(libmini.CodeNotAvailable, fmt.Sprintf("cannot list the addresses of %s", gwName), err.Error()))
 	}
 	var all []*net.IPNet
 	for _, set := range sets {
@@ -197,9 +197,9 @@ func bridgeStatus(conf *NetConf, stdin []byte) []*types.Error {
 			continue // without pods, ADD puts the gateway back
 		}
 		found = append(found, types.NewError(libmini.CodeLimitedAvailable,
-			fmt.Sprintf("bridge %s has lost its gateway address %s with %s attached: those pods cannot leave their subnet",
-				conf.Bridge, set[0], describePorts(ports)),
-			addrDetails(conf.Bridge, addrs)))
+			fmt.Sprintf("%s has lost its gateway address %s with %s attached to bridge %s: those pods cannot leave their subnet",
+				gwName, set[0], describePorts(ports), conf.Bridge),
+			addrDetails(gwName, addrs)))
 	}
 	if conf.ForceAddress {
 		return found // ADD replaces a conflicting address
@@ -209,11 +209,32 @@ func bridgeStatus(conf *NetConf, stdin []byte) []*types.Error {
 			continue
 		}
 		found = append(found, types.NewError(libmini.CodeNotAvailable,
-			fmt.Sprintf("bridge %s holds %s, outside the subnets of its gateways (%s): ADD fails until it is removed or forceAddress is set",
-				conf.Bridge, a.IPNet, joinNets(all)),
-			addrDetails(conf.Bridge, addrs)))
+			fmt.Sprintf("%s holds %s, outside the subnets of its gateways (%s): ADD fails until it is removed or forceAddress is set",
+				gwName, a.IPNet, joinNets(all)),
+			addrDetails(gwName, addrs)))
 	}
 	return found
+}
+
+// gatewayAddrs returns the link that holds the gateway addresses (the bridge,
+// or with vlan the VLAN's gateway veth) and its addresses. A VLAN gateway
+// that does not exist holds none: ADD creates it, and with pods attached
+// they have lost their gateway.
+func gatewayAddrs(conf *NetConf, br *netlink.Bridge) (string, []netlink.Addr, error) {
+	var link netlink.Link = br
+	if conf.Vlan != 0 {
+		name := VlanGateway(conf.Bridge, conf.Vlan)
+		l, err := netlinksafe.LinkByName(name)
+		if notFound := (netlink.LinkNotFoundError{}); errors.As(err, &notFound) {
+			return name, nil, nil
+		}
+		if err != nil {
+			return name, nil, err
+		}
+		link = l
+	}
+	addrs, err := netlinksafe.AddrList(link, netlink.FAMILY_ALL)
+	return link.Attrs().Name, addrs, err
 }
 
 // bridgePorts lists the names of the links attached to br.

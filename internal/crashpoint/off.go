@@ -1,4 +1,4 @@
-//go:build !miniipam_crashpoints
+//go:build !crashpoints
 
 package crashpoint
 

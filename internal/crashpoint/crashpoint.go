@@ -1,11 +1,12 @@
-// Package crashpoint marks the steps of a store write where a crash test may
-// stop the process. In a normal build Hit does nothing; a binary built with
-// the miniipam_crashpoints tag pauses at the point named by the
-// MINIIPAM_CRASHPOINT environment variable, announces it on stderr and waits
-// to be killed, so a test can land a kill -9 between every pair of steps.
+// Package crashpoint marks the steps of a plugin command where a crash test
+// may stop the process: miniipam's store writes and minibridge's ADD. In a
+// normal build Hit does nothing; a binary built with the crashpoints tag
+// pauses at the point named by the MINICNI_CRASHPOINT environment variable,
+// announces it on stderr and waits to be killed, so a test can land a kill -9
+// between every pair of steps.
 package crashpoint
 
-// The points, in the order an ADD passes them.
+// miniipam's points, in the order an ADD passes them.
 const (
 	Locked          = "locked"            // lock held, nothing written yet
 	BootReleased    = "boot-released"     // one stale reservation released after a reboot
@@ -20,12 +21,19 @@ const (
 	LastRenamed     = "last-renamed"      // last_reserved_ip renamed into place
 )
 
-// All is every point, for tests that visit each one.
+// minibridge's points in its ADD (with ipam.type miniipam the store's points
+// come first, in-process).
+const (
+	VethCreated  = "veth-created"  // veth pair made, host end in the host netns, pod end configured
+	VethAttached = "veth-attached" // host end on the bridge, its port options set
+)
+
+// All is every miniipam point, for tests that visit each one.
 var All = []string{Locked, BootReleased, BootTemp, BootRecorded, TempCreated, TempWritten,
 	TempClosed, Linked, TempRemoved, LastTempWritten, LastRenamed}
 
 // Env is the variable naming the point a crash-test binary pauses at.
-const Env = "MINIIPAM_CRASHPOINT"
+const Env = "MINICNI_CRASHPOINT"
 
 // Announce is what a paused binary prints on stderr, followed by the point's name.
-const Announce = "miniipam crashpoint: "
+const Announce = "minicni crashpoint: "

@@ -1,0 +1,137 @@
+package bridge
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
+	"github.com/minicni/minicni/libmini"
+	"github.com/vishvananda/netlink"
+)
+
+// GC collects what attachments the runtime no longer lists left behind
+// (a DEL that never came, an ADD killed half-way): it removes the host
+// veths on the bridge that are not a live attachment's (collectVeths), then
+// forwards GC to the IPAM, which releases their reservations. Like the
+// spec asks, it goes on after a failure and reports every error. A GC
+// without cni.dev/valid-attachments is refused (code 7): read as "nothing
+// is live", it would cut every pod off.
+func GC(ctx context.Context, conf *NetConf, args *skel.CmdArgs) error {
+	log, closeLog := libmini.Logger(plugin, "GC", conf.LogFile, nil)
+	defer closeLog()
+
+	valid, ok, err := conf.GCAttachments()
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return libmini.ConfigErrorf("GC needs cni.dev/valid-attachments: without it every attachment would look stale")
+	}
+	var errs []error
+	removed, err := collectVeths(conf, valid)
+	for _, name := range removed {
+		log.Info("removed by GC", "veth", name, "bridge", conf.Bridge)
+	}
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if err := (ipamCall{conf, args}).gc(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		log.Warn("GC failed", "err", err)
+		return err
+	}
+	return nil
+}
+
+// collectVeths removes every veth named like minibridge's host ends
+// (VethPrefix and 12 hex digits) whose name is not HostVethName of a valid
+// attachment and that is either a port of conf's bridge marked as this
+// network's or unmarked (ownerAlias; host ends made before the mark existed
+// have none), or on no bridge at all and marked as this network's (an ADD
+// killed before it attached the host end). Links named otherwise, on
+// another bridge, or marked as another network's (networks with different
+// vlans may share a bridge) are never touched. It returns the names
+// removed, and goes on after a failure.
+func collectVeths(conf *NetConf, valid []types.GCAttachment) ([]string, error) {
+	brIndex := -1 // no bridge: no port is ours
+	bl, err := netlinksafe.LinkByName(conf.Bridge)
+	if notFound := (netlink.LinkNotFoundError{}); err != nil && !errors.As(err, &notFound) {
+		return nil, types.NewError(libmini.CodeLink, "reading bridge "+conf.Bridge, err.Error())
+	}
+	if _, ok := bl.(*netlink.Bridge); ok {
+		brIndex = bl.Attrs().Index
+	}
+	keep := map[string]bool{}
+	for _, a := range valid {
+		keep[HostVethName(a.ContainerID, a.IfName)] = true
+	}
+	links, err := netlinksafe.LinkList()
+	if err != nil {
+		return nil, types.NewError(libmini.CodeLink, "listing links", err.Error())
+	}
+	mine := ownerAlias(conf.Name)
+	var removed []string
+	var errs []error
+	for _, l := range links {
+		a := l.Attrs()
+		if _, ok := l.(*netlink.Veth); !ok || !IsHostVethName(a.Name) || keep[a.Name] {
+			continue
+		}
+		onBridge := a.MasterIndex == brIndex && (a.Alias == "" || a.Alias == mine)
+		unattached := a.MasterIndex == 0 && a.Alias == mine
+		if !onBridge && !unattached {
+			continue
+		}
+		if err := delLink(a.Name); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, a.Name)
+	}
+	return removed, errors.Join(errs...)
+}
+
+// IsHostVethName reports whether name has the form of HostVethName's
+// results: VethPrefix and 12 lower-case hex digits.
+func IsHostVethName(name string) bool {
+	if len(name) != len(VethPrefix)+12 || name[:len(VethPrefix)] != VethPrefix {
+		return false
+	}
+	for _, c := range name[len(VethPrefix):] {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// setOwner marks host end name as network's (ownerAlias).
+func setOwner(name, network string) error {
+	l, err := netlinksafe.LinkByName(name)
+	if err == nil {
+		err = netlink.LinkSetAlias(l, ownerAlias(network))
+	}
+	if err != nil {
+		return types.NewError(libmini.CodeLink, "setting the alias of "+name, err.Error())
+	}
+	return nil
+}
+
+// ownerAlias is the alias (IFLA_IFALIAS, `ip link` shows it) minibridge
+// sets on each host end: the network it belongs to, so GC of one network
+// never removes another's pods when they share the bridge. A name too long
+// for the kernel's 255 bytes is hashed.
+func ownerAlias(network string) string {
+	a := "minibridge network " + network
+	if len(a) > 255 {
+		sum := sha256.Sum256([]byte(network))
+		a = "minibridge network sha256:" + hex.EncodeToString(sum[:])
+	}
+	return a
+}
