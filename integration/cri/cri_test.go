@@ -65,7 +65,7 @@ type pod struct {
 func TestCRI(t *testing.T) {
 	minitest.RequireRoot(t)
 	if msg := containerd.MissingTools(); msg != "" {
-		t.Skip(msg)
+		minitest.Skip(t, "%s", msg)
 	}
 	busybox := "/bin/busybox"
 

@@ -36,7 +36,7 @@ func Immutable(t testing.TB, dir string) {
 	t.Helper()
 	RequireRoot(t)
 	if out, err := exec.Command("chattr", "+i", dir).CombinedOutput(); err != nil {
-		t.Skipf("chattr +i %s: %v: %s (the filesystem may not support it)", dir, err, out)
+		Skip(t, "chattr +i %s: %v: %s (the filesystem may not support it)", dir, err, out)
 	}
 	t.Cleanup(func() {
 		if out, err := exec.Command("chattr", "-i", dir).CombinedOutput(); err != nil {

@@ -17,12 +17,13 @@ import (
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/containernetworking/plugins/pkg/testutils"
-	"github.com/minicni/minicni/libmini"
 	"golang.org/x/sys/unix"
 )
 
-// Versions is every CNI spec version, oldest first.
-var Versions = libmini.Versions.SupportedVersions()
+// Versions is every CNI spec version, oldest first, written out from the
+// spec's own list rather than taken from libmini.Versions, so that tests
+// comparing what a plugin announces with it check something.
+var Versions = []string{"0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"}
 
 // ForEachVersion runs f as a subtest for every CNI version.
 func ForEachVersion(t *testing.T, f func(t *testing.T, ver string)) {
@@ -32,12 +33,27 @@ func ForEachVersion(t *testing.T, f func(t *testing.T, ver string)) {
 	}
 }
 
-// RequireRoot skips the test when not running as root.
+// RequireRoot skips the test when not running as root (see Skip).
 func RequireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces)")
+		Skip(t, "needs root (network namespaces)")
 	}
+}
+
+// NoSkipEnv names the variable that turns Skip into a failure. CI sets it
+// (.ci/run), so that a green CI means every test ran: a missing component
+// (root, containerd, iptables) fails there instead of passing quietly.
+const NoSkipEnv = "MINICNI_NO_SKIP"
+
+// Skip skips the test because something it needs is missing, or fails it
+// when NoSkipEnv is 1.
+func Skip(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv(NoSkipEnv) == "1" {
+		t.Fatalf("would skip, but %s=1: "+format, append([]any{NoSkipEnv}, args...)...)
+	}
+	t.Skipf(format, args...)
 }
 
 // RemoveNS closes n and deletes it. A child forked by a parallel test holds a

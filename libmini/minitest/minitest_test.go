@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/google/go-cmp/cmp"
+	"github.com/minicni/minicni/libmini"
 )
 
 func TestNewNSIsSeparateAndRemoved(t *testing.T) {
@@ -24,7 +26,7 @@ func TestNewNSIsSeparateAndRemoved(t *testing.T) {
 		}
 	})
 	if path == "" {
-		t.Skip("not root")
+		Skip(t, "not root")
 	}
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Errorf("netns %s still exists after the test: %v", path, err)
@@ -45,4 +47,11 @@ func inode(t *testing.T, path string) uint64 {
 		t.Fatal(err)
 	}
 	return fi.Sys().(*syscall.Stat_t).Ino
+}
+
+// TestVersionsMatchLibmini: the plugins announce exactly the spec's versions.
+func TestVersionsMatchLibmini(t *testing.T) {
+	if d := cmp.Diff(Versions, libmini.Versions.SupportedVersions()); d != "" {
+		t.Errorf("libmini.Versions (-spec +libmini):\n%s", d)
+	}
 }

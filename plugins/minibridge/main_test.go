@@ -3,13 +3,11 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -26,16 +24,9 @@ import (
 	"github.com/vishvananda/netlink"
 )
 
-// binDir is the CNI_PATH of these tests: minibridge, the reference
-// host-local and bridge, miniipam when its package exists, and two fake
-// IPAMs (shell scripts).
+// binDir is the CNI_PATH of these tests: minibridge, miniipam, the
+// reference host-local and bridge, and two fake IPAMs (shell scripts).
 var binDir string
-
-// errNoMiniipam: ipam/miniipam has no command yet; its variants skip.
-var errNoMiniipam = errors.New("ipam/miniipam has no main package yet")
-
-// miniipamErr is nil when miniipam was built.
-var miniipamErr = errNoMiniipam
 
 // fakeIPAMs answer ADD with no address (fake-noaddr) or with CNI error 11
 // (fake-fail). Both first "reserve" a file in $FAKE_IPAM_DIR, which their
@@ -56,12 +47,9 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		defer os.RemoveAll(dir)
-		if err := minitest.BuildPlugins(dir, "minibridge", "host-local", "bridge"); err != nil {
+		if err := minitest.BuildPlugins(dir, "minibridge", "miniipam", "host-local", "bridge"); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
-		}
-		if hasMiniipam() {
-			miniipamErr = minitest.BuildPlugins(dir, "miniipam")
 		}
 		for name, body := range fakeIPAMs {
 			script := "#!/bin/sh\ncat >/dev/null\nf=\"$FAKE_IPAM_DIR/$CNI_CONTAINERID-$CNI_IFNAME\"\n" +
@@ -77,27 +65,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// hasMiniipam reports whether ipam/miniipam holds its command's source.
-func hasMiniipam() bool {
-	_, file, _, _ := runtime.Caller(0)
-	files, _ := filepath.Glob(filepath.Join(filepath.Dir(file), "..", "..", "ipam", "miniipam", "*.go"))
-	return slices.ContainsFunc(files, func(f string) bool { return !strings.HasSuffix(f, "_test.go") })
-}
-
-// requireIPAM skips a miniipam variant while miniipam does not exist and
-// fails it when miniipam exists but does not build.
-func requireIPAM(t *testing.T, ipam string) {
+// requireIPAM skips a scenario when not root; every IPAM (miniipam,
+// host-local and the fakes) is built or written by TestMain.
+func requireIPAM(t *testing.T, _ string) {
 	t.Helper()
 	minitest.RequireRoot(t)
-	if ipam != "miniipam" {
-		return
-	}
-	if errors.Is(miniipamErr, errNoMiniipam) {
-		t.Skip(miniipamErr)
-	}
-	if miniipamErr != nil {
-		t.Fatalf("building miniipam: %v", miniipamErr)
-	}
 }
 
 // ipams are the IPAM plugins every main scenario runs with.
@@ -837,9 +809,6 @@ func BenchmarkAddDel(b *testing.B) {
 	for _, ipam := range ipams {
 		b.Run("ipam="+ipam, func(b *testing.B) {
 			minitest.RequireRoot(b)
-			if ipam == "miniipam" && miniipamErr != nil {
-				b.Skip(miniipamErr)
-			}
 			host, podNS := minitest.NewNS(b), minitest.NewNS(b)
 			n := &network{typ: "minibridge", name: minitest.Name("net"), br: minitest.Name("mbt"), ipam: ipam,
 				dataDir: b.TempDir(), subnets: []string{"10.41.0.0/24"}}

@@ -324,7 +324,7 @@ func shim(t *testing.T, fail map[string]string) (path string, calls func() []str
 	for _, name := range []string{"iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore"} {
 		real, err := exec.LookPath(name)
 		if err != nil {
-			t.Skipf("%s not installed", name)
+			minitest.Skip(t, "%s not installed", name)
 		}
 		body := fmt.Sprintf("echo %s >> %s\nexec %s \"$@\"\n", name, log, real)
 		if msg, ok := fail[name]; ok {

@@ -62,7 +62,7 @@ func iptablesTools(t *testing.T, tools ...string) string {
 	t.Helper()
 	real, err := exec.LookPath("iptables-save")
 	if err != nil {
-		t.Skipf("iptables not installed: %v", err)
+		minitest.Skip(t, "iptables not installed: %v", err)
 	}
 	if real, err = filepath.EvalSymlinks(real); err != nil {
 		t.Fatal(err)
