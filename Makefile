@@ -8,7 +8,7 @@ build: ; VERSION=$(VERSION) hack/build.sh bin
 deps: ; hack/deps.sh
 test: deps ; hack/test.sh
 bench: deps ; hack/bench.sh
-lint: ; test -z "$$(gofmt -l $$(git ls-files '*.go'))" && $(GO) vet ./...
+lint: ; hack/lint.sh
 fmt: ; gofmt -w $$(git ls-files '*.go')
 demo: deps build ; hack/demo.sh $(DEMO_ARGS)
 image: ; VERSION=$(VERSION) hack/image.sh
