@@ -1,7 +1,7 @@
 // Package uninstall removes what minicni put on a node, and nothing else: the
 // conflist it wrote, the routes carrying its route protocol number,
 // miniroute's iptables chains and the jumps to them (through miniroute's own
-// cleanup), and, when asked, its binaries. A reference plugin (portmap,
+// cleanup) with miniroute's stamps of this namespace, and, when asked, its binaries. A reference plugin (portmap,
 // loopback) is removed only when it is byte for byte the copy minicni ships,
 // since the host may have its own from a distribution package.
 package uninstall
@@ -20,7 +20,10 @@ import (
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/minicni/minicni/installer/install"
 	"github.com/minicni/minicni/installer/routes"
+	"github.com/minicni/minicni/plugins/miniroute/backend"
+	"github.com/minicni/minicni/plugins/miniroute/route"
 	"github.com/minicni/minicni/plugins/miniroute/rules"
+	"github.com/minicni/minicni/plugins/miniroute/stamps"
 )
 
 // Own are minicni's own binaries.
@@ -39,8 +42,12 @@ type Options struct {
 	Routes netlinksafe.Handle
 	// IPTables returns a family's backend; nil means miniroute's real one
 	// (iptables-save/-restore in the calling thread's namespace).
-	IPTables func(rules.Family) rules.Backend
-	Log      *slog.Logger
+	IPTables func(rules.Family) route.Backend
+	// Stamps are miniroute's nf_tables stamps (stamps.Default() on a node),
+	// forgotten for the calling thread's namespace before its chains are
+	// removed, since they say the rules were verified; nil forgets none.
+	Stamps *stamps.Stamps
+	Log    *slog.Logger
 }
 
 // Run removes everything, attempting each step even when one fails, and
@@ -66,12 +73,15 @@ func Run(ctx context.Context, o Options) error {
 		errs = append(errs, err)
 	}
 
-	backend := o.IPTables
-	if backend == nil {
-		backend = rules.NewExec
+	iptables := o.IPTables
+	if iptables == nil {
+		iptables = func(f rules.Family) route.Backend { return backend.New(f) }
 	}
 	for _, f := range []rules.Family{rules.IPv4, rules.IPv6} {
-		if err := rules.Cleanup(ctx, backend(f)); err != nil {
+		if o.Stamps != nil {
+			_ = o.Stamps.Forget(f) // harmless to keep: at worst a stale file
+		}
+		if err := route.Cleanup(ctx, iptables(f)); err != nil {
 			errs = append(errs, fmt.Errorf("%s chains: %w", f, err))
 			continue
 		}

@@ -15,6 +15,8 @@ import (
 	"github.com/minicni/minicni/installer/nodes"
 	"github.com/minicni/minicni/installer/routes"
 	"github.com/minicni/minicni/libmini/minitest"
+	"github.com/minicni/minicni/plugins/miniroute/backend"
+	"github.com/minicni/minicni/plugins/miniroute/route"
 	"github.com/minicni/minicni/plugins/miniroute/rules"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -60,7 +62,7 @@ func TestUninstall(t *testing.T) {
 			{Family: rules.IPv4, Cluster: []*net.IPNet{twonode.MustNet("172.18.0.0/16")}, PodNets: []*net.IPNet{twonode.MustNet("172.18.0.0/24")}, Forward: true, Masquerade: true},
 			{Family: rules.IPv6, Cluster: []*net.IPNet{twonode.MustNet("fd00:18::/48")}, PodNets: []*net.IPNet{twonode.MustNet("fd00:18::/64")}, Forward: true, Masquerade: true},
 		} {
-			if _, err := rules.Ensure(ctx, rules.NewExec(s.Family), s); err != nil {
+			if _, err := route.Ensure(ctx, backend.New(s.Family), s); err != nil {
 				return err
 			}
 		}
