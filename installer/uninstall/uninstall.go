@@ -73,20 +73,7 @@ func Run(ctx context.Context, o Options) error {
 		errs = append(errs, err)
 	}
 
-	iptables := o.IPTables
-	if iptables == nil {
-		iptables = func(f rules.Family) route.Backend { return backend.New(f) }
-	}
-	for _, f := range []rules.Family{rules.IPv4, rules.IPv6} {
-		if o.Stamps != nil {
-			_ = o.Stamps.Forget(f) // harmless to keep: at worst a stale file
-		}
-		if err := route.Cleanup(ctx, iptables(f)); err != nil {
-			errs = append(errs, fmt.Errorf("%s chains: %w", f, err))
-			continue
-		}
-		log.Info("removed minicni's iptables chains, if any", "family", f.String())
-	}
+	errs = append(errs, removeChains(ctx, o, log)...)
 
 	if o.RemoveBinaries {
 		for _, name := range o.Binaries {
@@ -114,4 +101,25 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// removeChains removes miniroute's chains of both families, and first the
+// stamps that say their rules were verified.
+func removeChains(ctx context.Context, o Options, log *slog.Logger) []error {
+	iptables := o.IPTables
+	if iptables == nil {
+		iptables = func(f rules.Family) route.Backend { return backend.New(f) }
+	}
+	var errs []error
+	for _, f := range []rules.Family{rules.IPv4, rules.IPv6} {
+		if o.Stamps != nil {
+			_ = o.Stamps.Forget(f) // a stamp left behind is only litter
+		}
+		if err := route.Cleanup(ctx, iptables(f)); err != nil {
+			errs = append(errs, fmt.Errorf("%s chains: %w", f, err))
+			continue
+		}
+		log.Info("removed minicni's iptables chains, if any", "family", f.String())
+	}
+	return errs
 }
