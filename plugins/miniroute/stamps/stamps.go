@@ -28,6 +28,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/minicni/minicni/plugins/miniroute/rules"
 	"github.com/vishvananda/netlink/nl"
@@ -54,34 +55,54 @@ type nftState struct {
 
 // readNFT asks the kernel, over one netfilter netlink socket opened in the
 // calling thread's namespace, for the namespace cookie and nf_tables
-// generation (an NFT_MSG_GETGEN request).
+// generation (an NFT_MSG_GETGEN request). The request is built and the reply
+// parsed with netlink's nl package; the socket is a plain blocking one of
+// our own rather than an nl.NetlinkSocket, whose poller registration and
+// 64 KiB receive buffer made this call slower (BenchmarkReadNFT: about
+// 50 µs against 20 µs on the shared 2-core machine, both noisy).
 func readNFT() (nftState, error) {
 	var st nftState
-	s, err := nl.Subscribe(unix.NETLINK_NETFILTER) // no groups: a plain bound socket
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
 	if err != nil {
 		return st, fmt.Errorf("netfilter netlink socket: %w", err)
 	}
-	defer s.Close()
-	cookie, err := unix.GetsockoptUint64(s.GetFd(), unix.SOL_SOCKET, unix.SO_NETNS_COOKIE)
-	if err != nil {
+	defer unix.Close(fd)
+	if st.cookie, err = unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_NETNS_COOKIE); err != nil {
 		return st, fmt.Errorf("netns cookie: %w", err)
 	}
-	st.cookie = cookie
-	const newGen = unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_NEWGEN
+	kernel := &unix.SockaddrNetlink{Family: unix.AF_NETLINK}
+	if err := unix.Bind(fd, kernel); err != nil {
+		return st, err
+	}
 	req := nl.NewNetlinkRequest(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETGEN, 0)
 	req.AddData(&nl.Nfgenmsg{NfgenFamily: unix.AF_UNSPEC, Version: nl.NFNETLINK_V0})
-	if err := s.Send(req); err != nil {
+	if err := unix.Sendto(fd, req.Serialize(), 0, kernel); err != nil {
 		return st, fmt.Errorf("nf_tables GETGEN: %w", err)
 	}
-	msgs, _, err := s.Receive()
+	buf := make([]byte, 512)
+	n, _, err := unix.Recvfrom(fd, buf, 0)
 	if err != nil {
 		return st, fmt.Errorf("nf_tables GETGEN: %w", err)
 	}
+	msgs, err := syscall.ParseNetlinkMessage(buf[:n])
+	if err != nil {
+		return st, fmt.Errorf("nf_tables GETGEN reply: %w", err)
+	}
+	if st.gen, err = genID(msgs); err != nil {
+		return st, fmt.Errorf("nf_tables GETGEN: %w", err)
+	}
+	return st, nil
+}
+
+// genID finds the generation in the reply to GETGEN: the NFTA_GEN_ID
+// attribute (big-endian) of the NFT_MSG_NEWGEN message, after its nfgenmsg.
+func genID(msgs []syscall.NetlinkMessage) (uint32, error) {
+	const newGen = unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_NEWGEN
 	for _, m := range msgs {
 		if m.Header.Type == unix.NLMSG_ERROR {
 			if len(m.Data) >= 4 {
 				if e := int32(nl.NativeEndian().Uint32(m.Data)); e != 0 {
-					return st, fmt.Errorf("nf_tables GETGEN: %w", unix.Errno(-e))
+					return 0, unix.Errno(-e)
 				}
 			}
 			continue
@@ -91,16 +112,15 @@ func readNFT() (nftState, error) {
 		}
 		attrs, err := nl.ParseRouteAttr(m.Data[nl.SizeofNfgenmsg:])
 		if err != nil {
-			return st, fmt.Errorf("nf_tables GETGEN reply: %w", err)
+			return 0, fmt.Errorf("reply: %w", err)
 		}
 		for _, a := range attrs {
 			if a.Attr.Type&^unix.NLA_F_NESTED == unix.NFTA_GEN_ID && len(a.Value) >= 4 {
-				st.gen = binary.BigEndian.Uint32(a.Value) // network byte order
-				return st, nil
+				return binary.BigEndian.Uint32(a.Value), nil
 			}
 		}
 	}
-	return st, fmt.Errorf("nf_tables GETGEN: no generation in the reply")
+	return 0, fmt.Errorf("no generation in the reply")
 }
 
 // path is the stamp file of a namespace's family.
