@@ -58,8 +58,8 @@ type nftState struct {
 // generation (an NFT_MSG_GETGEN request). The request is built and the reply
 // parsed with netlink's nl package; the socket is a plain blocking one of
 // our own rather than an nl.NetlinkSocket, whose poller registration and
-// 64 KiB receive buffer made this call slower (BenchmarkReadNFT: about
-// 50 µs against 20 µs on the shared 2-core machine, both noisy).
+// 64 KiB receive buffer made this call about twice as slow (BenchmarkReadNFT,
+// in runs as noisy as the shared machine makes them).
 func readNFT() (nftState, error) {
 	var st nftState
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
