@@ -1,8 +1,10 @@
-// Package rules is miniroute's logic: the node-level iptables rules that let
+// Package route is miniroute's logic: the node-level iptables rules that let
 // pod traffic be forwarded and masqueraded, and the optional static routes to
 // other nodes' pod subnets. Everything it ensures is derived from the config
 // and the chain's prevResult, and is the same for every pod of a node, so ADD
-// repairs drift and DEL has nothing to remove.
+// repairs drift and DEL has nothing to remove. It composes the pure rule
+// model (package rules), the iptables processes (package backend) and the
+// nf_tables generation stamps (package stamps); see the README's package map.
 package route
 
 import (
