@@ -32,6 +32,7 @@ import (
 	"github.com/minicni/minicni/installer/routes"
 	"github.com/minicni/minicni/installer/uninstall"
 	"github.com/minicni/minicni/libmini"
+	"github.com/minicni/minicni/plugins/miniroute/stamps"
 )
 
 const usage = `minicni-installer %s: installs minicni on a node and keeps its routes.
@@ -321,6 +322,7 @@ func cmdUninstall(ctx context.Context, log *slog.Logger, args []string) error {
 		BinDir:         f.binDir,
 		From:           f.from,
 		Routes:         h,
+		Stamps:         stamps.Default(),
 		Log:            log,
 	})
 }

@@ -7,7 +7,7 @@ import (
 	"github.com/containernetworking/cni/libcni"
 	"github.com/minicni/minicni/ipam/miniipam/config"
 	"github.com/minicni/minicni/plugins/minibridge/bridge"
-	"github.com/minicni/minicni/plugins/miniroute/rules"
+	"github.com/minicni/minicni/plugins/miniroute/route"
 )
 
 // TestConflistsLoad: every conflist of conflist/ is read by libcni and each
@@ -41,7 +41,7 @@ func TestConflistsLoad(t *testing.T) {
 						_, err = config.LoadConf(inj.Bytes, "")
 					}
 				case "miniroute":
-					_, err = rules.LoadConf(inj.Bytes)
+					_, err = route.LoadConf(inj.Bytes)
 				case "portmap":
 				default:
 					t.Errorf("unexpected plugin type %q", typ)

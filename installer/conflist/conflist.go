@@ -20,7 +20,7 @@ import (
 	ipamconfig "github.com/minicni/minicni/ipam/miniipam/config"
 	"github.com/minicni/minicni/libmini"
 	"github.com/minicni/minicni/plugins/minibridge/bridge"
-	"github.com/minicni/minicni/plugins/miniroute/rules"
+	"github.com/minicni/minicni/plugins/miniroute/route"
 )
 
 // DefaultTemplate is the chain used when no template file is given: the
@@ -225,7 +225,7 @@ func renderRoute(p *object, pods, cluster []netip.Prefix) error {
 			return err
 		}
 	} else {
-		var list rules.CIDRList
+		var list route.CIDRList
 		if _, err := p.get("clusterCIDR", &list); err != nil {
 			return err
 		}
@@ -313,7 +313,7 @@ func loadPlugin(typ string, conf []byte) error {
 	case "minibridge":
 		_, err = bridge.LoadConf(conf)
 	case "miniroute":
-		_, err = rules.LoadConf(conf)
+		_, err = route.LoadConf(conf)
 	case "miniipam":
 		_, err = ipamconfig.LoadConf(conf, "")
 	case "host-local":

@@ -2,7 +2,7 @@
 // conflist it wrote, the routes carrying its route protocol number, its
 // VXLAN devices (those carrying overlay.Alias) with everything on them,
 // miniroute's iptables chains and the jumps to them (through miniroute's own
-// cleanup), and, when asked, its binaries. A reference plugin (portmap,
+// cleanup) with miniroute's stamps of this namespace, and, when asked, its binaries. A reference plugin (portmap,
 // loopback) is removed only when it is byte for byte the copy minicni ships,
 // since the host may have its own from a distribution package.
 package uninstall
@@ -22,7 +22,10 @@ import (
 	"github.com/minicni/minicni/installer/install"
 	"github.com/minicni/minicni/installer/overlay"
 	"github.com/minicni/minicni/installer/routes"
+	"github.com/minicni/minicni/plugins/miniroute/backend"
+	"github.com/minicni/minicni/plugins/miniroute/route"
 	"github.com/minicni/minicni/plugins/miniroute/rules"
+	"github.com/minicni/minicni/plugins/miniroute/stamps"
 )
 
 // Own are minicni's own binaries.
@@ -41,8 +44,12 @@ type Options struct {
 	Routes netlinksafe.Handle
 	// IPTables returns a family's backend; nil means miniroute's real one
 	// (iptables-save/-restore in the calling thread's namespace).
-	IPTables func(rules.Family) rules.Backend
-	Log      *slog.Logger
+	IPTables func(rules.Family) route.Backend
+	// Stamps are miniroute's nf_tables stamps (stamps.Default() on a node),
+	// forgotten for the calling thread's namespace before its chains are
+	// removed, since they say the rules were verified; nil forgets none.
+	Stamps *stamps.Stamps
+	Log    *slog.Logger
 }
 
 // Run removes everything, attempting each step even when one fails, and
@@ -75,17 +82,7 @@ func Run(ctx context.Context, o Options) error {
 		errs = append(errs, err)
 	}
 
-	backend := o.IPTables
-	if backend == nil {
-		backend = rules.NewExec
-	}
-	for _, f := range []rules.Family{rules.IPv4, rules.IPv6} {
-		if err := rules.Cleanup(ctx, backend(f)); err != nil {
-			errs = append(errs, fmt.Errorf("%s chains: %w", f, err))
-			continue
-		}
-		log.Info("removed minicni's iptables chains, if any", "family", f.String())
-	}
+	errs = append(errs, removeChains(ctx, o, log)...)
 
 	if o.RemoveBinaries {
 		for _, name := range o.Binaries {
@@ -113,4 +110,25 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// removeChains removes miniroute's chains of both families, and first the
+// stamps that say their rules were verified.
+func removeChains(ctx context.Context, o Options, log *slog.Logger) []error {
+	iptables := o.IPTables
+	if iptables == nil {
+		iptables = func(f rules.Family) route.Backend { return backend.New(f) }
+	}
+	var errs []error
+	for _, f := range []rules.Family{rules.IPv4, rules.IPv6} {
+		if o.Stamps != nil {
+			_ = o.Stamps.Forget(f) // a stamp left behind is only litter
+		}
+		if err := route.Cleanup(ctx, iptables(f)); err != nil {
+			errs = append(errs, fmt.Errorf("%s chains: %w", f, err))
+			continue
+		}
+		log.Info("removed minicni's iptables chains, if any", "family", f.String())
+	}
+	return errs
 }

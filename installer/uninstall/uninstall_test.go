@@ -17,7 +17,10 @@ import (
 	"github.com/minicni/minicni/installer/overlay"
 	"github.com/minicni/minicni/installer/routes"
 	"github.com/minicni/minicni/libmini/minitest"
+	"github.com/minicni/minicni/plugins/miniroute/backend"
+	"github.com/minicni/minicni/plugins/miniroute/route"
 	"github.com/minicni/minicni/plugins/miniroute/rules"
+	"github.com/minicni/minicni/plugins/miniroute/stamps"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -74,12 +77,16 @@ func TestUninstall(t *testing.T) {
 	}
 
 	// miniroute's chains, through miniroute itself, and someone else's.
+	// and a stamp saying they were verified (Stamp.Record keeps the first
+	// stamp a namespace gets).
+	st := &stamps.Stamps{Dir: t.TempDir()}
 	err := a.NS.Do(func(ns.NetNS) error {
+		st.Lookup(rules.IPv4, "digest").Record()
 		for _, s := range []rules.Spec{
 			{Family: rules.IPv4, Cluster: []*net.IPNet{twonode.MustNet("172.18.0.0/16")}, PodNets: []*net.IPNet{twonode.MustNet("172.18.0.0/24")}, Forward: true, Masquerade: true},
 			{Family: rules.IPv6, Cluster: []*net.IPNet{twonode.MustNet("fd00:18::/48")}, PodNets: []*net.IPNet{twonode.MustNet("fd00:18::/64")}, Forward: true, Masquerade: true},
 		} {
-			if _, err := rules.Ensure(ctx, rules.NewExec(s.Family), s); err != nil {
+			if _, err := route.Ensure(ctx, backend.New(s.Family), s); err != nil {
 				return err
 			}
 		}
@@ -87,6 +94,9 @@ func TestUninstall(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if got := minitest.DirNames(t, st.Dir); len(got) != 1 {
+		t.Fatalf("setup: stamps %v, want one", got)
 	}
 	run(t, a.NS, "iptables", "-N", "OTHER-FORWARD")
 	run(t, a.NS, "iptables", "-A", "FORWARD", "-j", "OTHER-FORWARD")
@@ -116,7 +126,7 @@ func TestUninstall(t *testing.T) {
 	opts := Options{
 		ConfPath: filepath.Join(conf, "10-minicni.conflist"),
 		Binaries: []string{"minibridge", "miniipam", "miniroute", "portmap", "loopback"},
-		BinDir:   bin, From: from, Routes: a.H,
+		BinDir:   bin, From: from, Routes: a.H, Stamps: st,
 	}
 	uninstall := func(o Options) error {
 		return a.NS.Do(func(ns.NetNS) error { return Run(ctx, o) })
@@ -148,6 +158,9 @@ func TestUninstall(t *testing.T) {
 		if strings.Contains(save, "MINICNI") || strings.Contains(save, "minicni") {
 			t.Errorf("%s still shows minicni:\n%s", cmd, save)
 		}
+	}
+	if got := minitest.DirNames(t, st.Dir); got != nil {
+		t.Errorf("stamps left: %v", got)
 	}
 	if save := run(t, a.NS, "iptables-save"); !strings.Contains(save, "-A FORWARD -j OTHER-FORWARD") {
 		t.Errorf("someone else's chain was removed:\n%s", save)

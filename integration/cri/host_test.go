@@ -16,7 +16,10 @@ import (
 
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/utils/sysctl"
+	"github.com/minicni/minicni/plugins/miniroute/backend"
+	"github.com/minicni/minicni/plugins/miniroute/route"
 	"github.com/minicni/minicni/plugins/miniroute/rules"
+	"github.com/minicni/minicni/plugins/miniroute/stamps"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -39,8 +42,8 @@ var subnetCandidates = []string{"10.244.213.0/24", "172.31.213.0/24", "10.213.24
 var chainPrefixes = []string{"MINICNI-", "CNI-"}
 
 // stampDir is where the miniroute binary keeps its nf_tables stamps
-// (rules.DefaultStamps).
-const stampDir = "/run/minicni/miniroute"
+// (stamps.DefaultDir).
+const stampDir = stamps.DefaultDir
 
 // outsideDirs are the directories outside the test's own that the run
 // creates when they are missing, children first: miniroute's stamp dir,
@@ -303,7 +306,8 @@ func (h *host) cleanup() []error {
 		}
 	}
 	if !h.chains["filter"][rules.ForwardChain] && !h.chains["nat"][rules.PostroutingChain] {
-		if err := rules.Cleanup(ctx, rules.NewExec(rules.IPv4)); err != nil {
+		_ = stamps.Default().Forget(rules.IPv4) // they say the rules were verified
+		if err := route.Cleanup(ctx, backend.New(rules.IPv4)); err != nil {
 			errs = append(errs, fmt.Errorf("miniroute chains: %w", err))
 		}
 	}

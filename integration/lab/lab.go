@@ -22,7 +22,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/plugins/pkg/ns"
-	"github.com/minicni/minicni/plugins/miniroute/rules"
+	"github.com/minicni/minicni/plugins/miniroute/stamps"
 )
 
 // Options describe a lab. Zero values take the defaults noted.
@@ -454,7 +454,7 @@ func DownByName(prefix string) error {
 		if strings.HasPrefix(e.Name(), prefix+"-") {
 			// miniroute's stamp files would outlive the namespace.
 			if n, err := ns.GetNS(filepath.Join(NetnsDir, e.Name())); err == nil {
-				_ = n.Do(func(ns.NetNS) error { return rules.DefaultStamps.Forget() })
+				_ = n.Do(func(ns.NetNS) error { return stamps.Default().Forget() })
 				n.Close()
 			}
 			if err := ipcmd("netns", "del", e.Name()); err != nil {

@@ -7,7 +7,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/minicni/minicni/libmini"
 	"github.com/minicni/minicni/libmini/minitest"
-	"github.com/minicni/minicni/plugins/miniroute/rules"
+	"github.com/minicni/minicni/plugins/miniroute/stamps"
 )
 
 // badConf is a miniroute config in the run's version with extra keys and a
@@ -53,6 +53,6 @@ func TestBadInput(t *testing.T) {
 		Bin:  filepath.Join(binDir, "miniroute"),
 		Good: badConf(dualStack, false),
 		// A run that wrongly succeeded would have stamped its namespace.
-		Cleanup: func(r *minitest.Run) { _ = r.Host.Do(func(ns.NetNS) error { return rules.DefaultStamps.Forget() }) },
+		Cleanup: func(r *minitest.Run) { _ = r.Host.Do(func(ns.NetNS) error { return stamps.Default().Forget() }) },
 	}.Check(t, append(minitest.CommonBadInputs(), cases...))
 }

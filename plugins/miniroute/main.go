@@ -2,7 +2,8 @@
 // plugin such as minibridge: it makes the node forward and masquerade pod
 // traffic (node-level iptables rules in minicni's own chains) and keeps
 // optional static routes to other nodes' pod subnets, then passes the
-// previous result through unchanged. The logic lives in package rules.
+// previous result through unchanged. The logic lives in package route
+// (see README.md for the map of the four packages).
 package main
 
 import (
@@ -11,7 +12,7 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/minicni/minicni/libmini"
-	"github.com/minicni/minicni/plugins/miniroute/rules"
+	"github.com/minicni/minicni/plugins/miniroute/route"
 )
 
 // A netns belongs to an OS thread: keep the main goroutine, and the
@@ -22,22 +23,22 @@ func main() {
 	libmini.PluginMain(skel.CNIFuncs{
 		Add:    cmdAdd,
 		Del:    cmdDel,
-		Check:  verb("CHECK", rules.Check),
-		Status: verb("STATUS", rules.Status),
+		Check:  verb("CHECK", route.Check),
+		Status: verb("STATUS", route.Status),
 		GC:     cmdGC,
 	}, libmini.About("miniroute"))
 }
 
 func cmdAdd(args *skel.CmdArgs) error {
-	conf, err := rules.LoadConf(args.StdinData)
+	conf, err := route.LoadConf(args.StdinData)
 	if err != nil {
 		return err
 	}
-	log, closeLog := libmini.Logger("miniroute", "ADD", conf.LogFile, args)
+	node, closeLog := newNode("ADD", conf.LogFile, args)
 	defer closeLog()
-	res, err := rules.Add(context.Background(), conf, rules.Node{Log: log, Stamps: rules.DefaultStamps})
+	res, err := route.Add(context.Background(), conf, node)
 	if err != nil {
-		log.Error("ADD failed", "err", err)
+		node.Log.Error("ADD failed", "err", err)
 		return err
 	}
 	return types.PrintResult(res, conf.CNIVersion) // the only write to stdout
@@ -47,33 +48,41 @@ func cmdAdd(args *skel.CmdArgs) error {
 // a failing DEL would stop libcni before the plugins that do hold state (a
 // veth, an address reservation), even for a config that no longer parses.
 func cmdDel(args *skel.CmdArgs) error {
-	if _, err := rules.LoadConf(args.StdinData); err != nil {
-		log, closeLog := libmini.Logger("miniroute", "DEL", "", args)
+	if _, err := route.LoadConf(args.StdinData); err != nil {
+		node, closeLog := newNode("DEL", "", args)
 		defer closeLog()
-		log.Warn("ignoring an invalid config on DEL: nothing to remove", "err", err)
+		node.Log.Warn("ignoring an invalid config on DEL: nothing to remove", "err", err)
 	}
 	return nil
 }
 
 // cmdGC has nothing to collect: there is no per-attachment state.
 func cmdGC(args *skel.CmdArgs) error {
-	_, err := rules.LoadConf(args.StdinData)
+	_, err := route.LoadConf(args.StdinData)
 	return err
 }
 
 // verb adapts a logic function that prints nothing to a skel callback.
-func verb(cmd string, f func(context.Context, *rules.NetConf, rules.Node) error) func(*skel.CmdArgs) error {
+func verb(cmd string, f func(context.Context, *route.NetConf, route.Node) error) func(*skel.CmdArgs) error {
 	return func(args *skel.CmdArgs) error {
-		conf, err := rules.LoadConf(args.StdinData)
+		conf, err := route.LoadConf(args.StdinData)
 		if err != nil {
 			return err
 		}
-		log, closeLog := libmini.Logger("miniroute", cmd, conf.LogFile, args)
+		node, closeLog := newNode(cmd, conf.LogFile, args)
 		defer closeLog()
-		if err := f(context.Background(), conf, rules.Node{Log: log}); err != nil {
-			log.Warn(cmd+" failed", "err", err)
+		if err := f(context.Background(), conf, node); err != nil {
+			node.Log.Warn(cmd+" failed", "err", err)
 			return err
 		}
 		return nil
 	}
+}
+
+// newNode builds what every verb acts with, the same way for each: the
+// logger of cmd (closed by the returned func) and the real iptables
+// backends and stamps.
+func newNode(cmd, logFile string, args *skel.CmdArgs) (route.Node, func()) {
+	log, closeLog := libmini.Logger("miniroute", cmd, logFile, args)
+	return route.NewNode(log), closeLog
 }

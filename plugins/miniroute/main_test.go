@@ -19,7 +19,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/minicni/minicni/libmini"
 	"github.com/minicni/minicni/libmini/minitest"
-	"github.com/minicni/minicni/plugins/miniroute/rules"
+	"github.com/minicni/minicni/plugins/miniroute/stamps"
 )
 
 // These tests run the miniroute binary as a runtime does, always inside
@@ -85,9 +85,9 @@ func finish(t testing.TB, cmd *exec.Cmd, stdout, stderr *bytes.Buffer, runErr er
 }
 
 // forgetStamps removes, when t ends and before n goes, the stamps the
-// binary wrote for n (in rules.DefaultStamps: the binary's own place).
+// binary wrote for n (in stamps.DefaultDir: the binary's own place).
 func forgetStamps(t testing.TB, n ns.NetNS) {
-	t.Cleanup(func() { _ = n.Do(func(ns.NetNS) error { return rules.DefaultStamps.Forget() }) })
+	t.Cleanup(func() { _ = n.Do(func(ns.NetNS) error { return stamps.Default().Forget() }) })
 }
 
 // run runs c inside n and waits for it.

@@ -16,7 +16,7 @@ import (
 
 // hideSbin is the shell run (by unshare, in a private mount namespace) in
 // front of the binary: empty tmpfs mounts over the sbin directories that
-// rules.Exec searches after PATH, so the only iptables binaries the plugin
+// backend.Exec searches after PATH, so the only iptables binaries the plugin
 // can find are those of the test's PATH, as on a node without the iptables
 // package. Nothing outside that namespace sees the mounts. $0 is the plugin,
 // $1 mount(8) (PATH no longer finds it).

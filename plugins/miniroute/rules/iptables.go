@@ -2,16 +2,13 @@ package rules
 
 import (
 	"bytes"
-	"context"
-	"errors"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"maps"
 	"net"
 	"slices"
 	"strings"
-
-	"github.com/containernetworking/cni/pkg/types"
-	"github.com/minicni/minicni/libmini"
 )
 
 // minicni's chains. They hold node-level rules only, so their length does not
@@ -111,6 +108,17 @@ func (s Spec) parts() []part {
 // Empty reports whether s asks for no rule at all.
 func (s Spec) Empty() bool { return len(s.parts()) == 0 }
 
+// Digest identifies the rules s wants (not the family): two specs with the
+// same digest ask for the same chains, jumps and rules. Stamps key on it, so
+// a changed config misses.
+func (s Spec) Digest() string {
+	h := sha256.New()
+	for _, p := range s.parts() {
+		fmt.Fprintf(h, "%s %s %v %q %q\n", p.table, p.hook, p.jumpFirst, p.jump, p.want)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
 // merge is the chain's content after ensuring: the rules already there (kept:
 // another network's miniroute on the same node may have added them), then
 // the wanted ones missing, without duplicates, RETURN rules first when the
@@ -132,18 +140,18 @@ func (p part) merge(existing [][]string) [][]string {
 
 // rank orders RETURN rules before the others.
 func rank(r []string) int {
-	if target(r) == "RETURN" {
+	if Target(r) == "RETURN" {
 		return 0
 	}
 	return 1
 }
 
-// plan compares the saved ruleset with s. It returns the iptables-restore
+// Plan compares the saved ruleset with s. It returns the iptables-restore
 // input that brings the ruleset to s (nil when it is already there) and,
 // for CHECK, a description of each difference.
-func plan(rs ruleset, s Spec) (restore []byte, problems []string) {
+func Plan(rs Ruleset, s Spec) (restore []byte, problems []string) {
 	var buf bytes.Buffer
-	cmd := s.Family.command()
+	cmd := s.Family.Command()
 	for _, p := range s.parts() {
 		t := rs.table(p.table)
 		existing, exists := t.rules[p.chain], t.chains[p.chain]
@@ -157,10 +165,10 @@ func plan(rs ruleset, s Spec) (restore []byte, problems []string) {
 		if !exists || !slices.EqualFunc(merged, existing, slices.Equal) {
 			lines = append(lines, ":"+p.chain+" - [0:0]")
 			for _, r := range merged {
-				lines = append(lines, "-A "+p.chain+" "+render(r))
+				lines = append(lines, "-A "+p.chain+" "+Render(r))
 			}
 		}
-		jump := render(p.jump)
+		jump := Render(p.jump)
 		n := 0
 		for _, r := range t.rules[p.hook] {
 			if slices.Equal(r, p.jump) {
@@ -201,13 +209,13 @@ func (p part) differences(cmd string, existing, merged [][]string) []string {
 	}
 	for _, r := range p.want {
 		if count[key(r)] == 0 {
-			out = append(out, fmt.Sprintf("rule missing: %s -t %s -A %s %s", cmd, p.table, p.chain, render(r)))
+			out = append(out, fmt.Sprintf("rule missing: %s -t %s -A %s %s", cmd, p.table, p.chain, Render(r)))
 		}
 	}
 	dups := false
 	for _, r := range existing {
 		if count[key(r)] > 1 {
-			out = append(out, fmt.Sprintf("duplicate rule in %s: %s", p.chain, render(r)))
+			out = append(out, fmt.Sprintf("duplicate rule in %s: %s", p.chain, Render(r)))
 			count[key(r)] = 1
 			dups = true
 		}
@@ -218,102 +226,11 @@ func (p part) differences(cmd string, existing, merged [][]string) []string {
 	return out
 }
 
-// load reads and parses one family's ruleset.
-func load(ctx context.Context, b Backend) (ruleset, error) {
-	data, err := b.Save(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return parseSave(data)
-}
-
-// Ensure brings s's rules into place and reports whether it changed
-// anything. The fast path is one iptables-save when everything is already
-// there. Otherwise it takes the namespace's lock, reads again (a concurrent
-// ADD may have done the work) and writes everything missing with one
-// iptables-restore: a chain's new content replaces the old atomically, and
-// since writers are serialized, two ADDs never both insert the same jump.
-// A final read verifies the result.
-func Ensure(ctx context.Context, b Backend, s Spec) (changed bool, retErr error) {
-	fail := func(what string, err error) *types.Error {
-		code := libmini.CodeFirewall
-		if errors.Is(err, context.DeadlineExceeded) {
-			code = libmini.CodeTryAgainLater
-		}
-		return libmini.Errorf(code, "%s rules: %s: %v", s.Family, what, err)
-	}
-	rs, err := load(ctx, b)
-	if err != nil {
-		return false, fail("cannot read the ruleset", err)
-	}
-	if restore, _ := plan(rs, s); restore == nil {
-		return false, nil
-	}
-	unlock, err := b.Lock(ctx)
-	if err != nil {
-		return false, fail("cannot serialize with other miniroute processes", err)
-	}
-	defer unlock()
-	if rs, err = load(ctx, b); err != nil {
-		return false, fail("cannot read the ruleset", err)
-	}
-	restore, _ := plan(rs, s)
-	if restore == nil {
-		return false, nil
-	}
-	if err := b.Restore(ctx, restore); err != nil {
-		e := fail("cannot apply rules", err)
-		e.Details = "iptables-restore input:\n" + string(restore)
-		return false, e
-	}
-	if rs, err = load(ctx, b); err != nil {
-		return true, fail("cannot read the ruleset back", err)
-	}
-	if _, problems := plan(rs, s); len(problems) > 0 {
-		return true, fail("rules not in place after iptables-restore", errors.New(strings.Join(problems, "; ")))
-	}
-	return true, nil
-}
-
-// CheckRules reports, as CNI error CodeCheckFailed, every rule of s that is
-// missing, duplicated or out of order.
-func CheckRules(ctx context.Context, b Backend, s Spec) error {
-	if s.Empty() {
-		return nil
-	}
-	rs, err := load(ctx, b)
-	if err != nil {
-		return libmini.Errorf(libmini.CodeFirewall, "%s rules: cannot read the ruleset: %v", s.Family, err)
-	}
-	if _, problems := plan(rs, s); len(problems) > 0 {
-		return libmini.Errorf(libmini.CodeCheckFailed, "%s", strings.Join(problems, "; "))
-	}
-	return nil
-}
-
-// Cleanup removes minicni's chains (MINICNI-FORWARD, MINICNI-POSTROUTING)
-// from b's family and every rule that jumps to them, and nothing else, in
-// one iptables-restore. It is the installer's uninstall step; it is
-// idempotent and also removes rules miniroute would otherwise keep (an old
-// clusterCIDR's, say).
-func Cleanup(ctx context.Context, b Backend) error {
-	if e, ok := b.(Exec); ok {
-		// Stamps say the rules were verified; they are about to go.
-		_ = DefaultStamps.Forget(e.Family)
-	}
-	unlock, err := b.Lock(ctx)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	data, err := b.Save(ctx)
-	if err != nil {
-		return err
-	}
-	rs, err := parseSave(data)
-	if err != nil {
-		return err
-	}
+// Teardown is the iptables-restore input that removes minicni's chains
+// (MINICNI-FORWARD, MINICNI-POSTROUTING) from the saved ruleset and every
+// rule that jumps to them, and nothing else; nil when there is nothing to
+// remove.
+func Teardown(rs Ruleset) []byte {
 	var buf bytes.Buffer
 	for _, p := range []part{forwardPart(Spec{}), masqPart(Spec{})} {
 		t := rs.table(p.table)
@@ -323,8 +240,8 @@ func Cleanup(ctx context.Context, b Backend) error {
 				continue
 			}
 			for _, r := range t.rules[chain] {
-				if jumpsTo(r, p.chain) {
-					lines = append(lines, "-D "+chain+" "+render(r))
+				if JumpsTo(r, p.chain) {
+					lines = append(lines, "-D "+chain+" "+Render(r))
 				}
 			}
 		}
@@ -338,8 +255,5 @@ func Cleanup(ctx context.Context, b Backend) error {
 	if buf.Len() == 0 {
 		return nil
 	}
-	if err := b.Restore(ctx, buf.Bytes()); err != nil {
-		return fmt.Errorf("remove minicni's chains: %w", err)
-	}
-	return nil
+	return buf.Bytes()
 }

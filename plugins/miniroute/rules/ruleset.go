@@ -7,16 +7,16 @@ import (
 	"strings"
 )
 
-// ruleset is a parsed iptables-save dump: per table, the chains declared and
+// Ruleset is a parsed iptables-save dump: per table, the chains declared and
 // each chain's rules as tokens (what follows "-A CHAIN").
-type ruleset map[string]*table
+type Ruleset map[string]*table
 
 type table struct {
 	chains map[string]bool
 	rules  map[string][][]string
 }
 
-func (rs ruleset) table(name string) *table {
+func (rs Ruleset) table(name string) *table {
 	t := rs[name]
 	if t == nil {
 		t = &table{chains: map[string]bool{}, rules: map[string][][]string{}}
@@ -25,11 +25,11 @@ func (rs ruleset) table(name string) *table {
 	return t
 }
 
-// parseSave parses iptables-save output. Comment lines, counters and COMMIT
+// Parse parses iptables-save output. Comment lines, counters and COMMIT
 // are skipped; a rule line outside a table or a malformed line is an error,
 // so a dump miniroute does not understand is never taken for an empty one.
-func parseSave(data []byte) (ruleset, error) {
-	rs := ruleset{}
+func Parse(data []byte) (Ruleset, error) {
+	rs := Ruleset{}
 	var cur *table
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
@@ -47,7 +47,7 @@ func parseSave(data []byte) (ruleset, error) {
 			name, _, _ := strings.Cut(line[1:], " ")
 			cur.chains[name] = true
 		case strings.HasPrefix(line, "-A "):
-			tok, err := tokenize(line)
+			tok, err := Tokenize(line)
 			if err != nil || len(tok) < 2 {
 				return nil, fmt.Errorf("iptables-save line %d: %q: %v", n, line, err)
 			}
@@ -62,9 +62,9 @@ func parseSave(data []byte) (ruleset, error) {
 	return rs, nil
 }
 
-// tokenize splits a rule line as iptables-restore does: on blanks, with
+// Tokenize splits a rule line as iptables-restore does: on blanks, with
 // double-quoted words in which a backslash escapes the next character.
-func tokenize(line string) ([]string, error) {
+func Tokenize(line string) ([]string, error) {
 	var (
 		out   []string
 		cur   strings.Builder
@@ -100,8 +100,8 @@ func tokenize(line string) ([]string, error) {
 	return out, nil
 }
 
-// render joins tokens into an iptables-restore line, quoting where needed.
-func render(tok []string) string {
+// Render joins tokens into an iptables-restore line, quoting where needed.
+func Render(tok []string) string {
 	var b strings.Builder
 	for i, t := range tok {
 		if i > 0 {
@@ -125,8 +125,8 @@ func render(tok []string) string {
 
 func key(tok []string) string { return strings.Join(tok, "\x00") }
 
-// target is the rule's -j target ("" when none).
-func target(tok []string) string {
+// Target is the rule's -j target ("" when none).
+func Target(tok []string) string {
 	for i := len(tok) - 2; i >= 0; i-- {
 		if tok[i] == "-j" || tok[i] == "--jump" {
 			return tok[i+1]
@@ -135,8 +135,8 @@ func target(tok []string) string {
 	return ""
 }
 
-// jumpsTo reports whether the rule jumps or goes to chain.
-func jumpsTo(tok []string, chain string) bool {
+// JumpsTo reports whether the rule jumps or goes to chain.
+func JumpsTo(tok []string, chain string) bool {
 	for i := 0; i+1 < len(tok); i++ {
 		if (tok[i] == "-j" || tok[i] == "-g" || tok[i] == "--jump" || tok[i] == "--goto") && tok[i+1] == chain {
 			return true

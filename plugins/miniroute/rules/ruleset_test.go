@@ -20,18 +20,18 @@ func TestTokenize(t *testing.T) {
 		{`-A X --comment ab"c d"e`, []string{"-A", "X", "--comment", "abc de"}},
 	}
 	for _, tt := range tests {
-		got, err := tokenize(tt.line)
+		got, err := Tokenize(tt.line)
 		if err != nil {
-			t.Fatalf("tokenize(%q): %v", tt.line, err)
+			t.Fatalf("Tokenize(%q): %v", tt.line, err)
 		}
 		if d := cmp.Diff(tt.want, got); d != "" {
-			t.Errorf("tokenize(%q) (-want +got):\n%s", tt.line, d)
+			t.Errorf("Tokenize(%q) (-want +got):\n%s", tt.line, d)
 		}
-		if back, err := tokenize(render(got)); err != nil || !slices.Equal(back, got) {
-			t.Errorf("render(%q) = %q does not tokenize back (%v)", got, render(got), err)
+		if back, err := Tokenize(Render(got)); err != nil || !slices.Equal(back, got) {
+			t.Errorf("Render(%q) = %q does not tokenize back (%v)", got, Render(got), err)
 		}
 	}
-	if _, err := tokenize(`-A X --comment "open`); err == nil {
+	if _, err := Tokenize(`-A X --comment "open`); err == nil {
 		t.Error("unterminated quote accepted")
 	}
 }
@@ -47,9 +47,9 @@ func FuzzRender(f *testing.F) {
 				return
 			}
 		}
-		got, err := tokenize(render(tok))
+		got, err := Tokenize(Render(tok))
 		if err != nil || !slices.Equal(got, tok) {
-			t.Fatalf("tokenize(render(%q)) = %q, %v", tok, got, err)
+			t.Fatalf("Tokenize(Render(%q)) = %q, %v", tok, got, err)
 		}
 	})
 }
@@ -68,7 +68,7 @@ COMMIT
 :POSTROUTING ACCEPT [0:0]
 COMMIT
 `
-	rs, err := parseSave([]byte(dump))
+	rs, err := Parse([]byte(dump))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,11 +88,11 @@ COMMIT
 		"*filter\n-I FORWARD -j ACCEPT\n",     // not save output
 		"*filter\n-A FORWARD --comment \"x\n", // unterminated quote
 	} {
-		if _, err := parseSave([]byte(bad)); err == nil {
-			t.Errorf("parseSave(%q) accepted", bad)
+		if _, err := Parse([]byte(bad)); err == nil {
+			t.Errorf("Parse(%q) accepted", bad)
 		}
 	}
-	if rs, err := parseSave(nil); err != nil || len(rs) != 0 {
+	if rs, err := Parse(nil); err != nil || len(rs) != 0 {
 		t.Errorf("empty dump: %v, %v", rs, err)
 	}
 }

@@ -1,9 +1,11 @@
-// Package rules is miniroute's logic: the node-level iptables rules that let
+// Package route is miniroute's logic: the node-level iptables rules that let
 // pod traffic be forwarded and masqueraded, and the optional static routes to
 // other nodes' pod subnets. Everything it ensures is derived from the config
 // and the chain's prevResult, and is the same for every pod of a node, so ADD
-// repairs drift and DEL has nothing to remove.
-package rules
+// repairs drift and DEL has nothing to remove. It composes the pure rule
+// model (package rules), the iptables processes (package backend) and the
+// nf_tables generation stamps (package stamps); see the README's package map.
+package route
 
 import (
 	"encoding/json"
@@ -29,14 +31,14 @@ type NetConf struct {
 	// Routes are static routes ensured in the namespace miniroute runs in
 	// (the node's): the manual `ip route add` for clusters without the
 	// installer's route agent.
-	Routes []Route `json:"routes,omitempty"`
+	Routes []Static `json:"routes,omitempty"`
 
 	// Cluster is ClusterCIDR parsed, without duplicates.
 	Cluster []*net.IPNet `json:"-"`
 }
 
-// Route is one static route: Dst through the gateway Via.
-type Route struct {
+// Static is one static route: Dst through the gateway Via.
+type Static struct {
 	Dst string `json:"dst"`
 	Via string `json:"via"`
 
@@ -44,7 +46,7 @@ type Route struct {
 	ViaIP  net.IP     `json:"-"`
 }
 
-func (r Route) String() string { return r.DstNet.String() + " via " + r.ViaIP.String() }
+func (r Static) String() string { return r.DstNet.String() + " via " + r.ViaIP.String() }
 
 // CIDRList is a list of CIDRs that also accepts a single string, as an admin
 // writing "clusterCIDR": "172.18.0.0/16" means.

@@ -1,4 +1,4 @@
-package rules
+package route
 
 import (
 	"context"
@@ -16,6 +16,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/minicni/minicni/libmini"
 	"github.com/minicni/minicni/libmini/minitest"
+	"github.com/minicni/minicni/plugins/miniroute/backend"
+	"github.com/minicni/minicni/plugins/miniroute/rules"
 )
 
 // prev builds a prevResult with one address per entry ("172.18.0.5/24").
@@ -62,7 +64,7 @@ func loadConf(t *testing.T, b []byte) *NetConf {
 
 func TestSpecs(t *testing.T) {
 	type view struct {
-		Family           Family
+		Family           rules.Family
 		Cluster, PodNets []string
 	}
 	tests := []struct {
@@ -73,19 +75,19 @@ func TestSpecs(t *testing.T) {
 		err   string
 	}{
 		{"cluster given", `,"clusterCIDR":["172.18.0.0/16"]`, []string{"172.18.0.5/24"},
-			[]view{{IPv4, []string{"172.18.0.0/16"}, []string{"172.18.0.0/24"}}}, ""},
+			[]view{{rules.IPv4, []string{"172.18.0.0/16"}, []string{"172.18.0.0/24"}}}, ""},
 		{"no cluster: the pod subnet", ``, []string{"172.18.0.5/24"},
-			[]view{{IPv4, []string{"172.18.0.0/24"}, []string{"172.18.0.0/24"}}}, ""},
+			[]view{{rules.IPv4, []string{"172.18.0.0/24"}, []string{"172.18.0.0/24"}}}, ""},
 		{"dual stack", `,"clusterCIDR":["fd00:172:18::/56","172.18.0.0/16"]`, []string{"fd00:172:18::5/64", "172.18.0.5/24"},
-			[]view{{IPv4, []string{"172.18.0.0/16"}, []string{"172.18.0.0/24"}}, {IPv6, []string{"fd00:172:18::/56"}, []string{"fd00:172:18::/64"}}}, ""},
+			[]view{{rules.IPv4, []string{"172.18.0.0/16"}, []string{"172.18.0.0/24"}}, {rules.IPv6, []string{"fd00:172:18::/56"}, []string{"fd00:172:18::/64"}}}, ""},
 		{"IPv6 without its cluster CIDR", `,"clusterCIDR":["172.18.0.0/16"]`, []string{"172.18.0.5/24", "fd00::5/64"},
-			[]view{{IPv4, []string{"172.18.0.0/16"}, []string{"172.18.0.0/24"}}, {IPv6, []string{"fd00::/64"}, []string{"fd00::/64"}}}, ""},
+			[]view{{rules.IPv4, []string{"172.18.0.0/16"}, []string{"172.18.0.0/24"}}, {rules.IPv6, []string{"fd00::/64"}, []string{"fd00::/64"}}}, ""},
 		{"cluster family without address", `,"clusterCIDR":["172.18.0.0/16","fd00::/56"]`, []string{"172.18.0.5/24"},
-			[]view{{IPv4, []string{"172.18.0.0/16"}, []string{"172.18.0.0/24"}}}, ""},
+			[]view{{rules.IPv4, []string{"172.18.0.0/16"}, []string{"172.18.0.0/24"}}}, ""},
 		{"host prefix stands for its cluster CIDR", `,"clusterCIDR":["172.18.0.0/16"]`, []string{"172.18.0.5/32", "172.18.9.7/32"},
-			[]view{{IPv4, []string{"172.18.0.0/16"}, []string{"172.18.0.0/16"}}}, ""},
+			[]view{{rules.IPv4, []string{"172.18.0.0/16"}, []string{"172.18.0.0/16"}}}, ""},
 		{"two addresses, one subnet", ``, []string{"172.18.0.5/24", "172.18.0.6/24"},
-			[]view{{IPv4, []string{"172.18.0.0/24"}, []string{"172.18.0.0/24"}}}, ""},
+			[]view{{rules.IPv4, []string{"172.18.0.0/24"}, []string{"172.18.0.0/24"}}}, ""},
 		{"no address", `,"clusterCIDR":["172.18.0.0/16"]`, nil, nil, ""},
 		{"outside the cluster", `,"clusterCIDR":["10.244.0.0/16"]`, []string{"172.18.0.5/24"}, nil,
 			"pod subnet 172.18.0.0/24 (prevResult address 172.18.0.5/24) is outside clusterCIDR 10.244.0.0/16"},
@@ -125,9 +127,9 @@ func TestSpecs(t *testing.T) {
 	}
 }
 
-func fakeNode() (Node, map[Family]*fakeTables) {
-	fakes := map[Family]*fakeTables{IPv4: newFake(), IPv6: newFake()}
-	return Node{IPTables: func(f Family) Backend { return fakes[f] }}, fakes
+func fakeNode() (Node, map[rules.Family]*fakeTables) {
+	fakes := map[rules.Family]*fakeTables{rules.IPv4: newFake(), rules.IPv6: newFake()}
+	return Node{IPTables: func(f rules.Family) Backend { return fakes[f] }}, fakes
 }
 
 // TestAddEveryVersion: ADD returns prevResult as given, in every version, and
@@ -155,7 +157,7 @@ func TestAddEveryVersion(t *testing.T) {
 		if string(wantJSON) != string(gotJSON) {
 			t.Errorf("result changed:\n got %s\nwant %s", gotJSON, wantJSON)
 		}
-		for _, f := range []Family{IPv4, IPv6} {
+		for _, f := range []rules.Family{rules.IPv4, rules.IPv6} {
 			if len(fakes[f].lines("nat")) != 5 || len(fakes[f].lines("filter")) != 4 {
 				t.Errorf("%v rules: %q %q", f, fakes[f].lines("filter"), fakes[f].lines("nat"))
 			}
@@ -172,19 +174,19 @@ func TestAddOnlyIPv4TouchesOnlyIPv4(t *testing.T) {
 	if _, err := Add(context.Background(), conf, node); err != nil {
 		t.Fatal(err)
 	}
-	if fakes[IPv6].saves != 0 {
-		t.Errorf("ip6tables read %d times for an IPv4-only pod", fakes[IPv6].saves)
+	if fakes[rules.IPv6].saves != 0 {
+		t.Errorf("ip6tables read %d times for an rules.IPv4-only pod", fakes[rules.IPv6].saves)
 	}
 	conf = loadConf(t, stdin(t, "1.0.0", `,"forward":false,"masquerade":false`, prev("172.18.0.5/24")))
-	fakes[IPv4].saves = 0
-	if _, err := Add(context.Background(), conf, node); err != nil || fakes[IPv4].saves != 0 {
-		t.Errorf("forward and masquerade off: err %v, %d saves; want none", err, fakes[IPv4].saves)
+	fakes[rules.IPv4].saves = 0
+	if _, err := Add(context.Background(), conf, node); err != nil || fakes[rules.IPv4].saves != 0 {
+		t.Errorf("forward and masquerade off: err %v, %d saves; want none", err, fakes[rules.IPv4].saves)
 	}
 }
 
 func TestAddErrorsKeepTheirCode(t *testing.T) {
 	node, fakes := fakeNode()
-	fakes[IPv4].restoreErr = errors.New("iptables-restore: Couldn't load match `comment'")
+	fakes[rules.IPv4].restoreErr = errors.New("iptables-restore: Couldn't load match `comment'")
 	conf := loadConf(t, stdin(t, "1.0.0", ``, prev("172.18.0.5/24")))
 	_, err := Add(context.Background(), conf, node)
 	if cniCode(t, err) != libmini.CodeFirewall || !strings.Contains(err.Error(), "comment") {
@@ -210,7 +212,7 @@ func TestCheckWithFake(t *testing.T) {
 	if err := Check(context.Background(), conf, node); err != nil {
 		t.Fatalf("CHECK after ADD: %v", err)
 	}
-	fakes[IPv6].saveErr = errors.New("ip6tables-save: boom")
+	fakes[rules.IPv6].saveErr = errors.New("ip6tables-save: boom")
 	if err := Check(context.Background(), conf, node); cniCode(t, err) != libmini.CodeFirewall {
 		t.Errorf("CHECK with a broken ip6tables = %v, want code %d", err, libmini.CodeFirewall)
 	}
@@ -227,9 +229,9 @@ func TestStatus(t *testing.T) {
 			t.Errorf("STATUS %s: %v", extra, err)
 		}
 	}
-	fakes[IPv6].saveErr = errors.New("ip6tables-save: Could not fetch rule set generation id: Permission denied")
+	fakes[rules.IPv6].saveErr = errors.New("ip6tables-save: Could not fetch rule set generation id: Permission denied")
 	if err := Status(ctx, loadConf(t, stdin(t, "1.1.0", ``, nil)), node); err != nil {
-		t.Errorf("IPv6 is not needed without an IPv6 clusterCIDR, yet STATUS = %v", err)
+		t.Errorf("IPv6 is not needed without an rules.IPv6 clusterCIDR, yet STATUS = %v", err)
 	}
 	err := Status(ctx, loadConf(t, stdin(t, "1.1.0", `,"clusterCIDR":["fd00::/56"]`, nil)), node)
 	if cniCode(t, err) != libmini.CodeNotAvailable || !strings.Contains(err.Error(), "ip6tables cannot be used") ||
@@ -239,8 +241,8 @@ func TestStatus(t *testing.T) {
 	if err := Status(ctx, loadConf(t, stdin(t, "1.1.0", `,"clusterCIDR":["fd00::/56"],"forward":false,"masquerade":false`, nil)), node); err != nil {
 		t.Errorf("STATUS needs no iptables with forward and masquerade off: %v", err)
 	}
-	fakes[IPv4].saveErr = nil
-	fakes[IPv4].restoreErr = errors.New("not found")
+	fakes[rules.IPv4].saveErr = nil
+	fakes[rules.IPv4].restoreErr = errors.New("not found")
 	if err := Status(ctx, loadConf(t, stdin(t, "1.1.0", ``, nil)), node); cniCode(t, err) != libmini.CodeNotAvailable {
 		t.Errorf("STATUS with iptables-restore missing = %v", err)
 	}
@@ -250,7 +252,7 @@ func TestStatus(t *testing.T) {
 // iptables binaries: no kernel is touched.
 func TestStatusBinaryMissing(t *testing.T) {
 	dir := t.TempDir()
-	node := Node{IPTables: func(f Family) Backend { return Exec{Family: f, Dirs: []string{dir}} }}
+	node := Node{IPTables: func(f rules.Family) Backend { return backend.Exec{Family: f, Dirs: []string{dir}} }}
 	err := Status(context.Background(), loadConf(t, stdin(t, "1.1.0", ``, nil)), node)
 	if cniCode(t, err) != libmini.CodeNotAvailable || !strings.Contains(err.Error(), "iptables-restore not found in "+dir) {
 		t.Errorf("STATUS = %v", err)

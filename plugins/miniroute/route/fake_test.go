@@ -1,10 +1,11 @@
-package rules
+package route
 
 import (
 	"bufio"
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/minicni/minicni/plugins/miniroute/rules"
 	"slices"
 	"strconv"
 	"strings"
@@ -75,7 +76,7 @@ func (f *fakeTables) Save(ctx context.Context) ([]byte, error) {
 		}
 		for _, c := range t.chains {
 			for _, r := range t.rules[c] {
-				fmt.Fprintf(&b, "-A %s %s\n", c, render(r))
+				fmt.Fprintf(&b, "-A %s %s\n", c, rules.Render(r))
 			}
 		}
 		b.WriteString("COMMIT\n")
@@ -152,7 +153,7 @@ func (f *fakeTables) apply(data []byte) error {
 			t.rules[name] = nil // --noflush still flushes a declared chain
 			continue
 		}
-		tok, err := tokenize(line)
+		tok, err := rules.Tokenize(line)
 		if err != nil || len(tok) < 2 {
 			return fail("%v", err)
 		}
@@ -174,7 +175,7 @@ func (f *fakeTables) apply(data []byte) error {
 					return fail("index out of range")
 				}
 			}
-			if tg := target(spec); tg != "" && !slices.Contains(targets, tg) && !slices.Contains(t.chains, tg) {
+			if tg := rules.Target(spec); tg != "" && !slices.Contains(targets, tg) && !slices.Contains(t.chains, tg) {
 				return fail("no target %s", tg)
 			}
 			t.rules[chain] = slices.Insert(t.rules[chain], pos, spec)
@@ -192,7 +193,7 @@ func (f *fakeTables) apply(data []byte) error {
 			}
 			for c, rs := range t.rules {
 				for _, r := range rs {
-					if jumpsTo(r, chain) {
+					if rules.JumpsTo(r, chain) {
 						return fail("chain referenced from %s", c)
 					}
 				}
@@ -223,7 +224,7 @@ func (f *fakeTables) lines(table string) []string {
 	}
 	for _, c := range t.chains {
 		for _, r := range t.rules[c] {
-			out = append(out, "-A "+c+" "+render(r))
+			out = append(out, "-A "+c+" "+rules.Render(r))
 		}
 	}
 	return out
@@ -232,7 +233,7 @@ func (f *fakeTables) lines(table string) []string {
 // exec runs one iptables-style command (e.g. "-t nat -D CHAIN ...") on the
 // fake, as a test's stand-in for an admin or another tool.
 func (f *fakeTables) exec(cmd string) error {
-	tok, err := tokenize(cmd)
+	tok, err := rules.Tokenize(cmd)
 	if err != nil {
 		return err
 	}
@@ -244,7 +245,7 @@ func (f *fakeTables) exec(cmd string) error {
 	if len(tok) == 2 && tok[0] == "-N" {
 		line = ":" + tok[1] + " - [0:0]"
 	} else {
-		line = render(tok)
+		line = rules.Render(tok)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -1,4 +1,4 @@
-package rules
+package route
 
 import (
 	"context"
@@ -12,10 +12,11 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/minicni/minicni/libmini"
+	"github.com/minicni/minicni/plugins/miniroute/rules"
 )
 
-func v4Spec() Spec {
-	return Spec{Family: IPv4, Forward: true, Masquerade: true,
+func v4Spec() rules.Spec {
+	return rules.Spec{Family: rules.IPv4, Forward: true, Masquerade: true,
 		Cluster: []*net.IPNet{mustCIDR("172.18.0.0/16")}, PodNets: []*net.IPNet{mustCIDR("172.18.0.0/24")}}
 }
 
@@ -36,7 +37,7 @@ var (
 	}
 )
 
-func ensure(t *testing.T, b Backend, s Spec) bool {
+func ensure(t *testing.T, b Backend, s rules.Spec) bool {
 	t.Helper()
 	changed, err := Ensure(context.Background(), b, s)
 	if err != nil {
@@ -80,14 +81,14 @@ func TestEnsureFromScratchAndFastPath(t *testing.T) {
 func TestEnsureParts(t *testing.T) {
 	tests := []struct {
 		name        string
-		mod         func(*Spec)
+		mod         func(*rules.Spec)
 		filter, nat []string
 	}{
-		{"forward only", func(s *Spec) { s.Masquerade = false }, v4Filter, nil},
-		{"masquerade only", func(s *Spec) { s.Forward = false }, nil, v4Nat},
-		{"nothing", func(s *Spec) { s.Forward, s.Masquerade = false, false }, nil, nil},
-		{"IPv6", func(s *Spec) {
-			s.Family, s.Cluster, s.PodNets = IPv6, []*net.IPNet{mustCIDR("fd00:172:18::/56")}, []*net.IPNet{mustCIDR("fd00:172:18::/64")}
+		{"forward only", func(s *rules.Spec) { s.Masquerade = false }, v4Filter, nil},
+		{"masquerade only", func(s *rules.Spec) { s.Forward = false }, nil, v4Nat},
+		{"nothing", func(s *rules.Spec) { s.Forward, s.Masquerade = false, false }, nil, nil},
+		{"IPv6", func(s *rules.Spec) {
+			s.Family, s.Cluster, s.PodNets = rules.IPv6, []*net.IPNet{mustCIDR("fd00:172:18::/56")}, []*net.IPNet{mustCIDR("fd00:172:18::/64")}
 		}, []string{
 			`-N MINICNI-FORWARD`,
 			`-A FORWARD -m comment --comment "minicni: forward pod traffic" -j MINICNI-FORWARD`,
@@ -196,10 +197,10 @@ func TestEnsureKeepsOthers(t *testing.T) {
 	if err := f.exec(`-t nat -A MINICNI-POSTROUTING -s 192.0.2.0/24 -j SNAT --to-source 198.51.100.1`); err != nil {
 		t.Fatal(err)
 	}
-	other := Spec{Family: IPv4, Forward: true, Masquerade: true,
+	other := rules.Spec{Family: rules.IPv4, Forward: true, Masquerade: true,
 		Cluster: []*net.IPNet{mustCIDR("10.244.0.0/16")}, PodNets: []*net.IPNet{mustCIDR("10.244.3.0/24")}}
 	ensure(t, f, other)
-	for _, s := range []Spec{v4Spec(), other} {
+	for _, s := range []rules.Spec{v4Spec(), other} {
 		if err := CheckRules(context.Background(), f, s); err != nil {
 			t.Errorf("CheckRules(%v): %v", s.Cluster, err)
 		}

@@ -1,42 +1,26 @@
-package rules
+package route
 
 import (
 	"context"
+	"github.com/minicni/minicni/plugins/miniroute/stamps"
 	"os"
 	"testing"
 
 	"github.com/minicni/minicni/libmini/minitest"
+	"github.com/minicni/minicni/plugins/miniroute/backend"
+	"github.com/minicni/minicni/plugins/miniroute/rules"
 )
-
-func TestReadNFT(t *testing.T) {
-	a, b := minitest.NewNS(t), minitest.NewNS(t)
-	var sa, sa2, sb nftState
-	do(t, a, func() (err error) { sa, err = readNFT(); return err })
-	do(t, b, func() (err error) { sb, err = readNFT(); return err })
-	if sa.cookie == sb.cookie || sa.cookie == 0 {
-		t.Errorf("cookies %d and %d: want distinct, non-zero", sa.cookie, sb.cookie)
-	}
-	ipt(t, a, IPv4, "-t", "filter", "-N", "SOMEONE-ELSE")
-	do(t, a, func() (err error) { sa2, err = readNFT(); return err })
-	if sa2.gen == sa.gen || sa2.cookie != sa.cookie {
-		t.Errorf("after a change: %+v, before %+v: want the same cookie, a new generation", sa2, sa)
-	}
-	do(t, b, func() (err error) { sa, err = readNFT(); return err })
-	if sa != sb {
-		t.Errorf("namespace b changed from %+v to %+v though nothing touched it", sb, sa)
-	}
-}
 
 // TestStampsSkipReads: once an ADD has verified the rules, ADDs read no
 // ruleset while nothing changes; any change (here an admin deleting our jump)
 // makes the next ADD read and repair; a different config misses the stamp.
 func TestStampsSkipReads(t *testing.T) {
 	n := minitest.NewNS(t)
-	backend := &counting{Backend: NewExec(IPv4)}
+	backend := &counting{Backend: backend.New(rules.IPv4)}
 	saves := &backend.saves
 	node := Node{
-		IPTables: func(Family) Backend { return backend },
-		Stamps:   &Stamps{Dir: t.TempDir()},
+		IPTables: func(rules.Family) Backend { return backend },
+		Stamps:   &stamps.Stamps{Dir: t.TempDir()},
 	}
 	add := func(cluster string) {
 		t.Helper()
@@ -57,7 +41,7 @@ func TestStampsSkipReads(t *testing.T) {
 		{"third ADD: stamp fresh", nil, "172.18.0.0/16", 0},
 		{"fourth ADD: still fresh", nil, "172.18.0.0/16", 0},
 		{"after a foreign change: reads, finds a missing jump, repairs", func() {
-			ipt(t, n, IPv4, append([]string{"-t", "filter", "-D", "FORWARD"}, rule(nil, commentForwardJump, ForwardChain)...)...)
+			ipt(t, n, rules.IPv4, append([]string{"-t", "filter", "-D", "FORWARD"}, []string{"-m", "comment", "--comment", "minicni: forward pod traffic", "-j", rules.ForwardChain}...)...)
 		}, "172.18.0.0/16", 3},
 		{"verifies and records again", nil, "172.18.0.0/16", 1},
 		{"fresh again", nil, "172.18.0.0/16", 0},
@@ -101,15 +85,15 @@ func TestStampsSkipReads(t *testing.T) {
 // TestStampsNeedNFTables: a backend whose changes do not bump the nf_tables
 // generation (legacy iptables, a fake) never gets a fresh stamp.
 func TestStampsNeedNFTables(t *testing.T) {
-	st := &Stamps{Dir: t.TempDir()}
-	if s := st.lookup(newFake(), Spec{Family: IPv4, Forward: true}); s.fresh || s.path != "" {
+	node := Node{Stamps: &stamps.Stamps{Dir: t.TempDir()}}
+	if s := node.stamp(newFake(), rules.Spec{Family: rules.IPv4, Forward: true}); s != (stamps.Stamp{}) {
 		t.Errorf("a fake backend got a usable stamp: %+v", s)
 	}
 	dir := t.TempDir()
 	if err := os.Symlink("/usr/sbin/xtables-legacy-multi", dir+"/iptables-save"); err != nil {
 		t.Fatal(err)
 	}
-	if (Exec{Family: IPv4, Dirs: []string{dir}}).nfTables() {
+	if (backend.Exec{Family: rules.IPv4, Dirs: []string{dir}}).NFTables() {
 		t.Error("a legacy iptables-save counted as nf_tables")
 	}
 }

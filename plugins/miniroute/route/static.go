@@ -1,4 +1,4 @@
-package rules
+package route
 
 import (
 	"fmt"
@@ -10,10 +10,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// EnsureRoutes replaces each static route in the calling thread's network
+// EnsureStatic replaces each static route in the calling thread's network
 // namespace (the node's): one netlink message per route, whether or not it
 // is already there, which is cheaper than listing the routing table first.
-func EnsureRoutes(routes []Route) error {
+func EnsureStatic(routes []Static) error {
 	for _, r := range routes {
 		if err := netlink.RouteReplace(&netlink.Route{Dst: r.DstNet, Gw: r.ViaIP}); err != nil {
 			return libmini.Errorf(libmini.CodeLink, "static route %s: %v", r, err)
@@ -22,8 +22,8 @@ func EnsureRoutes(routes []Route) error {
 	return nil
 }
 
-// CheckRoutes describes each static route missing from the main table.
-func CheckRoutes(routes []Route) ([]string, error) {
+// CheckStatic describes each static route missing from the main table.
+func CheckStatic(routes []Static) ([]string, error) {
 	var problems []string
 	for _, r := range routes {
 		family := netlink.FAMILY_V4

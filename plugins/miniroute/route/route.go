@@ -1,4 +1,4 @@
-package rules
+package route
 
 import (
 	"context"
@@ -9,25 +9,51 @@ import (
 
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/minicni/minicni/libmini"
+	"github.com/minicni/minicni/plugins/miniroute/backend"
+	"github.com/minicni/minicni/plugins/miniroute/rules"
+	"github.com/minicni/minicni/plugins/miniroute/stamps"
 )
 
-// Node is where Add, Check and Status act: the iptables backend of each
-// family, in the namespace the plugin runs in, and a logger.
+// Node is where Add, Check and Status act, and what they act with: the
+// iptables backend of each family, in the namespace the plugin runs in, the
+// stamps, and a logger. The miniroute binary builds one (NewNode) per call;
+// tests build their own.
 type Node struct {
-	// IPTables returns the backend of a family; nil means NewExec.
-	IPTables func(Family) Backend
+	// IPTables returns the backend of a family; nil means backend.New.
+	IPTables func(rules.Family) Backend
 	// Log receives what miniroute changed; nil discards it.
 	Log *slog.Logger
 	// Stamps, when set, let ADD skip reading a family's ruleset while the
 	// namespace's nf_tables generation is the one it was verified at.
-	Stamps *Stamps
+	Stamps *stamps.Stamps
 }
 
-func (n Node) backend(f Family) Backend {
+// NewNode is the binary's Node: the real iptables backends with their
+// default timeout, the stamps in stamps.DefaultDir, and log.
+func NewNode(log *slog.Logger) Node {
+	return Node{
+		IPTables: func(f rules.Family) Backend { return backend.New(f) },
+		Log:      log,
+		Stamps:   stamps.Default(),
+	}
+}
+
+func (n Node) backend(f rules.Family) Backend {
 	if n.IPTables == nil {
-		return NewExec(f)
+		return backend.New(f)
 	}
 	return n.IPTables(f)
+}
+
+// stamp is the stamp of s's rules when n keeps stamps and b's changes bump
+// the nf_tables generation (backend.Exec with iptables-nft); otherwise the
+// zero Stamp, which is never fresh and records nothing.
+func (n Node) stamp(b Backend, s rules.Spec) stamps.Stamp {
+	nft, ok := b.(interface{ NFTables() bool })
+	if n.Stamps == nil || !ok || !nft.NFTables() {
+		return stamps.Stamp{}
+	}
+	return n.Stamps.Lookup(s.Family, s.Digest())
 }
 
 func (n Node) log() *slog.Logger {
@@ -76,8 +102,8 @@ func Add(ctx context.Context, conf *NetConf, node Node) (*current.Result, error)
 			continue
 		}
 		b := node.backend(s.Family)
-		st := node.Stamps.lookup(b, s)
-		if st.fresh {
+		st := node.stamp(b, s)
+		if st.Fresh() {
 			continue
 		}
 		changed, err := Ensure(ctx, b, s)
@@ -88,10 +114,10 @@ func Add(ctx context.Context, conf *NetConf, node Node) (*current.Result, error)
 			node.log().Info("ensured iptables rules", "family", s.Family.String())
 		} else {
 			// Verified in place at a generation no older than the stamp's.
-			st.record()
+			st.Record()
 		}
 	}
-	if err := EnsureRoutes(conf.Routes); err != nil {
+	if err := EnsureStatic(conf.Routes); err != nil {
 		return nil, err
 	}
 	return prev, nil
@@ -117,7 +143,7 @@ func Check(ctx context.Context, conf *NetConf, node Node) error {
 			return err
 		}
 	}
-	missing, err := CheckRoutes(conf.Routes)
+	missing, err := CheckStatic(conf.Routes)
 	if err != nil {
 		return err
 	}
@@ -128,23 +154,23 @@ func Check(ctx context.Context, conf *NetConf, node Node) error {
 	return nil
 }
 
-func familyOf(ip net.IP) Family {
+func familyOf(ip net.IP) rules.Family {
 	if isV4(ip) {
-		return IPv4
+		return rules.IPv4
 	}
-	return IPv6
+	return rules.IPv6
 }
 
-// Specs derives each family's Spec from conf and prevResult, for the
-// families of prevResult's addresses (IPv4 first). The pod subnets are the
+// Specs derives each family's rules.Spec from conf and prevResult, for the
+// families of prevResult's addresses (rules.IPv4 first). The pod subnets are the
 // networks of those addresses; a host prefix (/32, /128) inside a cluster
 // CIDR stands for that CIDR, so an IPAM handing out host prefixes does not
 // add a rule per pod. A family without clusterCIDR uses its pod subnets as
 // the cluster; a pod subnet outside the family's clusterCIDR is CNI error 7.
-func Specs(conf *NetConf, prev *current.Result) ([]Spec, error) {
-	var specs []Spec
-	for _, f := range []Family{IPv4, IPv6} {
-		s := Spec{Family: f, Forward: conf.Forward, Masquerade: conf.Masquerade}
+func Specs(conf *NetConf, prev *current.Result) ([]rules.Spec, error) {
+	var specs []rules.Spec
+	for _, f := range []rules.Family{rules.IPv4, rules.IPv6} {
+		s := rules.Spec{Family: f, Forward: conf.Forward, Masquerade: conf.Masquerade}
 		for _, c := range conf.Cluster {
 			if familyOf(c.IP) == f {
 				s.Cluster = append(s.Cluster, c)
@@ -186,7 +212,7 @@ func Specs(conf *NetConf, prev *current.Result) ([]Spec, error) {
 	return specs, nil
 }
 
-// network is the subnet of an address, with a 4-byte IP and mask for IPv4.
+// network is the subnet of an address, with a 4-byte IP and mask for rules.IPv4.
 func network(a net.IPNet) *net.IPNet {
 	ip, mask := a.IP, a.Mask
 	if v4 := ip.To4(); v4 != nil {

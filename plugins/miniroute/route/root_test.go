@@ -1,8 +1,9 @@
-package rules
+package route
 
 import (
 	"context"
 	"fmt"
+	"github.com/minicni/minicni/plugins/miniroute/stamps"
 	"net"
 	"os/exec"
 	"slices"
@@ -15,6 +16,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/minicni/minicni/libmini"
 	"github.com/minicni/minicni/libmini/minitest"
+	"github.com/minicni/minicni/plugins/miniroute/backend"
+	"github.com/minicni/minicni/plugins/miniroute/rules"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -32,14 +35,14 @@ func do(t testing.TB, n ns.NetNS, f func() error) {
 }
 
 // ipt runs an iptables command of family inside n and returns its output.
-func ipt(t testing.TB, n ns.NetNS, f Family, args ...string) string {
+func ipt(t testing.TB, n ns.NetNS, f rules.Family, args ...string) string {
 	t.Helper()
 	var out []byte
 	do(t, n, func() error {
 		var err error
-		out, err = exec.Command(f.command(), args...).CombinedOutput()
+		out, err = exec.Command(f.Command(), args...).CombinedOutput()
 		if err != nil {
-			return fmt.Errorf("%s %s: %v: %s", f.command(), strings.Join(args, " "), err, out)
+			return fmt.Errorf("%s %s: %v: %s", f.Command(), strings.Join(args, " "), err, out)
 		}
 		return nil
 	})
@@ -47,7 +50,7 @@ func ipt(t testing.TB, n ns.NetNS, f Family, args ...string) string {
 }
 
 // listRules is iptables -S of table in n without the policy lines.
-func listRules(t testing.TB, n ns.NetNS, f Family, table string) []string {
+func listRules(t testing.TB, n ns.NetNS, f rules.Family, table string) []string {
 	t.Helper()
 	var out []string
 	for _, l := range strings.Split(ipt(t, n, f, "-t", table, "-S"), "\n") {
@@ -69,8 +72,11 @@ func (c *counting) Save(ctx context.Context) ([]byte, error) {
 	return c.Backend.Save(ctx)
 }
 
-// nfTables lets stamps see through the wrapper.
-func (c *counting) nfTables() bool { return nftBackend(c.Backend) }
+// NFTables lets stamps see through the wrapper.
+func (c *counting) NFTables() bool {
+	n, ok := c.Backend.(interface{ NFTables() bool })
+	return ok && n.NFTables()
+}
 
 func (c *counting) Restore(ctx context.Context, b []byte) error {
 	if len(b) > 0 {
@@ -79,20 +85,20 @@ func (c *counting) Restore(ctx context.Context, b []byte) error {
 	return c.Backend.Restore(ctx, b)
 }
 
-func v6Spec() Spec {
-	return Spec{Family: IPv6, Forward: true, Masquerade: true,
+func v6Spec() rules.Spec {
+	return rules.Spec{Family: rules.IPv6, Forward: true, Masquerade: true,
 		Cluster: []*net.IPNet{mustCIDR("fd00:172:18::/56")}, PodNets: []*net.IPNet{mustCIDR("fd00:172:18::/64")}}
 }
 
 // TestRealEnsure: from scratch, the rules iptables -S shows are exactly the
 // documented ones; the next Ensure is one iptables-save and no write.
 func TestRealEnsure(t *testing.T) {
-	for _, s := range []Spec{v4Spec(), v6Spec()} {
+	for _, s := range []rules.Spec{v4Spec(), v6Spec()} {
 		t.Run(s.Family.String(), func(t *testing.T) {
 			n := minitest.NewNS(t)
 			fake := newFake() // the same spec on the fake gives the expected lines
 			ensure(t, fake, s)
-			b := &counting{Backend: NewExec(s.Family)}
+			b := &counting{Backend: backend.New(s.Family)}
 			do(t, n, func() error {
 				changed, err := Ensure(context.Background(), b, s)
 				if err == nil && !changed {
@@ -132,7 +138,7 @@ func TestRealRuleCountStable(t *testing.T) {
 	count := func() int {
 		c := 0
 		for _, table := range []string{"filter", "nat"} {
-			c += len(listRules(t, n, IPv4, table))
+			c += len(listRules(t, n, rules.IPv4, table))
 		}
 		return c
 	}
@@ -204,9 +210,9 @@ func TestRealCheckAndRepair(t *testing.T) {
 		}
 		return Check(context.Background(), conf(), Node{})
 	})
-	ipt(t, n, IPv4, "-t", "nat", "-D", "MINICNI-POSTROUTING", "-s", "172.18.0.0/24", "-m", "comment",
+	ipt(t, n, rules.IPv4, "-t", "nat", "-D", "MINICNI-POSTROUTING", "-s", "172.18.0.0/24", "-m", "comment",
 		"--comment", "minicni: masquerade the pod subnet", "-j", "MASQUERADE")
-	ipt(t, n, IPv6, "-D", "FORWARD", "1")
+	ipt(t, n, rules.IPv6, "-D", "FORWARD", "1")
 	do(t, n, func() error {
 		if err := netlink.RouteDel(&netlink.Route{Dst: mustCIDR("fd00:172:18:1::/64"), Gw: net.ParseIP("fd00:99::12")}); err != nil {
 			return err
@@ -224,7 +230,7 @@ func TestRealCheckAndRepair(t *testing.T) {
 		}
 	}
 	if strings.Contains(checkErr.Error(), "172.18.1.0/24") {
-		t.Errorf("CHECK reports the IPv4 route, which is there: %v", checkErr)
+		t.Errorf("CHECK reports the rules.IPv4 route, which is there: %v", checkErr)
 	}
 	do(t, n, func() error {
 		if _, err := Add(context.Background(), conf(), Node{}); err != nil {
@@ -237,7 +243,7 @@ func TestRealCheckAndRepair(t *testing.T) {
 // TestRealCleanup: Cleanup leaves exactly the rules that were there before
 // miniroute, in both families, and a second Cleanup changes nothing.
 func TestRealCleanup(t *testing.T) {
-	for _, s := range []Spec{v4Spec(), v6Spec()} {
+	for _, s := range []rules.Spec{v4Spec(), v6Spec()} {
 		t.Run(s.Family.String(), func(t *testing.T) {
 			n := minitest.NewNS(t)
 			for _, args := range [][]string{
@@ -250,14 +256,14 @@ func TestRealCleanup(t *testing.T) {
 			}
 			before := slices.Concat(listRules(t, n, s.Family, "filter"), listRules(t, n, s.Family, "nat"))
 			do(t, n, func() error {
-				if _, err := Ensure(context.Background(), NewExec(s.Family), s); err != nil {
+				if _, err := Ensure(context.Background(), backend.New(s.Family), s); err != nil {
 					return err
 				}
 				return nil
 			})
-			ipt(t, n, s.Family, "-A", "OTHER-FORWARD", "-j", ForwardChain) // a stray jump to our chain
+			ipt(t, n, s.Family, "-A", "OTHER-FORWARD", "-j", rules.ForwardChain) // a stray jump to our chain
 			for range 2 {
-				do(t, n, func() error { return Cleanup(context.Background(), NewExec(s.Family)) })
+				do(t, n, func() error { return Cleanup(context.Background(), backend.New(s.Family)) })
 				after := slices.Concat(listRules(t, n, s.Family, "filter"), listRules(t, n, s.Family, "nat"))
 				if d := cmp.Diff(before, after); d != "" {
 					t.Errorf("rules after Cleanup (-before +after):\n%s", d)
@@ -271,7 +277,7 @@ func TestRealCleanup(t *testing.T) {
 // and nobody in another one.
 func TestRealLockScope(t *testing.T) {
 	a, b := minitest.NewNS(t), minitest.NewNS(t)
-	e := NewExec(IPv4)
+	e := backend.New(rules.IPv4)
 	var unlock func()
 	do(t, a, func() error {
 		var err error
@@ -312,14 +318,14 @@ func TestRealLockScope(t *testing.T) {
 // BenchmarkEnsureFastPath measures an ADD's iptables work when everything is
 // already in place: `go test -run '^$' -bench . ./plugins/miniroute/rules`.
 func BenchmarkEnsureFastPath(b *testing.B) {
-	for _, specs := range [][]Spec{{v4Spec()}, {v4Spec(), v6Spec()}} {
+	for _, specs := range [][]rules.Spec{{v4Spec()}, {v4Spec(), v6Spec()}} {
 		name := "IPv4"
 		if len(specs) == 2 {
 			name = "dual-stack"
 		}
 		b.Run(name, func(b *testing.B) {
 			n := minitest.NewNS(b)
-			backends := map[Family]*counting{IPv4: {Backend: NewExec(IPv4)}, IPv6: {Backend: NewExec(IPv6)}}
+			backends := map[rules.Family]*counting{rules.IPv4: {Backend: backend.New(rules.IPv4)}, rules.IPv6: {Backend: backend.New(rules.IPv6)}}
 			do(b, n, func() error {
 				for _, s := range specs {
 					if _, err := Ensure(context.Background(), backends[s.Family], s); err != nil {
@@ -338,7 +344,7 @@ func BenchmarkEnsureFastPath(b *testing.B) {
 				}
 				return nil
 			})
-			execs := backends[IPv4].saves.Load() + backends[IPv6].saves.Load()
+			execs := backends[rules.IPv4].saves.Load() + backends[rules.IPv6].saves.Load()
 			b.ReportMetric(float64(execs)/float64(b.N), "execs/op")
 		})
 	}
@@ -349,8 +355,8 @@ func BenchmarkEnsureFastPath(b *testing.B) {
 // pods): no exec at all, one netlink request and one small file read.
 func BenchmarkAddStamped(b *testing.B) {
 	n := minitest.NewNS(b)
-	backend := &counting{Backend: NewExec(IPv4)}
-	node := Node{IPTables: func(Family) Backend { return backend }, Stamps: &Stamps{Dir: b.TempDir()}}
+	backend := &counting{Backend: backend.New(rules.IPv4)}
+	node := Node{IPTables: func(rules.Family) Backend { return backend }, Stamps: &stamps.Stamps{Dir: b.TempDir()}}
 	conf := func() *NetConf {
 		c, err := LoadConf([]byte(`{"cniVersion":"1.0.0","name":"n","type":"miniroute","clusterCIDR":["172.18.0.0/16"],` +
 			`"prevResult":{"cniVersion":"1.0.0","ips":[{"address":"172.18.0.5/24"}]}}`))

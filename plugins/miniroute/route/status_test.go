@@ -1,4 +1,4 @@
-package rules
+package route
 
 import (
 	"context"
@@ -9,12 +9,14 @@ import (
 
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/minicni/minicni/libmini"
+	"github.com/minicni/minicni/plugins/miniroute/backend"
+	"github.com/minicni/minicni/plugins/miniroute/rules"
 )
 
 // TestStatusNamesMissingTool: with the real backend searching only a
 // directory holding some of the iptables binaries (stand-ins that succeed
 // with an empty ruleset: no kernel is touched), STATUS answers 50 naming the
-// first missing tool a family needs, the ip6tables pair only with an IPv6
+// first missing tool a family needs, the ip6tables pair only with an rules.IPv6
 // clusterCIDR, and passes once every needed tool is there.
 func TestStatusNamesMissingTool(t *testing.T) {
 	const dual = `,"clusterCIDR":["172.18.0.0/16","fd00::/56"]`
@@ -26,11 +28,11 @@ func TestStatusNamesMissingTool(t *testing.T) {
 	}{
 		{"nothing installed", nil, ``, "iptables-restore"},
 		{"only iptables-restore", []string{"iptables-restore"}, ``, "iptables-save"},
-		{"IPv4 pair, IPv4 cluster", []string{"iptables-restore", "iptables-save"}, `,"clusterCIDR":"172.18.0.0/16"`, ""},
+		{"IPv4 pair, rules.IPv4 cluster", []string{"iptables-restore", "iptables-save"}, `,"clusterCIDR":"172.18.0.0/16"`, ""},
 		{"IPv4 pair, no clusterCIDR", []string{"iptables-restore", "iptables-save"}, ``, ""},
 		{"IPv4 pair, dual-stack cluster", []string{"iptables-restore", "iptables-save"}, dual, "ip6tables-restore"},
 		{"IPv6 save missing", []string{"iptables-restore", "iptables-save", "ip6tables-restore"}, dual, "ip6tables-save"},
-		{"IPv6 pair only, IPv6 cluster", []string{"ip6tables-restore", "ip6tables-save"}, `,"clusterCIDR":"fd00::/56"`, ""},
+		{"IPv6 pair only, rules.IPv6 cluster", []string{"ip6tables-restore", "ip6tables-save"}, `,"clusterCIDR":"fd00::/56"`, ""},
 		{"both pairs, dual-stack cluster", []string{"iptables-restore", "iptables-save", "ip6tables-restore", "ip6tables-save"}, dual, ""},
 		{"nothing installed, nothing needed", nil, dual + `,"forward":false,"masquerade":false`, ""},
 	}
@@ -42,7 +44,7 @@ func TestStatusNamesMissingTool(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			node := Node{IPTables: func(f Family) Backend { return Exec{Family: f, Dirs: []string{dir}} }}
+			node := Node{IPTables: func(f rules.Family) Backend { return backend.Exec{Family: f, Dirs: []string{dir}} }}
 			err := Status(context.Background(), loadConf(t, stdin(t, "1.1.0", tt.extra, nil)), node)
 			if tt.missing == "" {
 				if err != nil {

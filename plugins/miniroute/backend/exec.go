@@ -1,4 +1,14 @@
-package rules
+// Package backend runs iptables for miniroute: the iptables-save and
+// iptables-restore processes of one family, the lock that serializes
+// miniroute's writers, and the test of which iptables variant (nf_tables or
+// legacy) is installed.
+//
+// It is not go-iptables' *iptables.IPTables on purpose: that runs
+// `iptables --version` whenever one is made and reads one chain per exec, so
+// checking two chains and the two jumps to them costs five execs, while one
+// iptables-save reads everything at once; and only iptables-restore replaces
+// a chain's content atomically.
+package backend
 
 import (
 	"bytes"
@@ -11,76 +21,43 @@ import (
 	"strings"
 	"time"
 
+	"github.com/minicni/minicni/plugins/miniroute/rules"
 	"golang.org/x/sys/unix"
 )
 
-// Family is an IP family: IPv4 (iptables) or IPv6 (ip6tables).
-type Family int
-
-// The two families.
-const (
-	IPv4 Family = 4
-	IPv6 Family = 6
-)
-
-func (f Family) String() string {
-	if f == IPv6 {
-		return "IPv6"
-	}
-	return "IPv4"
-}
-
-// command is the family's iptables command, as an admin types it.
-func (f Family) command() string {
-	if f == IPv6 {
-		return "ip6tables"
-	}
-	return "iptables"
-}
-
-// Backend reads and writes one family's iptables ruleset in the network
-// namespace of the calling thread. Exec is the real one; unit tests use a
-// fake.
-//
-// It is not go-iptables' *iptables.IPTables on purpose: that runs
-// `iptables --version` whenever one is made and reads one chain per exec, so
-// checking two chains and the two jumps to them costs five execs, while one
-// iptables-save reads everything at once; and only iptables-restore replaces
-// a chain's content atomically.
-type Backend interface {
-	// Save returns the ruleset in iptables-save format.
-	Save(ctx context.Context) ([]byte, error)
-	// Restore applies rules in iptables-restore format without flushing the
-	// tables it names, in one transaction. Empty rules only check that the
-	// restore command can be run.
-	Restore(ctx context.Context, rules []byte) error
-	// Lock serializes miniroute's writers of this ruleset (across processes)
-	// until unlock is called.
-	Lock(ctx context.Context) (unlock func(), err error)
-}
-
-// ExecTimeout bounds each iptables exec: well inside the two minutes the
-// kubelet gives a whole sandbox, even with the xtables lock held elsewhere.
-var ExecTimeout = 30 * time.Second
+// DefaultTimeout bounds each iptables exec unless Exec.Timeout says
+// otherwise: well inside the two minutes the kubelet gives a whole sandbox,
+// even with the xtables lock held elsewhere.
+const DefaultTimeout = 30 * time.Second
 
 // Exec runs the family's iptables-save and iptables-restore binaries (from
 // Debian's iptables package) in the calling thread's network namespace.
 type Exec struct {
-	Family Family
+	Family rules.Family
 	// Dirs, when set, are the only directories searched for the binaries.
-	// By default PATH is searched, then /usr/sbin, /sbin, /usr/local/sbin (a
-	// runtime's PATH may lack the sbin directories).
+	// By default PATH is searched, then DefaultDirs (a runtime's PATH may
+	// lack the sbin directories).
 	Dirs []string
+	// Timeout bounds each exec; zero means DefaultTimeout.
+	Timeout time.Duration
 }
 
-// NewExec returns the real backend for f.
-func NewExec(f Family) Backend { return Exec{Family: f} }
+// New returns the real backend for f, with the default search and timeout.
+func New(f rules.Family) Exec { return Exec{Family: f, Timeout: DefaultTimeout} }
 
-var defaultDirs = []string{"/usr/sbin", "/sbin", "/usr/local/sbin"}
+// DefaultDirs are the directories searched after PATH when Exec.Dirs is nil.
+func DefaultDirs() []string { return []string{"/usr/sbin", "/sbin", "/usr/local/sbin"} }
+
+func (e Exec) timeout() time.Duration {
+	if e.Timeout <= 0 {
+		return DefaultTimeout
+	}
+	return e.Timeout
+}
 
 // lookPath finds the family's variant of tool ("save" or "restore").
 func (e Exec) lookPath(tool string) (string, error) {
-	name := e.Family.command() + "-" + tool
+	name := e.Family.Command() + "-" + tool
 	if e.Dirs == nil {
 		if p, err := exec.LookPath(name); err == nil {
 			return p, nil
@@ -88,7 +65,7 @@ func (e Exec) lookPath(tool string) (string, error) {
 	}
 	dirs := e.Dirs
 	if dirs == nil {
-		dirs = defaultDirs
+		dirs = DefaultDirs()
 	}
 	for _, d := range dirs {
 		p := filepath.Join(d, name)
@@ -134,7 +111,7 @@ func (e Exec) run(ctx context.Context, tool string, stdin []byte, args ...string
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, ExecTimeout)
+	ctx, cancel := context.WithTimeout(ctx, e.timeout())
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, args...)
 	var stdout, stderr bytes.Buffer
@@ -144,7 +121,7 @@ func (e Exec) run(ctx context.Context, tool string, stdin []byte, args ...string
 	}
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%s did not finish within %s: %w", filepath.Base(path), ExecTimeout, ctx.Err())
+			return nil, fmt.Errorf("%s did not finish within %s: %w", filepath.Base(path), e.timeout(), ctx.Err())
 		}
 		msg := strings.TrimSpace(stderr.String())
 		if msg == "" {
@@ -184,4 +161,17 @@ func (e Exec) Lock(ctx context.Context) (func(), error) {
 		}
 		wait = min(2*wait, 10*time.Millisecond)
 	}
+}
+
+// NFTables reports whether e's iptables-save is the nf_tables variant
+// (xtables-nft-multi, as on Debian 12) rather than the legacy one: only then
+// do its changes bump the namespace's nf_tables generation, which stamps
+// rely on.
+func (e Exec) NFTables() bool {
+	path, err := e.lookPath("save")
+	if err != nil {
+		return false
+	}
+	real, err := filepath.EvalSymlinks(path)
+	return err == nil && strings.Contains(filepath.Base(real), "nft")
 }
