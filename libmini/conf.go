@@ -1,8 +1,9 @@
 // Package libmini is the small library every minicni plugin shares: the
 // plugins' entry point (PluginMain: CNI variables checked, errors printed as
-// the spec's object), config decoding and validation, CNI errors, logging,
-// prevResult parsing and IPAM delegation. It deliberately imports neither netlink nor iptables: code that
-// touches the kernel lives with the plugin that needs it.
+// the spec's object), config decoding and validation, the one parser of
+// prefixes and addresses (addr.go, netip), CNI errors, logging, prevResult
+// parsing and IPAM delegation. It deliberately imports neither netlink nor
+// iptables: code that touches the kernel lives with the plugin that needs it.
 package libmini
 
 import (
