@@ -1,13 +1,15 @@
 // Package libmini is the small library every minicni plugin shares: the
 // plugins' entry point (PluginMain: CNI variables checked, errors printed as
-// the spec's object), config decoding and validation, CNI errors, logging,
-// prevResult parsing and IPAM delegation. It deliberately imports neither netlink nor iptables: code that
-// touches the kernel lives with the plugin that needs it.
+// the spec's object), config decoding and validation, the one parser of
+// prefixes and addresses (addr.go, netip), CNI errors, logging, prevResult
+// parsing and IPAM delegation. It deliberately imports neither netlink nor
+// iptables: code that touches the kernel lives with the plugin that needs it.
 package libmini
 
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"regexp"
 	"slices"
@@ -106,11 +108,18 @@ func ValidatePluginType(field, typ string) error {
 // '/', ':', NUL or whitespace, not "." or "..". field names the config key in
 // the error (code 7); CNI_IFNAME is ValidateEnvIfName's (code 4).
 func ValidateIfName(field, name string) error {
+	return ValidateIfNameAs(CodeInvalidConfig, field, name)
+}
+
+// ValidateIfNameAs is ValidateIfName with the error's CNI code chosen by the
+// caller, for a name that is not a config key (CNI_IFNAME passed in-process:
+// CodeInvalidEnv).
+func ValidateIfNameAs(code uint, field, name string) error {
 	if p := ifNameProblem(name); p != "" {
 		if name == "" {
-			return ConfigErrorf("%s %s", field, p)
+			return Errorf(code, "%s %s", field, p)
 		}
-		return ConfigErrorf("%s %q %s", field, name, p)
+		return Errorf(code, "%s %q %s", field, name, p)
 	}
 	return nil
 }
@@ -125,6 +134,8 @@ func ValidateMTU(field string, mtu int) error {
 
 // ParseSubnet parses a CIDR that must name a network (no host bits set) and
 // returns it with a 4-byte IP for IPv4.
+//
+// Deprecated: use ParsePrefix; kept while miniroute's config holds net.IPNet.
 func ParseSubnet(field, s string) (*net.IPNet, error) {
 	ip, n, err := net.ParseCIDR(s)
 	if err != nil {
@@ -140,6 +151,8 @@ func ParseSubnet(field, s string) (*net.IPNet, error) {
 }
 
 // ParseIP parses a plain IP address, returning IPv4 in 4-byte form.
+//
+// Deprecated: use ParseAddr; kept while miniroute's config holds net.IP.
 func ParseIP(field, s string) (net.IP, error) {
 	ip := net.ParseIP(s)
 	if ip == nil {
@@ -151,16 +164,25 @@ func ParseIP(field, s string) (net.IP, error) {
 	return ip, nil
 }
 
-// PrevResult parses conf's prevResult into a types/100 result. It returns nil
-// and no error when there is none.
+// PrevResult returns conf's prevResult as a types/100 result, or nil and no
+// error when there is none. conf is left as it was (cniversion's parser
+// moves RawPrevResult into PrevResult: it works on a copy), so a config may
+// be read any number of times; a conf whose PrevResult was parsed already
+// answers from it.
 func PrevResult(conf *types.PluginConf) (*current.Result, error) {
-	if conf.RawPrevResult == nil {
+	parsed := conf.PrevResult
+	if conf.RawPrevResult != nil {
+		c := *conf
+		c.RawPrevResult = maps.Clone(conf.RawPrevResult) // the parser writes into it too
+		if err := cniversion.ParsePrevResult(&c); err != nil {
+			return nil, types.NewError(CodeDecode, "failed to parse prevResult", err.Error())
+		}
+		parsed = c.PrevResult
+	}
+	if parsed == nil {
 		return nil, nil
 	}
-	if err := cniversion.ParsePrevResult(conf); err != nil {
-		return nil, types.NewError(CodeDecode, "failed to parse prevResult", err.Error())
-	}
-	res, err := current.NewResultFromResult(conf.PrevResult)
+	res, err := current.NewResultFromResult(parsed)
 	if err != nil {
 		return nil, types.NewError(CodeDecode, "failed to convert prevResult", err.Error())
 	}

@@ -77,6 +77,19 @@ func TestValidateIfName(t *testing.T) {
 	}
 }
 
+func TestValidateIfNameAs(t *testing.T) {
+	err := ValidateIfNameAs(CodeInvalidEnv, "CNI_IFNAME", "a/b")
+	if code(t, err) != CodeInvalidEnv || err.Error() != `CNI_IFNAME "a/b" contains '/', ':' or whitespace` {
+		t.Errorf("ValidateIfNameAs = %v (code %d)", err, code(t, err))
+	}
+	if err := ValidateIfNameAs(CodeInvalidEnv, "CNI_IFNAME", "eth0"); err != nil {
+		t.Errorf("eth0: %v", err)
+	}
+	if err := ValidateIfName("bridge", ""); code(t, err) != CodeInvalidConfig || err.Error() != "bridge is empty" {
+		t.Errorf("ValidateIfName empty = %v", err)
+	}
+}
+
 func TestValidateMTU(t *testing.T) {
 	for mtu, ok := range map[int]bool{0: true, 68: true, 1500: true, 9000: true, 65535: true, -1: false, 10: false, 67: false, 65536: false} {
 		if err := ValidateMTU("mtu", mtu); (err == nil) != ok {
@@ -164,5 +177,32 @@ func TestPrevResult(t *testing.T) {
 	var c testConf
 	if res, err := PrevResult(&c.PluginConf); res != nil || err != nil {
 		t.Errorf("no prevResult gave %v, %v", res, err)
+	}
+}
+
+// TestPrevResultKeepsConf: PrevResult leaves its argument as it was, so a
+// second call (CHECK reading the config twice) gets the same answer.
+func TestPrevResultKeepsConf(t *testing.T) {
+	var c testConf
+	stdin := `{"cniVersion":"0.4.0","name":"n","prevResult":{"ips":[{"version":"4","address":"10.0.0.2/24"}]}}`
+	if err := Decode([]byte(stdin), &c); err != nil {
+		t.Fatal(err)
+	}
+	raw := len(c.RawPrevResult)
+	for i := range 2 {
+		res, err := PrevResult(&c.PluginConf)
+		if err != nil || res == nil || len(res.IPs) != 1 || res.IPs[0].Address.String() != "10.0.0.2/24" {
+			t.Fatalf("call %d: PrevResult = %v, %v", i+1, res, err)
+		}
+		if len(c.RawPrevResult) != raw || c.PrevResult != nil {
+			t.Fatalf("call %d changed conf: raw %v, parsed %v", i+1, c.RawPrevResult, c.PrevResult)
+		}
+	}
+	// A conf parsed by cniversion already answers from PrevResult.
+	parsed := c.PluginConf
+	parsed.RawPrevResult = nil
+	parsed.PrevResult, _ = PrevResult(&c.PluginConf)
+	if res, err := PrevResult(&parsed); err != nil || res == nil || len(res.IPs) != 1 {
+		t.Errorf("parsed conf: PrevResult = %v, %v", res, err)
 	}
 }

@@ -241,7 +241,7 @@ func renderRoute(p *object, pods, cluster []netip.Prefix) error {
 		if !hasFamily(cluster, pod.Addr().Is4()) {
 			continue // miniroute uses the pod subnet itself for this family
 		}
-		if !slices.ContainsFunc(cluster, func(c netip.Prefix) bool { return c.Bits() <= pod.Bits() && c.Contains(pod.Addr()) }) {
+		if !libmini.Within(pod, cluster) {
 			return fmt.Errorf("podCIDR %s is outside clusterCIDR %v", pod, cluster)
 		}
 	}
@@ -256,14 +256,9 @@ func hasFamily(ps []netip.Prefix, v4 bool) bool {
 func parseClusterCIDRs(raw []string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for _, s := range raw {
-		p, err := netip.ParsePrefix(s)
-		switch {
-		case err != nil || p.Addr().Is4In6() || p.Addr().Zone() != "":
-			return nil, fmt.Errorf("invalid cluster CIDR %q: not a CIDR", s)
-		case p.Masked() != p:
-			return nil, fmt.Errorf("invalid cluster CIDR %q: host bits set, the network is %s", s, p.Masked())
-		case p.Bits() == 0:
-			return nil, fmt.Errorf("invalid cluster CIDR %q: covers every address", s)
+		p, err := libmini.ParsePrefix("cluster CIDR", s, libmini.NotWhole)
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, p)
 	}

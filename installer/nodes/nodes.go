@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+
+	"github.com/minicni/minicni/libmini"
 )
 
 // Node is what the installer uses of a Node object, exactly as read: nothing
@@ -116,42 +118,16 @@ func ParsePodCIDRs(raw []string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// ParseCIDR validates one pod CIDR (see ParsePodCIDRs).
+// ParseCIDR validates one pod CIDR (see ParsePodCIDRs) with
+// libmini.ParsePrefix. Accepting only the canonical text keeps odd spellings
+// (upper case IPv6) from naming the same network twice.
 func ParseCIDR(s string) (netip.Prefix, error) {
-	p, err := netip.ParsePrefix(s)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("invalid podCIDR %q: not a CIDR", s)
-	}
-	a := p.Addr()
-	switch {
-	case a.Is4In6():
-		return netip.Prefix{}, fmt.Errorf("invalid podCIDR %q: IPv4-mapped IPv6", s)
-	case p.Masked() != p:
-		return netip.Prefix{}, fmt.Errorf("invalid podCIDR %q: host bits set, the network is %s", s, p.Masked())
-	case p.Bits() == 0:
-		return netip.Prefix{}, fmt.Errorf("invalid podCIDR %q: covers every address", s)
-	case a.Is4() && p.Bits() > 30, a.Is6() && p.Bits() > 126:
-		return netip.Prefix{}, fmt.Errorf("invalid podCIDR %q: too small for a gateway and pods", s)
-	case a.IsLoopback(), a.IsMulticast(), a.IsLinkLocalUnicast(), a.IsInterfaceLocalMulticast():
-		return netip.Prefix{}, fmt.Errorf("invalid podCIDR %q: not a unicast pod network", s)
-	case p.String() != s:
-		// Accepting only the canonical text keeps odd spellings (leading
-		// zeros, upper case IPv6) from naming the same network twice.
-		return netip.Prefix{}, fmt.Errorf("invalid podCIDR %q: not in canonical form %s", s, p)
-	}
-	return p, nil
+	return libmini.ParsePrefix("podCIDR", s, libmini.NotWhole|libmini.RoomForPods|libmini.Unicast|libmini.Canonical)
 }
 
-// ParseIP validates a node's internal IP: a unicast address that can be a
-// next hop (not unspecified, loopback, multicast or link-local).
+// ParseIP validates a node's internal IP with libmini.ParseAddr: a unicast
+// address that can be a next hop (not unspecified, loopback, multicast or
+// link-local), IPv4-mapped IPv6 unmapped.
 func ParseIP(s string) (netip.Addr, error) {
-	a, err := netip.ParseAddr(s)
-	if err != nil || a.Zone() != "" {
-		return netip.Addr{}, fmt.Errorf("invalid internal IP %q: not an IP address", s)
-	}
-	a = a.Unmap()
-	if a.IsUnspecified() || a.IsLoopback() || a.IsMulticast() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() {
-		return netip.Addr{}, fmt.Errorf("invalid internal IP %q: not a routable unicast address", s)
-	}
-	return a, nil
+	return libmini.ParseAddr("internal IP", s, libmini.Unicast)
 }

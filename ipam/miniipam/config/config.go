@@ -201,15 +201,11 @@ func parseRange(label string, rj RangeJSON) (Range, error) {
 	if rj.Subnet == "" {
 		return r, libmini.ConfigErrorf("missing %s.subnet", label)
 	}
-	subnet, err := parsePrefix(label+".subnet", rj.Subnet)
+	subnet, err := libmini.ParsePrefix(label+".subnet", rj.Subnet, libmini.RoomForPods)
 	if err != nil {
 		return r, err
 	}
 	bits := subnet.Addr().BitLen()
-	if subnet.Bits() > bits-2 {
-		return r, libmini.ConfigErrorf("invalid %s.subnet %q: a /%d IPv%d subnet is too small (at most /%d)",
-			label, rj.Subnet, subnet.Bits(), map[int]int{32: 4, 128: 6}[bits], bits-2)
-	}
 	r.Subnet = subnet
 	network := subnet.Addr()
 	last := lastAddr(subnet)
@@ -217,7 +213,7 @@ func parseRange(label string, rj RangeJSON) (Range, error) {
 		return a != network && (bits == 128 || a != last)
 	}
 	inSubnet := func(field, s string) (netip.Addr, error) {
-		a, err := parseAddr(label+"."+field, s)
+		a, err := libmini.ParseAddr(label+"."+field, s)
 		if err != nil {
 			return a, err
 		}
@@ -281,52 +277,13 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	return a
 }
 
-// parsePrefix parses a CIDR naming a network: no host bits, no zone, IPv4 in
-// plain (not IPv4-mapped) form.
-func parsePrefix(field, s string) (netip.Prefix, error) {
-	p, err := netip.ParsePrefix(s)
-	if err != nil || p.Addr().Zone() != "" {
-		return p, libmini.ConfigErrorf("invalid %s %q: not a CIDR", field, s)
-	}
-	if p.Addr().Is4In6() {
-		return p, libmini.ConfigErrorf("invalid %s %q: write IPv4 subnets in dotted form", field, s)
-	}
-	if m := p.Masked(); m != p {
-		return p, libmini.ConfigErrorf("invalid %s %q: host bits set, the network is %s", field, s, m)
-	}
-	return p, nil
-}
-
-// parseAddr parses an IP address; an IPv4-mapped IPv6 address becomes plain
-// IPv4, as host-local canonicalises it.
-func parseAddr(field, s string) (netip.Addr, error) {
-	a, err := netip.ParseAddr(s)
-	if err != nil || a.Zone() != "" {
-		return netip.Addr{}, libmini.ConfigErrorf("invalid %s %q: not an IP address", field, s)
-	}
-	return a.Unmap(), nil
-}
-
-// parseRequested accepts an address or an address with a prefix length (the
-// prefix is ignored, as host-local does).
-func parseRequested(s string) (netip.Addr, bool) {
-	if p, err := netip.ParsePrefix(s); err == nil && p.Addr().Zone() == "" {
-		return p.Addr().Unmap(), true
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil || a.Zone() != "" {
-		return netip.Addr{}, false
-	}
-	return a.Unmap(), true
-}
-
 func (c *NetConf) loadRoutes() error {
 	for i, rj := range c.IPAM.Routes {
 		field := fmt.Sprintf("ipam.routes[%d]", i)
 		if rj.Dst == "" {
 			return libmini.ConfigErrorf("missing %s.dst", field)
 		}
-		dst, err := parsePrefix(field+".dst", rj.Dst)
+		dst, err := libmini.ParsePrefix(field+".dst", rj.Dst)
 		if err != nil {
 			return err
 		}
@@ -339,7 +296,7 @@ func (c *NetConf) loadRoutes() error {
 			Scope:    rj.Scope,
 		}
 		if rj.GW != "" {
-			gw, err := parseAddr(field+".gw", rj.GW)
+			gw, err := libmini.ParseAddr(field+".gw", rj.GW)
 			if err != nil {
 				return err
 			}
@@ -370,9 +327,10 @@ func (c *NetConf) loadRequested(envArgs string) error {
 		if k != "IP" {
 			continue
 		}
-		a, ok := parseRequested(v)
-		if !ok {
-			return types.NewError(libmini.CodeInvalidEnv, fmt.Sprintf("invalid CNI_ARGS IP %q: not an IP address", v), "CNI_ARGS="+envArgs)
+		a, err := libmini.ParseAddr("CNI_ARGS IP", v, libmini.PrefixLenIgnored,
+			libmini.WithCode(libmini.CodeInvalidEnv, "CNI_ARGS="+envArgs))
+		if err != nil {
+			return err
 		}
 		reqs = append(reqs, req{"CNI_ARGS IP", a})
 	}
@@ -381,9 +339,9 @@ func (c *NetConf) loadRequested(envArgs string) error {
 		list  []string
 	}{{"args.cni.ips", c.Args.CNI.IPs}, {"runtimeConfig.ips", c.RuntimeConfig.IPs}} {
 		for _, s := range l.list {
-			a, ok := parseRequested(s)
-			if !ok {
-				return libmini.ConfigErrorf("invalid %s entry %q: not an IP address", l.field, s)
+			a, err := libmini.ParseAddr(l.field+" entry", s, libmini.PrefixLenIgnored)
+			if err != nil {
+				return err
 			}
 			reqs = append(reqs, req{l.field, a})
 		}
