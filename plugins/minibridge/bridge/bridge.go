@@ -272,7 +272,7 @@ func resolveMTU(mtu int) (int, error) {
 	for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
 		routes, err := netlinksafe.RouteList(nil, family)
 		if err != nil {
-			return 0, types.NewError(libmini.CodeLink, "listing routes to find the default-route interface's MTU", err.Error())
+			return 0, linkErr(err, "listing routes to find the default-route interface's MTU")
 		}
 		for _, r := range routes {
 			if r.Dst != nil && !isDefault(r.Dst) {
@@ -368,12 +368,12 @@ func ensureBridge(conf *NetConf, mtu int) (*netlink.Bridge, error) {
 			if conf.Vlan != 0 {
 				return nil, vlanError(fmt.Sprintf("creating bridge %s with VLAN filtering", conf.Bridge), err)
 			}
-			return nil, types.NewError(libmini.CodeLink, fmt.Sprintf("creating bridge %s", conf.Bridge), err.Error())
+			return nil, linkErr(err, "creating bridge %s", conf.Bridge)
 		}
 		l, err = netlinksafe.LinkByName(conf.Bridge)
 	}
 	if err != nil {
-		return nil, types.NewError(libmini.CodeLink, fmt.Sprintf("reading bridge %s", conf.Bridge), err.Error())
+		return nil, linkErr(err, "reading bridge %s", conf.Bridge)
 	}
 	br, ok := l.(*netlink.Bridge)
 	if !ok {
@@ -392,17 +392,17 @@ func ensureBridge(conf *NetConf, mtu int) (*netlink.Bridge, error) {
 	}
 	if br.MTU != mtu {
 		if err := netlink.LinkSetMTU(br, mtu); err != nil {
-			return nil, types.NewError(libmini.CodeLink, fmt.Sprintf("setting MTU %d on bridge %s", mtu, conf.Bridge), err.Error())
+			return nil, linkErr(err, "setting MTU %d on bridge %s", mtu, conf.Bridge)
 		}
 	}
 	if conf.PromiscMode && br.Promisc == 0 {
 		if err := netlink.SetPromiscOn(br); err != nil {
-			return nil, types.NewError(libmini.CodeLink, fmt.Sprintf("setting bridge %s promiscuous", conf.Bridge), err.Error())
+			return nil, linkErr(err, "setting bridge %s promiscuous", conf.Bridge)
 		}
 	}
 	if br.Flags&net.FlagUp == 0 {
 		if err := netlink.LinkSetUp(br); err != nil {
-			return nil, types.NewError(libmini.CodeLink, fmt.Sprintf("setting bridge %s up", conf.Bridge), err.Error())
+			return nil, linkErr(err, "setting bridge %s up", conf.Bridge)
 		}
 	}
 	return br, nil
@@ -423,7 +423,7 @@ func ensureGateways(br netlink.Link, gws []*net.IPNet, force bool) error {
 		}
 		addrs, err := netlinksafe.AddrList(br, family)
 		if err != nil {
-			return types.NewError(libmini.CodeLink, fmt.Sprintf("listing addresses of bridge %s", name), err.Error())
+			return linkErr(err, "listing addresses of bridge %s", name)
 		}
 		present := false
 		for _, a := range addrs {
@@ -440,7 +440,7 @@ func ensureGateways(br netlink.Link, gws []*net.IPNet, force bool) error {
 					name, a.IPNet, gw)
 			}
 			if err := netlink.AddrDel(br, &a); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
-				return types.NewError(libmini.CodeLink, fmt.Sprintf("removing %s from bridge %s", a.IPNet, name), err.Error())
+				return linkErr(err, "removing %s from bridge %s", a.IPNet, name)
 			}
 		}
 		if present {
@@ -456,7 +456,7 @@ func ensureGateways(br netlink.Link, gws []*net.IPNet, force bool) error {
 			addr.Flags = unix.IFA_F_NODAD
 		}
 		if err := netlink.AddrAdd(br, addr); err != nil && !errors.Is(err, unix.EEXIST) {
-			return types.NewError(libmini.CodeLink, fmt.Sprintf("adding gateway %s to bridge %s", gw, name), err.Error())
+			return linkErr(err, "adding gateway %s to bridge %s", gw, name)
 		}
 	}
 	return nil
@@ -477,11 +477,11 @@ func inAnySubnet(a *net.IPNet, gws []*net.IPNet) bool {
 // address, IPv6 forwarding; each sysctl is written only when not yet 1.
 func enableForwarding(v6 bool) error {
 	if err := ip.EnableIP4Forward(); err != nil {
-		return types.NewError(libmini.CodeLink, "enabling IPv4 forwarding", err.Error())
+		return linkErr(err, "enabling IPv4 forwarding")
 	}
 	if v6 {
 		if err := ip.EnableIP6Forward(); err != nil {
-			return types.NewError(libmini.CodeLink, "enabling IPv6 forwarding", err.Error())
+			return linkErr(err, "enabling IPv6 forwarding")
 		}
 	}
 	return nil
@@ -512,14 +512,14 @@ func configurePod(ifName string, res *current.Result, v6, dad bool) error {
 	addrs := *res
 	addrs.Routes = nil
 	if err := ipam.ConfigureIface(ifName, &addrs); err != nil {
-		return types.NewError(libmini.CodeLink, fmt.Sprintf("configuring %s in the pod", ifName), err.Error())
+		return linkErr(err, "configuring %s in the pod", ifName)
 	}
 	l, err := netlinksafe.LinkByName(ifName)
 	if err != nil {
-		return types.NewError(libmini.CodeLink, fmt.Sprintf("finding %s in the pod", ifName), err.Error())
+		return linkErr(err, "finding %s in the pod", ifName)
 	}
 	if err := addRoutes(l, res); err != nil {
-		return types.NewError(libmini.CodeLink, fmt.Sprintf("configuring the routes of %s in the pod", ifName), err.Error())
+		return linkErr(err, "configuring the routes of %s in the pod", ifName)
 	}
 	return nil
 }
@@ -530,16 +530,16 @@ func attach(conf *NetConf, br *netlink.Bridge, hostName string) error {
 	// The index changed when the link moved netns: look it up again.
 	l, err := netlinksafe.LinkByName(hostName)
 	if err != nil {
-		return types.NewError(libmini.CodeLink, fmt.Sprintf("finding host veth %s", hostName), err.Error())
+		return linkErr(err, "finding host veth %s", hostName)
 	}
 	if err := netlink.LinkSetMaster(l, br); err != nil {
-		return types.NewError(libmini.CodeLink, fmt.Sprintf("attaching %s to bridge %s", hostName, conf.Bridge), err.Error())
+		return linkErr(err, "attaching %s to bridge %s", hostName, conf.Bridge)
 	}
 	if err := netlink.LinkSetHairpin(l, conf.HairpinMode); err != nil {
-		return types.NewError(libmini.CodeLink, fmt.Sprintf("setting hairpin mode of %s", hostName), err.Error())
+		return linkErr(err, "setting hairpin mode of %s", hostName)
 	}
 	if err := netlink.LinkSetIsolated(l, conf.PortIsolation); err != nil {
-		return types.NewError(libmini.CodeLink, fmt.Sprintf("setting the isolated flag of %s to %v", hostName, conf.PortIsolation), err.Error())
+		return linkErr(err, "setting the isolated flag of %s to %v", hostName, conf.PortIsolation)
 	}
 	if conf.Vlan != 0 {
 		return setPortVlan(l, conf.Vlan, conf.PreserveDefaultVlan)
@@ -554,7 +554,7 @@ func waitUp(name string, timeout time.Duration) (netlink.Link, error) {
 	for {
 		l, err := netlinksafe.LinkByName(name)
 		if err != nil {
-			return nil, types.NewError(libmini.CodeLink, fmt.Sprintf("finding host veth %s", name), err.Error())
+			return nil, linkErr(err, "finding host veth %s", name)
 		}
 		if l.Attrs().OperState == netlink.OperUp {
 			return l, nil
@@ -575,10 +575,10 @@ func delLink(name string) error {
 		if errors.As(err, &nf) {
 			return nil
 		}
-		return types.NewError(libmini.CodeLink, fmt.Sprintf("finding %s", name), err.Error())
+		return linkErr(err, "finding %s", name)
 	}
 	if err := netlink.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
-		return types.NewError(libmini.CodeLink, fmt.Sprintf("deleting %s", name), err.Error())
+		return linkErr(err, "deleting %s", name)
 	}
 	return nil
 }
@@ -593,7 +593,7 @@ func setSysctl(name, value string, missingOK bool) error {
 		if missingOK && errors.Is(err, os.ErrNotExist) {
 			return nil
 		}
-		return types.NewError(libmini.CodeLink, fmt.Sprintf("setting %s=%s", name, value), err.Error())
+		return linkErr(err, "setting %s=%s", name, value)
 	}
 	return nil
 }
@@ -612,4 +612,11 @@ func ipStrings(ips []*current.IPConfig) []string {
 		s[i] = ipc.Address.String()
 	}
 	return s
+}
+
+// linkErr is the CodeLink error for a link, address, route or sysctl
+// operation that failed: msg says what was being done (format and a, as
+// fmt.Sprintf), details carry err.
+func linkErr(err error, format string, a ...any) error {
+	return types.NewError(libmini.CodeLink, fmt.Sprintf(format, a...), err.Error())
 }

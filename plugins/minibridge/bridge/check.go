@@ -2,11 +2,9 @@ package bridge
 
 import (
 	"context"
-	"fmt"
 	"net"
 
 	"github.com/containernetworking/cni/pkg/skel"
-	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/plugins/pkg/ip"
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
@@ -122,7 +120,7 @@ func checkHost(conf *NetConf, args *skel.CmdArgs, mtu int, ips []*current.IPConf
 	}
 	info, err := netlinksafe.LinkGetProtinfo(veth)
 	if err != nil {
-		return 0, types.NewError(libmini.CodeLink, fmt.Sprintf("reading the port flags of %s", hostName), err.Error())
+		return 0, linkErr(err, "reading the port flags of %s", hostName)
 	}
 	if info.Isolated != conf.PortIsolation {
 		return 0, drift("host veth %s has isolated %v, want %v (portIsolation)", hostName, info.Isolated, conf.PortIsolation)
@@ -134,7 +132,7 @@ func checkHost(conf *NetConf, args *skel.CmdArgs, mtu int, ips []*current.IPConf
 		}
 		vlans, err := netlinksafe.BridgeVlanList()
 		if err != nil {
-			return 0, types.NewError(libmini.CodeLink, "listing the VLANs of bridge ports", err.Error())
+			return 0, linkErr(err, "listing the VLANs of bridge ports")
 		}
 		if err := checkPortVlan(vlans, veth, conf.Vlan, conf.PreserveDefaultVlan); err != nil {
 			return 0, drift("%v", err)
@@ -149,7 +147,7 @@ func checkHost(conf *NetConf, args *skel.CmdArgs, mtu int, ips []*current.IPConf
 		name := gwLink.Attrs().Name
 		addrs, err := netlinksafe.AddrList(gwLink, netlink.FAMILY_ALL)
 		if err != nil {
-			return 0, types.NewError(libmini.CodeLink, fmt.Sprintf("listing addresses of %s", name), err.Error())
+			return 0, linkErr(err, "listing addresses of %s", name)
 		}
 		for _, gw := range gatewayNets(ips) {
 			found := false

@@ -62,7 +62,7 @@ func collectVeths(conf *NetConf, valid []types.GCAttachment) ([]string, error) {
 	brIndex := -1 // no bridge: no port is ours
 	bl, err := netlinksafe.LinkByName(conf.Bridge)
 	if notFound := (netlink.LinkNotFoundError{}); err != nil && !errors.As(err, &notFound) {
-		return nil, types.NewError(libmini.CodeLink, "reading bridge "+conf.Bridge, err.Error())
+		return nil, linkErr(err, "reading bridge %s", conf.Bridge)
 	}
 	if _, ok := bl.(*netlink.Bridge); ok {
 		brIndex = bl.Attrs().Index
@@ -73,7 +73,7 @@ func collectVeths(conf *NetConf, valid []types.GCAttachment) ([]string, error) {
 	}
 	links, err := netlinksafe.LinkList()
 	if err != nil {
-		return nil, types.NewError(libmini.CodeLink, "listing links", err.Error())
+		return nil, linkErr(err, "listing links")
 	}
 	mine := ownerAlias(conf.Name)
 	var removed []string
@@ -118,7 +118,7 @@ func setOwner(name, network string) error {
 		err = netlink.LinkSetAlias(l, ownerAlias(network))
 	}
 	if err != nil {
-		return types.NewError(libmini.CodeLink, "setting the alias of "+name, err.Error())
+		return linkErr(err, "setting the alias of %s", name)
 	}
 	return nil
 }
