@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/minicni/minicni/ipam/miniipam/config"
@@ -40,31 +41,22 @@ func New(conf *config.NetConf, log *slog.Logger) *Allocator {
 	return &Allocator{Conf: conf, Store: d, Log: log}
 }
 
-// Add reserves one address per range set for (containerID, ifname); see
-// Allocator.Add.
-func Add(ctx context.Context, conf *config.NetConf, containerID, ifname string) (*current.Result, error) {
-	return New(conf, nil).Add(ctx, containerID, ifname)
-}
-
-// Del releases (containerID, ifname)'s reservations; see Allocator.Del.
-func Del(ctx context.Context, conf *config.NetConf, containerID, ifname string) error {
-	return New(conf, nil).Del(ctx, containerID, ifname)
-}
-
-// Check verifies (containerID, ifname)'s reservations; see Allocator.Check.
-func Check(ctx context.Context, conf *config.NetConf, containerID, ifname string) error {
-	return New(conf, nil).Check(ctx, containerID, ifname)
-}
-
-// GC releases the reservations of attachments not in conf's valid list; see
-// Allocator.GC.
-func GC(ctx context.Context, conf *config.NetConf) error {
-	return New(conf, nil).GC(ctx)
-}
-
-// Status reports whether an address could be allocated; see Allocator.Status.
-func Status(ctx context.Context, conf *config.NetConf) error {
-	return New(conf, nil).Status(ctx)
+// Open is miniipam run in-process for one command (cmd is the CNI verb):
+// it loads the config from args' stdin and CNI_ARGS and returns its
+// allocator, logging as miniipam to the config's logFile (tagged with args'
+// attachment, except for GC and STATUS, which have none), and the function
+// that closes that log. The miniipam binary and minibridge's in-process IPAM
+// both start every command here, so they behave identically.
+func Open(cmd string, args *skel.CmdArgs) (_ *Allocator, closeLog func(), _ error) {
+	conf, err := config.LoadConf(args.StdinData, args.Args)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cmd == "GC" || cmd == "STATUS" {
+		args = nil // no container
+	}
+	log, closeLog := libmini.Logger("miniipam", cmd, conf.LogFile, args)
+	return New(conf, log), closeLog, nil
 }
 
 // validateOwner checks CNI_CONTAINERID and CNI_IFNAME, which are written
