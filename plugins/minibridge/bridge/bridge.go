@@ -26,8 +26,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const plugin = "minibridge"
-
 // VethPrefix starts every host-side veth name minibridge creates, so an
 // admin (or a GC) recognises them in `ip link`.
 const VethPrefix = "mbr"
@@ -35,10 +33,6 @@ const VethPrefix = "mbr"
 // DefaultMTU is used when the config says 0 and the host netns has no
 // default route.
 const DefaultMTU = 1500
-
-// UpTimeout bounds the wait for the host end of the veth to be up; the
-// veth is normally up within a few milliseconds.
-var UpTimeout = 5 * time.Second
 
 // upPoll is the interval between two looks at the host end's state.
 const upPoll = time.Millisecond
@@ -60,9 +54,8 @@ func HostVethName(containerID, ifName string) string {
 // On any failure from the IPAM's ADD on, it runs the IPAM's DEL and removes
 // the veth, so a failed ADD leaves neither a veth nor a reservation (the
 // bridge, once created, stays: it is the node's, shared by every pod).
-func Add(ctx context.Context, conf *NetConf, args *skel.CmdArgs) (_ *current.Result, retErr error) {
-	log, closeLog := libmini.Logger(plugin, "ADD", conf.LogFile, args)
-	defer closeLog()
+func Add(ctx context.Context, conf *NetConf, args *skel.CmdArgs, node Node) (_ *current.Result, retErr error) {
+	log := node.log()
 
 	if err := validateArgs(args); err != nil {
 		return nil, err
@@ -165,7 +158,7 @@ func Add(ctx context.Context, conf *NetConf, args *skel.CmdArgs) (_ *current.Res
 		return nil, err
 	}
 	crashpoint.Hit(crashpoint.VethAttached)
-	hostVeth, err := waitUp(hostName, UpTimeout)
+	hostVeth, err := waitUp(hostName, node.upTimeout())
 	if err != nil {
 		return nil, err
 	}
@@ -196,9 +189,8 @@ func Add(ctx context.Context, conf *NetConf, args *skel.CmdArgs) (_ *current.Res
 // Del detaches the pod: it removes the veth (found by its host-side name, so
 // the pod's netns is not needed, and a missing one is success) and then runs
 // the IPAM's DEL. It never removes the bridge.
-func Del(ctx context.Context, conf *NetConf, args *skel.CmdArgs) error {
-	log, closeLog := libmini.Logger(plugin, "DEL", conf.LogFile, args)
-	defer closeLog()
+func Del(ctx context.Context, conf *NetConf, args *skel.CmdArgs, node Node) error {
+	log := node.log()
 
 	if err := validateArgs(args); err != nil {
 		return err

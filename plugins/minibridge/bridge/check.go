@@ -21,7 +21,7 @@ import (
 // the pod interface is the host end's peer, has the MTU, prevResult's
 // addresses and its routes with their table, metric, scope, mtu and advmss.
 // Then the IPAM's CHECK. Drift is libmini.CodeCheckFailed.
-func Check(ctx context.Context, conf *NetConf, args *skel.CmdArgs) error {
+func Check(ctx context.Context, conf *NetConf, args *skel.CmdArgs, _ Node) error {
 	if err := validateArgs(args); err != nil {
 		return err
 	}

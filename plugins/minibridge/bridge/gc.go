@@ -20,9 +20,8 @@ import (
 // spec asks, it goes on after a failure and reports every error. A GC
 // without cni.dev/valid-attachments is refused (code 7): read as "nothing
 // is live", it would cut every pod off.
-func GC(ctx context.Context, conf *NetConf, args *skel.CmdArgs) error {
-	log, closeLog := libmini.Logger(plugin, "GC", conf.LogFile, nil)
-	defer closeLog()
+func GC(ctx context.Context, conf *NetConf, args *skel.CmdArgs, node Node) error {
+	log := node.log()
 
 	valid, ok, err := conf.GCAttachments()
 	if err != nil {
