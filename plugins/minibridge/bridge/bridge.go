@@ -56,7 +56,6 @@ func HostVethName(containerID, ifName string) string {
 // bridge, once created, stays: it is the node's, shared by every pod).
 func Add(ctx context.Context, conf *NetConf, args *skel.CmdArgs, node Node) (_ *current.Result, retErr error) {
 	log := node.log()
-
 	if err := validateArgs(args); err != nil {
 		return nil, err
 	}
@@ -65,7 +64,6 @@ func Add(ctx context.Context, conf *NetConf, args *skel.CmdArgs, node Node) (_ *
 		return nil, err
 	}
 	defer netns.Close()
-
 	hostName := HostVethName(args.ContainerID, args.IfName)
 	if _, err := netlinksafe.LinkByName(hostName); err == nil {
 		return nil, libmini.Errorf(libmini.CodeLink,
@@ -96,46 +94,83 @@ func Add(ctx context.Context, conf *NetConf, args *skel.CmdArgs, node Node) (_ *
 		log.Warn("ADD failed and was rolled back", "err", retErr)
 	}()
 
-	ipamRes, err := ipamCall{conf, args}.add(ctx)
+	res, hasV6, err := ipamResult(ctx, conf, args)
 	if err != nil {
 		return nil, err
 	}
+	br, gwLink, err := prepareHost(conf, res.IPs, mtu, hasV6)
+	if err != nil {
+		return nil, err
+	}
+	vethMade = true // the name was free above: whatever holds it now is ours
+	if err := createVeth(conf, netns, args, hostName, mtu, res, hasV6); err != nil {
+		return nil, err
+	}
+	hostVeth, err := plugHost(conf, br, hostName, node.upTimeout())
+	if err != nil {
+		return nil, err
+	}
+	if err := listInterfaces(conf, res, hostVeth, br, gwLink, mtu); err != nil {
+		return nil, err
+	}
+	log.Info("attached", "bridge", conf.Bridge, "veth", hostName, "mtu", mtu, "ips", ipStrings(res.IPs))
+	return res, nil
+}
 
+// ipamResult runs the IPAM's ADD and returns minibridge's result with its
+// addresses, routes (planRoutes) and DNS, and whether it has an IPv6
+// address. The interfaces are filled in by createVeth and listInterfaces.
+func ipamResult(ctx context.Context, conf *NetConf, args *skel.CmdArgs) (_ *current.Result, hasV6 bool, _ error) {
+	ipamRes, err := ipamCall{conf, args}.add(ctx)
+	if err != nil {
+		return nil, false, err
+	}
 	res := &current.Result{
 		CNIVersion: current.ImplementedSpecVersion,
 		IPs:        ipamRes.IPs,
 		Routes:     ipamRes.Routes,
 		DNS:        ipamRes.DNS,
 	}
-	hasV6 := planRoutes(conf, res)
+	hasV6 = planRoutes(conf, res)
+	return res, hasV6, nil
+}
 
+// prepareHost readies the node for the pod: the bridge (ensureBridge), with
+// a vlan and isGateway that VLAN's gateway veth, the gateway addresses
+// (isGateway) and forwarding. It returns the bridge and the link holding the
+// gateways: the bridge, or with a vlan that VLAN's gateway veth (the
+// bridge's own port is not in the VLAN).
+func prepareHost(conf *NetConf, ips []*current.IPConfig, mtu int, hasV6 bool) (*netlink.Bridge, netlink.Link, error) {
 	br, err := ensureBridge(conf, mtu)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	// The gateways live on the bridge, or with a vlan on that VLAN's
-	// gateway veth (the bridge's own port is not in the VLAN).
 	var gwLink netlink.Link = br
 	if conf.Vlan != 0 && conf.IsGateway {
 		if gwLink, err = ensureVlanGateway(br, conf.Vlan, conf.PreserveDefaultVlan, mtu); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if conf.IsGateway {
-		if err := ensureGateways(gwLink, gatewayNets(res.IPs), conf.ForceAddress); err != nil {
-			return nil, err
+		if err := ensureGateways(gwLink, gatewayNets(ips), conf.ForceAddress); err != nil {
+			return nil, nil, err
 		}
 	}
 	if err := enableForwarding(hasV6); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	return br, gwLink, nil
+}
 
+// createVeth lists the bridge, the host end and the pod end in
+// res.Interfaces (the bridge and host end without their MAC yet: see
+// listInterfaces), then from inside the pod's netns creates the veth pair,
+// args.IfName in the pod and hostName in the host, and configures the pod's
+// end (configurePod).
+func createVeth(conf *NetConf, netns ns.NetNS, args *skel.CmdArgs, hostName string, mtu int, res *current.Result, hasV6 bool) error {
 	podIface := &current.Interface{Name: args.IfName, Sandbox: netns.Path()}
-	hostIface := &current.Interface{Name: hostName}
-	res.Interfaces = []*current.Interface{{Name: conf.Bridge}, hostIface, podIface}
-
-	vethMade = true // the name was free above: whatever holds it now is ours
-	err = netns.Do(func(hostNS ns.NetNS) error {
+	res.Interfaces = []*current.Interface{{Name: conf.Bridge}, {Name: hostName}, podIface}
+	err := netns.Do(func(hostNS ns.NetNS) error {
 		_, podVeth, err := ip.SetupVethWithName(args.IfName, hostName, mtu, "", hostNS)
 		if err != nil {
 			return libmini.Wrap(err, libmini.CodeLink, fmt.Sprintf("creating veth %s (pod) / %s (host)", args.IfName, hostName))
@@ -143,9 +178,13 @@ func Add(ctx context.Context, conf *NetConf, args *skel.CmdArgs, node Node) (_ *
 		podIface.Mac = podVeth.HardwareAddr.String()
 		return configurePod(args.IfName, res, hasV6, conf.EnableDAD)
 	})
-	if err != nil {
-		return nil, libmini.Wrap(err, libmini.CodeLink, "entering the pod's netns "+args.Netns)
-	}
+	return libmini.Wrap(err, libmini.CodeLink, "entering the pod's netns "+args.Netns)
+}
+
+// plugHost marks the host end as conf's network's, attaches it to the
+// bridge with its port options (attach) and waits, at most timeout, for it
+// to be up.
+func plugHost(conf *NetConf, br *netlink.Bridge, hostName string, timeout time.Duration) (netlink.Link, error) {
 	// Marked as this network's at once, so that GC can tell it from the
 	// host ends of other networks (and collect it) even if this ADD dies
 	// before it reaches the bridge.
@@ -153,21 +192,23 @@ func Add(ctx context.Context, conf *NetConf, args *skel.CmdArgs, node Node) (_ *
 		return nil, err
 	}
 	crashpoint.Hit(crashpoint.VethCreated)
-
 	if err := attach(conf, br, hostName); err != nil {
 		return nil, err
 	}
 	crashpoint.Hit(crashpoint.VethAttached)
-	hostVeth, err := waitUp(hostName, node.upTimeout())
-	if err != nil {
-		return nil, err
-	}
-	hostIface.Mac = hostVeth.Attrs().HardwareAddr.String()
+	return waitUp(hostName, timeout)
+}
+
+// listInterfaces completes res.Interfaces: the MACs of the host end and of
+// the bridge, the VLAN's gateway link when it is not the bridge, and from
+// CNI 1.1.0 on every interface's MTU.
+func listInterfaces(conf *NetConf, res *current.Result, hostVeth netlink.Link, br *netlink.Bridge, gwLink netlink.Link, mtu int) error {
+	res.Interfaces[1].Mac = hostVeth.Attrs().HardwareAddr.String()
 	// The bridge's MAC may change as ports come and go unless it was set
 	// explicitly, so it is read last.
 	brLink, err := netlinksafe.LinkByName(conf.Bridge)
 	if err != nil {
-		return nil, libmini.Wrap(err, libmini.CodeLink, "reading bridge "+conf.Bridge)
+		return libmini.Wrap(err, libmini.CodeLink, "reading bridge "+conf.Bridge)
 	}
 	res.Interfaces[0].Mac = brLink.Attrs().HardwareAddr.String()
 	if gwLink != br {
@@ -181,9 +222,7 @@ func Add(ctx context.Context, conf *NetConf, args *skel.CmdArgs, node Node) (_ *
 			iface.Mtu = mtu
 		}
 	}
-
-	log.Info("attached", "bridge", conf.Bridge, "veth", hostName, "mtu", mtu, "ips", ipStrings(res.IPs))
-	return res, nil
+	return nil
 }
 
 // Del detaches the pod: it removes the veth (found by its host-side name, so
