@@ -139,15 +139,20 @@ func (a *Allocator) Add(ctx context.Context, containerID, ifname string) (_ *cur
 		}
 		res.IPs = append(res.IPs, ipConfig(set, ip))
 	}
-	// A static request moved this attachment to a new address: the old one
-	// of the same set is no longer its.
+	a.releaseReplaced(tx, replaced)
+	a.Log.Info("reserved", "ips", ipStrings(res.IPs))
+	return res, nil
+}
+
+// releaseReplaced releases the addresses a static request replaced: it moved
+// the attachment to a new address, and the old one of the same set is no
+// longer its. A failure is only logged: the ADD has its address.
+func (a *Allocator) releaseReplaced(tx *store.Tx, replaced []netip.Addr) {
 	for _, ip := range replaced {
 		if err := tx.Release(ip); err != nil {
 			a.Log.Warn("cannot release the replaced address", "ip", ip, "err", err)
 		}
 	}
-	a.Log.Info("reserved", "ips", ipStrings(res.IPs))
-	return res, nil
 }
 
 // emptyResult is the result of an ADD before its addresses: the configured

@@ -65,10 +65,8 @@ func Add(ctx context.Context, conf *NetConf, args *skel.CmdArgs, node Node) (_ *
 	}
 	defer netns.Close()
 	hostName := HostVethName(args.ContainerID, args.IfName)
-	if _, err := netlinksafe.LinkByName(hostName); err == nil {
-		return nil, libmini.Errorf(libmini.CodeLink,
-			"host veth %s of container %s interface %s already exists: the attachment was made before (DEL it first)",
-			hostName, args.ContainerID, args.IfName)
+	if err := hostNameFree(hostName, args); err != nil {
+		return nil, err
 	}
 	mtu, err := resolveMTU(conf.MTU)
 	if err != nil {
@@ -115,6 +113,16 @@ func Add(ctx context.Context, conf *NetConf, args *skel.CmdArgs, node Node) (_ *
 	}
 	log.Info("attached", "bridge", conf.Bridge, "veth", hostName, "mtu", mtu, "ips", ipStrings(res.IPs))
 	return res, nil
+}
+
+// hostNameFree fails when the host end of args' attachment exists already.
+func hostNameFree(hostName string, args *skel.CmdArgs) error {
+	if _, err := netlinksafe.LinkByName(hostName); err == nil {
+		return libmini.Errorf(libmini.CodeLink,
+			"host veth %s of container %s interface %s already exists: the attachment was made before (DEL it first)",
+			hostName, args.ContainerID, args.IfName)
+	}
+	return nil
 }
 
 // ipamResult runs the IPAM's ADD and returns minibridge's result with its
