@@ -13,7 +13,7 @@ const (
 	BootTemp        = "boot-temp"         // boot ID temp file written
 	BootRecorded    = "boot-recorded"     // boot ID file renamed into place
 	TempCreated     = "temp-created"      // reservation temp file created, empty
-	TempWritten     = "temp-written"      // owner written, not yet synced
+	TempWritten     = "temp-written"      // owner written, not yet closed
 	TempClosed      = "temp-closed"       // temp file written and closed
 	Linked          = "linked"            // reservation linked to its address's name
 	TempRemoved     = "temp-removed"      // temp name removed

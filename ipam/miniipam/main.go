@@ -10,7 +10,6 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/minicni/minicni/ipam/miniipam/allocator"
-	"github.com/minicni/minicni/ipam/miniipam/config"
 	"github.com/minicni/minicni/libmini"
 )
 
@@ -21,19 +20,15 @@ func main() {
 		libmini.About("miniipam"))
 }
 
-// run loads the config and runs f with an allocator logging for cmd.
+// run runs f with the allocator of args' config, logging for cmd.
 func run(cmd string, args *skel.CmdArgs, f func(context.Context, *allocator.Allocator) error) error {
-	conf, err := config.LoadConf(args.StdinData, args.Args)
+	a, closeLog, err := allocator.Open(cmd, args)
 	if err != nil {
 		return err
 	}
-	if cmd == "GC" || cmd == "STATUS" {
-		args = nil // no container
-	}
-	log, closeLog := libmini.Logger("miniipam", cmd, conf.LogFile, args)
 	defer closeLog()
-	if err := f(context.Background(), allocator.New(conf, log)); err != nil {
-		log.Warn(cmd+" failed", "err", err)
+	if err := f(context.Background(), a); err != nil {
+		a.Log.Warn(cmd+" failed", "err", err)
 		return err
 	}
 	return nil

@@ -1,7 +1,8 @@
 // Command minibridge attaches a pod to a Linux bridge with a veth pair and
 // delegates addressing to the IPAM plugin named in ipam.type. It is a CNI
 // plugin usable in any chain; the logic lives in package bridge, so this
-// file only decodes the config, dispatches the verb and prints the result.
+// file only decodes the config, builds the command's bridge.Node,
+// dispatches the verb and prints the result.
 package main
 
 import (
@@ -19,10 +20,10 @@ func init() { libmini.InitPlugin() }
 func main() {
 	libmini.PluginMain(skel.CNIFuncs{
 		Add:    cmdAdd,
-		Del:    verb(bridge.Del),
-		Check:  verb(bridge.Check),
-		Status: verb(bridge.Status),
-		GC:     verb(bridge.GC),
+		Del:    verb("DEL", bridge.Del),
+		Check:  verb("CHECK", bridge.Check),
+		Status: verb("STATUS", bridge.Status),
+		GC:     verb("GC", bridge.GC),
 	}, libmini.About("minibridge"))
 }
 
@@ -31,7 +32,9 @@ func cmdAdd(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	res, err := bridge.Add(context.Background(), conf, args)
+	node, closeLog := newNode("ADD", conf, args)
+	defer closeLog()
+	res, err := bridge.Add(context.Background(), conf, args, node)
 	if err != nil {
 		return err
 	}
@@ -39,12 +42,25 @@ func cmdAdd(args *skel.CmdArgs) error {
 }
 
 // verb adapts a logic function that prints nothing to a skel callback.
-func verb(f func(context.Context, *bridge.NetConf, *skel.CmdArgs) error) func(*skel.CmdArgs) error {
+func verb(cmd string, f func(context.Context, *bridge.NetConf, *skel.CmdArgs, bridge.Node) error) func(*skel.CmdArgs) error {
 	return func(args *skel.CmdArgs) error {
 		conf, err := bridge.LoadConf(args.StdinData)
 		if err != nil {
 			return err
 		}
-		return f(context.Background(), conf, args)
+		node, closeLog := newNode(cmd, conf, args)
+		defer closeLog()
+		return f(context.Background(), conf, args, node)
 	}
+}
+
+// newNode builds what the logic needs for one command: its logger (to
+// conf's logFile, else stderr; tagged with the attachment except for GC and
+// STATUS, which have none) and the host veth's wait bound.
+func newNode(cmd string, conf *bridge.NetConf, args *skel.CmdArgs) (bridge.Node, func()) {
+	if cmd == "GC" || cmd == "STATUS" {
+		args = nil // no container
+	}
+	log, closeLog := libmini.Logger("minibridge", cmd, conf.LogFile, args)
+	return bridge.Node{Log: log, UpTimeout: bridge.DefaultUpTimeout}, closeLog
 }

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/minicni/minicni/ipam/miniipam/config"
@@ -40,31 +41,22 @@ func New(conf *config.NetConf, log *slog.Logger) *Allocator {
 	return &Allocator{Conf: conf, Store: d, Log: log}
 }
 
-// Add reserves one address per range set for (containerID, ifname); see
-// Allocator.Add.
-func Add(ctx context.Context, conf *config.NetConf, containerID, ifname string) (*current.Result, error) {
-	return New(conf, nil).Add(ctx, containerID, ifname)
-}
-
-// Del releases (containerID, ifname)'s reservations; see Allocator.Del.
-func Del(ctx context.Context, conf *config.NetConf, containerID, ifname string) error {
-	return New(conf, nil).Del(ctx, containerID, ifname)
-}
-
-// Check verifies (containerID, ifname)'s reservations; see Allocator.Check.
-func Check(ctx context.Context, conf *config.NetConf, containerID, ifname string) error {
-	return New(conf, nil).Check(ctx, containerID, ifname)
-}
-
-// GC releases the reservations of attachments not in conf's valid list; see
-// Allocator.GC.
-func GC(ctx context.Context, conf *config.NetConf) error {
-	return New(conf, nil).GC(ctx)
-}
-
-// Status reports whether an address could be allocated; see Allocator.Status.
-func Status(ctx context.Context, conf *config.NetConf) error {
-	return New(conf, nil).Status(ctx)
+// Open is miniipam run in-process for one command (cmd is the CNI verb):
+// it loads the config from args' stdin and CNI_ARGS and returns its
+// allocator, logging as miniipam to the config's logFile (tagged with args'
+// attachment, except for GC and STATUS, which have none), and the function
+// that closes that log. The miniipam binary and minibridge's in-process IPAM
+// both start every command here, so they behave identically.
+func Open(cmd string, args *skel.CmdArgs) (_ *Allocator, closeLog func(), _ error) {
+	conf, err := config.LoadConf(args.StdinData, args.Args)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cmd == "GC" || cmd == "STATUS" {
+		args = nil // no container
+	}
+	log, closeLog := libmini.Logger("miniipam", cmd, conf.LogFile, args)
+	return New(conf, log), closeLog, nil
 }
 
 // validateOwner checks CNI_CONTAINERID and CNI_IFNAME, which are written
@@ -100,13 +92,9 @@ func (a *Allocator) Add(ctx context.Context, containerID, ifname string) (_ *cur
 	if err := validateOwner(containerID, ifname); err != nil {
 		return nil, err
 	}
-	res := &current.Result{CNIVersion: current.ImplementedSpecVersion, Routes: a.Conf.Routes}
-	if a.Conf.IPAM.ResolvConf != "" {
-		dns, err := parseResolvConf(a.Conf.IPAM.ResolvConf)
-		if err != nil {
-			return nil, libmini.ConfigErrorf("cannot read ipam.resolvConf %q: %v", a.Conf.IPAM.ResolvConf, err)
-		}
-		res.DNS = dns
+	res, err := a.emptyResult()
+	if err != nil {
+		return nil, err
 	}
 	tx, err := a.Store.Lock(ctx, true)
 	if err != nil {
@@ -132,30 +120,15 @@ func (a *Allocator) Add(ctx context.Context, containerID, ifname string) (_ *cur
 		var ip netip.Addr
 		switch req := a.Conf.Requested[i]; {
 		case req.IsValid():
-			ip = req
-			if r, taken := tx.Get(req); taken {
-				if !r.Is(owner) && !r.IsLegacyOf(owner) {
-					return nil, libmini.Errorf(libmini.CodeAddressTaken, "requested address %s of network %s is reserved by container %s (%s)",
-						req, a.Conf.Name, r.ContainerID, r.IfName)
-				}
-			} else {
-				ok, err := tx.Reserve(req, owner)
-				if err != nil {
-					return nil, err
-				}
-				if !ok {
-					return nil, libmini.Errorf(libmini.CodeAddressTaken, "requested address %s of network %s is reserved", req, a.Conf.Name)
-				}
+			made, err := a.reserveRequested(tx, i, req, owner)
+			if made {
 				created = append(created, req)
-				if err := tx.SetLastReserved(i, req); err != nil {
-					return nil, err
-				}
 			}
-			for _, m := range mine {
-				if m != req {
-					replaced = append(replaced, m)
-				}
+			if err != nil {
+				return nil, err
 			}
+			ip = req
+			replaced = append(replaced, slices.DeleteFunc(mine, func(m netip.Addr) bool { return m == req })...)
 		case len(mine) > 0:
 			ip = mine[0]
 		default:
@@ -164,21 +137,69 @@ func (a *Allocator) Add(ctx context.Context, containerID, ifname string) (_ *cur
 			}
 			created = append(created, ip)
 		}
-		r, _ := set.RangeFor(ip)
-		res.IPs = append(res.IPs, &current.IPConfig{
-			Address: net.IPNet{IP: ip.AsSlice(), Mask: net.CIDRMask(r.Subnet.Bits(), r.Subnet.Addr().BitLen())},
-			Gateway: r.Gateway.AsSlice(),
-		})
+		res.IPs = append(res.IPs, ipConfig(set, ip))
 	}
-	// A static request moved this attachment to a new address: the old one
-	// of the same set is no longer its.
+	a.releaseReplaced(tx, replaced)
+	a.Log.Info("reserved", "ips", ipStrings(res.IPs))
+	return res, nil
+}
+
+// releaseReplaced releases the addresses a static request replaced: it moved
+// the attachment to a new address, and the old one of the same set is no
+// longer its. A failure is only logged: the ADD has its address.
+func (a *Allocator) releaseReplaced(tx *store.Tx, replaced []netip.Addr) {
 	for _, ip := range replaced {
 		if err := tx.Release(ip); err != nil {
 			a.Log.Warn("cannot release the replaced address", "ip", ip, "err", err)
 		}
 	}
-	a.Log.Info("reserved", "ips", ipStrings(res.IPs))
+}
+
+// emptyResult is the result of an ADD before its addresses: the configured
+// routes and, with ipam.resolvConf, the DNS read from that file.
+func (a *Allocator) emptyResult() (*current.Result, error) {
+	res := &current.Result{CNIVersion: current.ImplementedSpecVersion, Routes: a.Conf.Routes}
+	if a.Conf.IPAM.ResolvConf != "" {
+		dns, err := parseResolvConf(a.Conf.IPAM.ResolvConf)
+		if err != nil {
+			return nil, libmini.ConfigErrorf("cannot read ipam.resolvConf %q: %v", a.Conf.IPAM.ResolvConf, err)
+		}
+		res.DNS = dns
+	}
 	return res, nil
+}
+
+// reserveRequested reserves the statically requested address req of set i
+// for owner, unless owner holds it already (also as a legacy reservation).
+// Held by another attachment, it is CodeAddressTaken. made reports whether
+// this call created the reservation, so that a failed ADD releases it, even
+// when moving the set's cursor to req then failed.
+func (a *Allocator) reserveRequested(tx *store.Tx, i int, req netip.Addr, owner store.Owner) (made bool, _ error) {
+	if r, taken := tx.Get(req); taken {
+		if !r.Is(owner) && !r.IsLegacyOf(owner) {
+			return false, libmini.Errorf(libmini.CodeAddressTaken, "requested address %s of network %s is reserved by container %s (%s)",
+				req, a.Conf.Name, r.ContainerID, r.IfName)
+		}
+		return false, nil
+	}
+	ok, err := tx.Reserve(req, owner)
+	if err != nil {
+		return false, err
+	}
+	if !ok {
+		return false, libmini.Errorf(libmini.CodeAddressTaken, "requested address %s of network %s is reserved", req, a.Conf.Name)
+	}
+	return true, tx.SetLastReserved(i, req)
+}
+
+// ipConfig is the result's entry for ip of set: its range's prefix length
+// and gateway.
+func ipConfig(set config.RangeSet, ip netip.Addr) *current.IPConfig {
+	r, _ := set.RangeFor(ip)
+	return &current.IPConfig{
+		Address: net.IPNet{IP: ip.AsSlice(), Mask: net.CIDRMask(r.Subnet.Bits(), r.Subnet.Addr().BitLen())},
+		Gateway: r.Gateway.AsSlice(),
+	}
 }
 
 // allocate reserves the first free assignable address of set i after its

@@ -132,6 +132,12 @@ func LoadConf(stdin []byte, envArgs string) (*NetConf, error) {
 	return conf, nil
 }
 
+// loadSets builds c.Sets from runtimeConfig.ipRanges, the flat ipam.subnet
+// keys and ipam.ranges, in that order, checking that each set is of one
+// family, that no two ranges overlap and the number of sets per family for
+// the cniVersion. It is longer than most functions because it
+// is one list of checks, each with its own error text; the address
+// vocabulary of issue 16 moves the prefix checks into libmini.
 func (c *NetConf) loadSets() error {
 	type labelled struct {
 		label string
@@ -196,6 +202,10 @@ func (c *NetConf) loadSets() error {
 	return nil
 }
 
+// parseRange checks one range of a set: subnet, rangeStart, rangeEnd and
+// gateway, each inside the subnet and of its family. It is longer than most
+// functions because it is one list of checks, each with its own error text
+// naming label's key.
 func parseRange(label string, rj RangeJSON) (Range, error) {
 	var r Range
 	if rj.Subnet == "" {
@@ -310,6 +320,9 @@ func (c *NetConf) loadRoutes() error {
 	return nil
 }
 
+// loadRequested reads the statically requested addresses (CNI_ARGS IP=,
+// args.cni.ips, runtimeConfig.ips) into c.Requested, one per range set at
+// most.
 func (c *NetConf) loadRequested(envArgs string) error {
 	type req struct {
 		field string

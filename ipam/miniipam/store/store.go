@@ -16,7 +16,6 @@
 package store
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -460,101 +459,6 @@ func (t *Tx) writeAtomic(name, data, tempPoint, donePoint string) error {
 	}
 	crashpoint.Hit(donePoint)
 	return nil
-}
-
-// boot describes the current boot and whether the store's reservations were
-// recorded in it.
-type boot struct {
-	id       string
-	recorded bool      // the directory's boot ID is id
-	start    time.Time // zero when unknown
-}
-
-func (d *Disk) boot() (boot, error) {
-	idPath := d.BootIDPath
-	if idPath == "" {
-		idPath = "/proc/sys/kernel/random/boot_id"
-	}
-	data, err := os.ReadFile(idPath)
-	if err != nil {
-		return boot{}, err
-	}
-	b := boot{id: strings.TrimSpace(string(data))}
-	if b.id == "" {
-		return boot{}, fmt.Errorf("%s is empty", idPath)
-	}
-	rec, _ := os.ReadFile(filepath.Join(d.Dir, BootIDName))
-	if b.recorded = strings.TrimSpace(string(rec)) == b.id; b.recorded {
-		return b, nil
-	}
-	b.start, err = bootTime(d.StatPath)
-	return b, err
-}
-
-// bootTime reads the btime line of /proc/stat.
-func bootTime(path string) (time.Time, error) {
-	if path == "" {
-		path = "/proc/stat"
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return time.Time{}, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "btime "); ok {
-			sec, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-			if err != nil {
-				return time.Time{}, fmt.Errorf("%s: bad btime %q", path, v)
-			}
-			return time.Unix(sec, 0), nil
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return time.Time{}, err
-	}
-	return time.Time{}, fmt.Errorf("%s has no btime line", path)
-}
-
-// stale reports whether the reservation file name predates boot b.
-func (d *Disk) stale(b boot, name string) bool {
-	if b.recorded || b.start.IsZero() {
-		return false
-	}
-	fi, err := os.Lstat(filepath.Join(d.Dir, name))
-	return err == nil && fi.ModTime().Before(b.start)
-}
-
-// reclaimAfterReboot releases the reservations of a previous boot when the
-// directory's boot ID is not the current one (or is missing: host-local's GC
-// may delete files it does not know), then records the current boot ID.
-// Reservations written in this boot (by miniipam or by host-local) are kept
-// whatever the recorded ID says, since their mtime is after the boot time.
-// When the boot cannot be determined nothing is released.
-func (t *Tx) reclaimAfterReboot() {
-	b, err := t.d.boot()
-	if err != nil {
-		t.d.log().Warn("cannot tell the current boot; not reclaiming reservations", "err", err)
-		return
-	}
-	if b.recorded {
-		return
-	}
-	for _, r := range t.All() {
-		if !t.d.stale(b, r.Addr.String()) {
-			continue
-		}
-		if err := t.Release(r.Addr); err != nil {
-			t.d.log().Warn("cannot release a reservation from before the reboot", "ip", r.Addr, "err", err)
-			return // try again, boot ID not recorded, on the next command
-		}
-		t.d.log().Info("released a reservation from before the reboot", "ip", r.Addr, "containerID", r.ContainerID)
-		crashpoint.Hit(crashpoint.BootReleased)
-	}
-	if err := t.writeAtomic(BootIDName, b.id+"\n", crashpoint.BootTemp, crashpoint.BootRecorded); err != nil {
-		t.d.log().Warn("cannot record the boot ID", "err", err)
-	}
 }
 
 // Taken lists the addresses held without taking the lock, for STATUS: it may

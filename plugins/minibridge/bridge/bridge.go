@@ -26,8 +26,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const plugin = "minibridge"
-
 // VethPrefix starts every host-side veth name minibridge creates, so an
 // admin (or a GC) recognises them in `ip link`.
 const VethPrefix = "mbr"
@@ -35,10 +33,6 @@ const VethPrefix = "mbr"
 // DefaultMTU is used when the config says 0 and the host netns has no
 // default route.
 const DefaultMTU = 1500
-
-// UpTimeout bounds the wait for the host end of the veth to be up; the
-// veth is normally up within a few milliseconds.
-var UpTimeout = 5 * time.Second
 
 // upPoll is the interval between two looks at the host end's state.
 const upPoll = time.Millisecond
@@ -60,10 +54,8 @@ func HostVethName(containerID, ifName string) string {
 // On any failure from the IPAM's ADD on, it runs the IPAM's DEL and removes
 // the veth, so a failed ADD leaves neither a veth nor a reservation (the
 // bridge, once created, stays: it is the node's, shared by every pod).
-func Add(ctx context.Context, conf *NetConf, args *skel.CmdArgs) (_ *current.Result, retErr error) {
-	log, closeLog := libmini.Logger(plugin, "ADD", conf.LogFile, args)
-	defer closeLog()
-
+func Add(ctx context.Context, conf *NetConf, args *skel.CmdArgs, node Node) (_ *current.Result, retErr error) {
+	log := node.log()
 	if err := validateArgs(args); err != nil {
 		return nil, err
 	}
@@ -72,12 +64,9 @@ func Add(ctx context.Context, conf *NetConf, args *skel.CmdArgs) (_ *current.Res
 		return nil, err
 	}
 	defer netns.Close()
-
 	hostName := HostVethName(args.ContainerID, args.IfName)
-	if _, err := netlinksafe.LinkByName(hostName); err == nil {
-		return nil, libmini.Errorf(libmini.CodeLink,
-			"host veth %s of container %s interface %s already exists: the attachment was made before (DEL it first)",
-			hostName, args.ContainerID, args.IfName)
+	if err := hostNameFree(hostName, args); err != nil {
+		return nil, err
 	}
 	mtu, err := resolveMTU(conf.MTU)
 	if err != nil {
@@ -103,46 +92,93 @@ func Add(ctx context.Context, conf *NetConf, args *skel.CmdArgs) (_ *current.Res
 		log.Warn("ADD failed and was rolled back", "err", retErr)
 	}()
 
-	ipamRes, err := ipamCall{conf, args}.add(ctx)
+	res, hasV6, err := ipamResult(ctx, conf, args)
 	if err != nil {
 		return nil, err
 	}
+	br, gwLink, err := prepareHost(conf, res.IPs, mtu, hasV6)
+	if err != nil {
+		return nil, err
+	}
+	vethMade = true // the name was free above: whatever holds it now is ours
+	if err := createVeth(conf, netns, args, hostName, mtu, res, hasV6); err != nil {
+		return nil, err
+	}
+	hostVeth, err := plugHost(conf, br, hostName, node.upTimeout())
+	if err != nil {
+		return nil, err
+	}
+	if err := listInterfaces(conf, res, hostVeth, br, gwLink, mtu); err != nil {
+		return nil, err
+	}
+	log.Info("attached", "bridge", conf.Bridge, "veth", hostName, "mtu", mtu, "ips", ipStrings(res.IPs))
+	return res, nil
+}
 
+// hostNameFree fails when the host end of args' attachment exists already.
+func hostNameFree(hostName string, args *skel.CmdArgs) error {
+	if _, err := netlinksafe.LinkByName(hostName); err == nil {
+		return libmini.Errorf(libmini.CodeLink,
+			"host veth %s of container %s interface %s already exists: the attachment was made before (DEL it first)",
+			hostName, args.ContainerID, args.IfName)
+	}
+	return nil
+}
+
+// ipamResult runs the IPAM's ADD and returns minibridge's result with its
+// addresses, routes (planRoutes) and DNS, and whether it has an IPv6
+// address. The interfaces are filled in by createVeth and listInterfaces.
+func ipamResult(ctx context.Context, conf *NetConf, args *skel.CmdArgs) (_ *current.Result, hasV6 bool, _ error) {
+	ipamRes, err := ipamCall{conf, args}.add(ctx)
+	if err != nil {
+		return nil, false, err
+	}
 	res := &current.Result{
 		CNIVersion: current.ImplementedSpecVersion,
 		IPs:        ipamRes.IPs,
 		Routes:     ipamRes.Routes,
 		DNS:        ipamRes.DNS,
 	}
-	hasV6 := planRoutes(conf, res)
+	hasV6 = planRoutes(conf, res)
+	return res, hasV6, nil
+}
 
+// prepareHost readies the node for the pod: the bridge (ensureBridge), with
+// a vlan and isGateway that VLAN's gateway veth, the gateway addresses
+// (isGateway) and forwarding. It returns the bridge and the link holding the
+// gateways: the bridge, or with a vlan that VLAN's gateway veth (the
+// bridge's own port is not in the VLAN).
+func prepareHost(conf *NetConf, ips []*current.IPConfig, mtu int, hasV6 bool) (*netlink.Bridge, netlink.Link, error) {
 	br, err := ensureBridge(conf, mtu)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	// The gateways live on the bridge, or with a vlan on that VLAN's
-	// gateway veth (the bridge's own port is not in the VLAN).
 	var gwLink netlink.Link = br
 	if conf.Vlan != 0 && conf.IsGateway {
 		if gwLink, err = ensureVlanGateway(br, conf.Vlan, conf.PreserveDefaultVlan, mtu); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if conf.IsGateway {
-		if err := ensureGateways(gwLink, gatewayNets(res.IPs), conf.ForceAddress); err != nil {
-			return nil, err
+		if err := ensureGateways(gwLink, gatewayNets(ips), conf.ForceAddress); err != nil {
+			return nil, nil, err
 		}
 	}
 	if err := enableForwarding(hasV6); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	return br, gwLink, nil
+}
 
+// createVeth lists the bridge, the host end and the pod end in
+// res.Interfaces (the bridge and host end without their MAC yet: see
+// listInterfaces), then from inside the pod's netns creates the veth pair,
+// args.IfName in the pod and hostName in the host, and configures the pod's
+// end (configurePod).
+func createVeth(conf *NetConf, netns ns.NetNS, args *skel.CmdArgs, hostName string, mtu int, res *current.Result, hasV6 bool) error {
 	podIface := &current.Interface{Name: args.IfName, Sandbox: netns.Path()}
-	hostIface := &current.Interface{Name: hostName}
-	res.Interfaces = []*current.Interface{{Name: conf.Bridge}, hostIface, podIface}
-
-	vethMade = true // the name was free above: whatever holds it now is ours
-	err = netns.Do(func(hostNS ns.NetNS) error {
+	res.Interfaces = []*current.Interface{{Name: conf.Bridge}, {Name: hostName}, podIface}
+	err := netns.Do(func(hostNS ns.NetNS) error {
 		_, podVeth, err := ip.SetupVethWithName(args.IfName, hostName, mtu, "", hostNS)
 		if err != nil {
 			return libmini.Wrap(err, libmini.CodeLink, fmt.Sprintf("creating veth %s (pod) / %s (host)", args.IfName, hostName))
@@ -150,9 +186,13 @@ func Add(ctx context.Context, conf *NetConf, args *skel.CmdArgs) (_ *current.Res
 		podIface.Mac = podVeth.HardwareAddr.String()
 		return configurePod(args.IfName, res, hasV6, conf.EnableDAD)
 	})
-	if err != nil {
-		return nil, libmini.Wrap(err, libmini.CodeLink, "entering the pod's netns "+args.Netns)
-	}
+	return libmini.Wrap(err, libmini.CodeLink, "entering the pod's netns "+args.Netns)
+}
+
+// plugHost marks the host end as conf's network's, attaches it to the
+// bridge with its port options (attach) and waits, at most timeout, for it
+// to be up.
+func plugHost(conf *NetConf, br *netlink.Bridge, hostName string, timeout time.Duration) (netlink.Link, error) {
 	// Marked as this network's at once, so that GC can tell it from the
 	// host ends of other networks (and collect it) even if this ADD dies
 	// before it reaches the bridge.
@@ -160,21 +200,23 @@ func Add(ctx context.Context, conf *NetConf, args *skel.CmdArgs) (_ *current.Res
 		return nil, err
 	}
 	crashpoint.Hit(crashpoint.VethCreated)
-
 	if err := attach(conf, br, hostName); err != nil {
 		return nil, err
 	}
 	crashpoint.Hit(crashpoint.VethAttached)
-	hostVeth, err := waitUp(hostName, UpTimeout)
-	if err != nil {
-		return nil, err
-	}
-	hostIface.Mac = hostVeth.Attrs().HardwareAddr.String()
+	return waitUp(hostName, timeout)
+}
+
+// listInterfaces completes res.Interfaces: the MACs of the host end and of
+// the bridge, the VLAN's gateway link when it is not the bridge, and from
+// CNI 1.1.0 on every interface's MTU.
+func listInterfaces(conf *NetConf, res *current.Result, hostVeth netlink.Link, br *netlink.Bridge, gwLink netlink.Link, mtu int) error {
+	res.Interfaces[1].Mac = hostVeth.Attrs().HardwareAddr.String()
 	// The bridge's MAC may change as ports come and go unless it was set
 	// explicitly, so it is read last.
 	brLink, err := netlinksafe.LinkByName(conf.Bridge)
 	if err != nil {
-		return nil, libmini.Wrap(err, libmini.CodeLink, "reading bridge "+conf.Bridge)
+		return libmini.Wrap(err, libmini.CodeLink, "reading bridge "+conf.Bridge)
 	}
 	res.Interfaces[0].Mac = brLink.Attrs().HardwareAddr.String()
 	if gwLink != br {
@@ -188,17 +230,14 @@ func Add(ctx context.Context, conf *NetConf, args *skel.CmdArgs) (_ *current.Res
 			iface.Mtu = mtu
 		}
 	}
-
-	log.Info("attached", "bridge", conf.Bridge, "veth", hostName, "mtu", mtu, "ips", ipStrings(res.IPs))
-	return res, nil
+	return nil
 }
 
 // Del detaches the pod: it removes the veth (found by its host-side name, so
 // the pod's netns is not needed, and a missing one is success) and then runs
 // the IPAM's DEL. It never removes the bridge.
-func Del(ctx context.Context, conf *NetConf, args *skel.CmdArgs) error {
-	log, closeLog := libmini.Logger(plugin, "DEL", conf.LogFile, args)
-	defer closeLog()
+func Del(ctx context.Context, conf *NetConf, args *skel.CmdArgs, node Node) error {
+	log := node.log()
 
 	if err := validateArgs(args); err != nil {
 		return err
@@ -272,7 +311,7 @@ func resolveMTU(mtu int) (int, error) {
 	for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
 		routes, err := netlinksafe.RouteList(nil, family)
 		if err != nil {
-			return 0, types.NewError(libmini.CodeLink, "listing routes to find the default-route interface's MTU", err.Error())
+			return 0, linkErr(err, "listing routes to find the default-route interface's MTU")
 		}
 		for _, r := range routes {
 			if r.Dst != nil && !isDefault(r.Dst) {
@@ -368,12 +407,12 @@ func ensureBridge(conf *NetConf, mtu int) (*netlink.Bridge, error) {
 			if conf.Vlan != 0 {
 				return nil, vlanError(fmt.Sprintf("creating bridge %s with VLAN filtering", conf.Bridge), err)
 			}
-			return nil, types.NewError(libmini.CodeLink, fmt.Sprintf("creating bridge %s", conf.Bridge), err.Error())
+			return nil, linkErr(err, "creating bridge %s", conf.Bridge)
 		}
 		l, err = netlinksafe.LinkByName(conf.Bridge)
 	}
 	if err != nil {
-		return nil, types.NewError(libmini.CodeLink, fmt.Sprintf("reading bridge %s", conf.Bridge), err.Error())
+		return nil, linkErr(err, "reading bridge %s", conf.Bridge)
 	}
 	br, ok := l.(*netlink.Bridge)
 	if !ok {
@@ -392,17 +431,17 @@ func ensureBridge(conf *NetConf, mtu int) (*netlink.Bridge, error) {
 	}
 	if br.MTU != mtu {
 		if err := netlink.LinkSetMTU(br, mtu); err != nil {
-			return nil, types.NewError(libmini.CodeLink, fmt.Sprintf("setting MTU %d on bridge %s", mtu, conf.Bridge), err.Error())
+			return nil, linkErr(err, "setting MTU %d on bridge %s", mtu, conf.Bridge)
 		}
 	}
 	if conf.PromiscMode && br.Promisc == 0 {
 		if err := netlink.SetPromiscOn(br); err != nil {
-			return nil, types.NewError(libmini.CodeLink, fmt.Sprintf("setting bridge %s promiscuous", conf.Bridge), err.Error())
+			return nil, linkErr(err, "setting bridge %s promiscuous", conf.Bridge)
 		}
 	}
 	if br.Flags&net.FlagUp == 0 {
 		if err := netlink.LinkSetUp(br); err != nil {
-			return nil, types.NewError(libmini.CodeLink, fmt.Sprintf("setting bridge %s up", conf.Bridge), err.Error())
+			return nil, linkErr(err, "setting bridge %s up", conf.Bridge)
 		}
 	}
 	return br, nil
@@ -423,7 +462,7 @@ func ensureGateways(br netlink.Link, gws []*net.IPNet, force bool) error {
 		}
 		addrs, err := netlinksafe.AddrList(br, family)
 		if err != nil {
-			return types.NewError(libmini.CodeLink, fmt.Sprintf("listing addresses of bridge %s", name), err.Error())
+			return linkErr(err, "listing addresses of bridge %s", name)
 		}
 		present := false
 		for _, a := range addrs {
@@ -440,7 +479,7 @@ func ensureGateways(br netlink.Link, gws []*net.IPNet, force bool) error {
 					name, a.IPNet, gw)
 			}
 			if err := netlink.AddrDel(br, &a); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
-				return types.NewError(libmini.CodeLink, fmt.Sprintf("removing %s from bridge %s", a.IPNet, name), err.Error())
+				return linkErr(err, "removing %s from bridge %s", a.IPNet, name)
 			}
 		}
 		if present {
@@ -456,7 +495,7 @@ func ensureGateways(br netlink.Link, gws []*net.IPNet, force bool) error {
 			addr.Flags = unix.IFA_F_NODAD
 		}
 		if err := netlink.AddrAdd(br, addr); err != nil && !errors.Is(err, unix.EEXIST) {
-			return types.NewError(libmini.CodeLink, fmt.Sprintf("adding gateway %s to bridge %s", gw, name), err.Error())
+			return linkErr(err, "adding gateway %s to bridge %s", gw, name)
 		}
 	}
 	return nil
@@ -477,11 +516,11 @@ func inAnySubnet(a *net.IPNet, gws []*net.IPNet) bool {
 // address, IPv6 forwarding; each sysctl is written only when not yet 1.
 func enableForwarding(v6 bool) error {
 	if err := ip.EnableIP4Forward(); err != nil {
-		return types.NewError(libmini.CodeLink, "enabling IPv4 forwarding", err.Error())
+		return linkErr(err, "enabling IPv4 forwarding")
 	}
 	if v6 {
 		if err := ip.EnableIP6Forward(); err != nil {
-			return types.NewError(libmini.CodeLink, "enabling IPv6 forwarding", err.Error())
+			return linkErr(err, "enabling IPv6 forwarding")
 		}
 	}
 	return nil
@@ -512,14 +551,14 @@ func configurePod(ifName string, res *current.Result, v6, dad bool) error {
 	addrs := *res
 	addrs.Routes = nil
 	if err := ipam.ConfigureIface(ifName, &addrs); err != nil {
-		return types.NewError(libmini.CodeLink, fmt.Sprintf("configuring %s in the pod", ifName), err.Error())
+		return linkErr(err, "configuring %s in the pod", ifName)
 	}
 	l, err := netlinksafe.LinkByName(ifName)
 	if err != nil {
-		return types.NewError(libmini.CodeLink, fmt.Sprintf("finding %s in the pod", ifName), err.Error())
+		return linkErr(err, "finding %s in the pod", ifName)
 	}
 	if err := addRoutes(l, res); err != nil {
-		return types.NewError(libmini.CodeLink, fmt.Sprintf("configuring the routes of %s in the pod", ifName), err.Error())
+		return linkErr(err, "configuring the routes of %s in the pod", ifName)
 	}
 	return nil
 }
@@ -530,16 +569,16 @@ func attach(conf *NetConf, br *netlink.Bridge, hostName string) error {
 	// The index changed when the link moved netns: look it up again.
 	l, err := netlinksafe.LinkByName(hostName)
 	if err != nil {
-		return types.NewError(libmini.CodeLink, fmt.Sprintf("finding host veth %s", hostName), err.Error())
+		return linkErr(err, "finding host veth %s", hostName)
 	}
 	if err := netlink.LinkSetMaster(l, br); err != nil {
-		return types.NewError(libmini.CodeLink, fmt.Sprintf("attaching %s to bridge %s", hostName, conf.Bridge), err.Error())
+		return linkErr(err, "attaching %s to bridge %s", hostName, conf.Bridge)
 	}
 	if err := netlink.LinkSetHairpin(l, conf.HairpinMode); err != nil {
-		return types.NewError(libmini.CodeLink, fmt.Sprintf("setting hairpin mode of %s", hostName), err.Error())
+		return linkErr(err, "setting hairpin mode of %s", hostName)
 	}
 	if err := netlink.LinkSetIsolated(l, conf.PortIsolation); err != nil {
-		return types.NewError(libmini.CodeLink, fmt.Sprintf("setting the isolated flag of %s to %v", hostName, conf.PortIsolation), err.Error())
+		return linkErr(err, "setting the isolated flag of %s to %v", hostName, conf.PortIsolation)
 	}
 	if conf.Vlan != 0 {
 		return setPortVlan(l, conf.Vlan, conf.PreserveDefaultVlan)
@@ -554,7 +593,7 @@ func waitUp(name string, timeout time.Duration) (netlink.Link, error) {
 	for {
 		l, err := netlinksafe.LinkByName(name)
 		if err != nil {
-			return nil, types.NewError(libmini.CodeLink, fmt.Sprintf("finding host veth %s", name), err.Error())
+			return nil, linkErr(err, "finding host veth %s", name)
 		}
 		if l.Attrs().OperState == netlink.OperUp {
 			return l, nil
@@ -575,10 +614,10 @@ func delLink(name string) error {
 		if errors.As(err, &nf) {
 			return nil
 		}
-		return types.NewError(libmini.CodeLink, fmt.Sprintf("finding %s", name), err.Error())
+		return linkErr(err, "finding %s", name)
 	}
 	if err := netlink.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
-		return types.NewError(libmini.CodeLink, fmt.Sprintf("deleting %s", name), err.Error())
+		return linkErr(err, "deleting %s", name)
 	}
 	return nil
 }
@@ -593,7 +632,7 @@ func setSysctl(name, value string, missingOK bool) error {
 		if missingOK && errors.Is(err, os.ErrNotExist) {
 			return nil
 		}
-		return types.NewError(libmini.CodeLink, fmt.Sprintf("setting %s=%s", name, value), err.Error())
+		return linkErr(err, "setting %s=%s", name, value)
 	}
 	return nil
 }
@@ -612,4 +651,11 @@ func ipStrings(ips []*current.IPConfig) []string {
 		s[i] = ipc.Address.String()
 	}
 	return s
+}
+
+// linkErr is the CodeLink error for a link, address, route or sysctl
+// operation that failed: msg says what was being done (format and a, as
+// fmt.Sprintf), details carry err.
+func linkErr(err error, format string, a ...any) error {
+	return types.NewError(libmini.CodeLink, fmt.Sprintf(format, a...), err.Error())
 }

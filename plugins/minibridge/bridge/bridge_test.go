@@ -120,7 +120,7 @@ func TestAddCheckDel(t *testing.T) {
 	a := args(t, "ctr-inproc", pod.Path(), "eth0", stdin)
 	ctx := context.Background()
 	var res *current.Result
-	minitest.Do(t, f.host, func() (err error) { res, err = Add(ctx, conf, a); return err })
+	minitest.Do(t, f.host, func() (err error) { res, err = Add(ctx, conf, a, Node{}); return err })
 
 	hostName := HostVethName("ctr-inproc", "eth0")
 	var want struct{ brMAC, hostMAC, podMAC, podAddr string }
@@ -189,7 +189,7 @@ func TestAddCheckDel(t *testing.T) {
 	ca := args(t, "ctr-inproc", pod.Path(), "eth0", []byte(checkStdin))
 	check := func() error {
 		var err error
-		_ = f.host.Do(func(ns.NetNS) error { err = Check(ctx, cconf, ca); return nil })
+		_ = f.host.Do(func(ns.NetNS) error { err = Check(ctx, cconf, ca, Node{}); return nil })
 		return err
 	}
 	if err := check(); err != nil {
@@ -228,7 +228,7 @@ func TestAddCheckDel(t *testing.T) {
 
 	// DEL, twice; then nothing of the pod remains, the bridge does.
 	for i := range 2 {
-		minitest.Do(t, f.host, func() error { return Del(ctx, conf, a) })
+		minitest.Do(t, f.host, func() error { return Del(ctx, conf, a, Node{}) })
 		if got := minitest.LinkNames(t, pod); !slices.Equal(got, []string{"lo"}) {
 			t.Errorf("DEL %d: pod links %v, want only lo", i+1, got)
 		}
@@ -284,7 +284,7 @@ func TestAddRollback(t *testing.T) {
 			conf, stdin := f.conf(t, "", "10.21.0.0/24")
 			a := args(t, "ctr-rollback", pod.Path(), "eth0", stdin)
 			var err error
-			_ = f.host.Do(func(ns.NetNS) error { _, err = Add(context.Background(), conf, a); return nil })
+			_ = f.host.Do(func(ns.NetNS) error { _, err = Add(context.Background(), conf, a, Node{}); return nil })
 			wantCode(t, err, tt.code, tt.mention...)
 			if r := f.reservations(t); len(r) != 0 {
 				t.Errorf("reservations left: %v", r)

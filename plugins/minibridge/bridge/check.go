@@ -2,7 +2,6 @@ package bridge
 
 import (
 	"context"
-	"fmt"
 	"net"
 
 	"github.com/containernetworking/cni/pkg/skel"
@@ -23,7 +22,7 @@ import (
 // the pod interface is the host end's peer, has the MTU, prevResult's
 // addresses and its routes with their table, metric, scope, mtu and advmss.
 // Then the IPAM's CHECK. Drift is libmini.CodeCheckFailed.
-func Check(ctx context.Context, conf *NetConf, args *skel.CmdArgs) error {
+func Check(ctx context.Context, conf *NetConf, args *skel.CmdArgs, _ Node) error {
 	if err := validateArgs(args); err != nil {
 		return err
 	}
@@ -45,15 +44,32 @@ func Check(ctx context.Context, conf *NetConf, args *skel.CmdArgs) error {
 		return err
 	}
 
+	ips, err := podIPs(prev, args.IfName)
+	if err != nil {
+		return err
+	}
+	peerIndex, err := checkHost(conf, args, mtu, ips)
+	if err != nil {
+		return err
+	}
+	if err := checkPod(netns, args, peerIndex, mtu, ips, prev.Routes); err != nil {
+		return err
+	}
+	return ipamCall{conf, args}.check(ctx)
+}
+
+// podIPs returns the addresses of prev that belong to the pod interface
+// ifName (or to no interface).
+func podIPs(prev *current.Result, ifName string) ([]*current.IPConfig, error) {
 	podIdx := -1
 	for i, iface := range prev.Interfaces {
-		if iface.Name == args.IfName && iface.Sandbox != "" {
+		if iface.Name == ifName && iface.Sandbox != "" {
 			podIdx = i
 			break
 		}
 	}
 	if podIdx < 0 {
-		return drift("prevResult has no interface %s in a sandbox", args.IfName)
+		return nil, drift("prevResult has no interface %s in a sandbox", ifName)
 	}
 	var ips []*current.IPConfig
 	for _, ipc := range prev.IPs {
@@ -61,12 +77,13 @@ func Check(ctx context.Context, conf *NetConf, args *skel.CmdArgs) error {
 			ips = append(ips, ipc)
 		}
 	}
+	return ips, nil
+}
 
-	peerIndex, err := checkHost(conf, args, mtu, ips)
-	if err != nil {
-		return err
-	}
-	err = netns.Do(func(ns.NetNS) error {
+// checkPod verifies, inside the pod's netns, that the pod interface is the
+// host end's peer (peerIndex, when known) and has mtu, ips and routes.
+func checkPod(netns ns.NetNS, args *skel.CmdArgs, peerIndex, mtu int, ips []*current.IPConfig, routes []*types.Route) error {
+	err := netns.Do(func(ns.NetNS) error {
 		l, err := netlinksafe.LinkByName(args.IfName)
 		if err != nil {
 			return drift("pod interface %s: %v", args.IfName, err)
@@ -80,15 +97,12 @@ func Check(ctx context.Context, conf *NetConf, args *skel.CmdArgs) error {
 		if err := ip.ValidateExpectedInterfaceIPs(args.IfName, ips); err != nil {
 			return drift("pod addresses: %v", err)
 		}
-		if err := checkRoutes(l, prev.Routes, ips); err != nil {
+		if err := checkRoutes(l, routes, ips); err != nil {
 			return drift("pod %v", err)
 		}
 		return nil
 	})
-	if err != nil {
-		return libmini.Wrap(err, libmini.CodeLink, "entering the pod's netns "+args.Netns)
-	}
-	return ipamCall{conf, args}.check(ctx)
+	return libmini.Wrap(err, libmini.CodeLink, "entering the pod's netns "+args.Netns)
 }
 
 // checkHost verifies the host side and returns the index of the host end's
@@ -122,46 +136,59 @@ func checkHost(conf *NetConf, args *skel.CmdArgs, mtu int, ips []*current.IPConf
 	}
 	info, err := netlinksafe.LinkGetProtinfo(veth)
 	if err != nil {
-		return 0, types.NewError(libmini.CodeLink, fmt.Sprintf("reading the port flags of %s", hostName), err.Error())
+		return 0, linkErr(err, "reading the port flags of %s", hostName)
 	}
 	if info.Isolated != conf.PortIsolation {
 		return 0, drift("host veth %s has isolated %v, want %v (portIsolation)", hostName, info.Isolated, conf.PortIsolation)
 	}
+	if err := checkVlanAndGateways(conf, br, veth, ips); err != nil {
+		return 0, err
+	}
+	return veth.ParentIndex, nil
+}
+
+// checkVlanAndGateways verifies, with a vlan, that the bridge filters VLANs
+// and the host end veth is that VLAN's untagged port (and, with isGateway,
+// the VLAN's gateway veth is in place), and with isGateway that the link
+// holding the gateways (the bridge or that veth) has the gateway of every
+// IP in ips.
+func checkVlanAndGateways(conf *NetConf, br *netlink.Bridge, veth *netlink.Veth, ips []*current.IPConfig) error {
 	var gwLink netlink.Link = br
 	if conf.Vlan != 0 {
 		if !vlanFiltering(br) {
-			return 0, drift("bridge %s does not filter VLANs (vlan %d)", conf.Bridge, conf.Vlan)
+			return drift("bridge %s does not filter VLANs (vlan %d)", conf.Bridge, conf.Vlan)
 		}
 		vlans, err := netlinksafe.BridgeVlanList()
 		if err != nil {
-			return 0, types.NewError(libmini.CodeLink, "listing the VLANs of bridge ports", err.Error())
+			return linkErr(err, "listing the VLANs of bridge ports")
 		}
 		if err := checkPortVlan(vlans, veth, conf.Vlan, conf.PreserveDefaultVlan); err != nil {
-			return 0, drift("%v", err)
+			return drift("%v", err)
 		}
 		if conf.IsGateway {
 			if gwLink, err = checkVlanGateway(vlans, br, conf.Vlan, conf.PreserveDefaultVlan); err != nil {
-				return 0, drift("%v", err)
+				return drift("%v", err)
 			}
 		}
 	}
-	if conf.IsGateway {
-		name := gwLink.Attrs().Name
-		addrs, err := netlinksafe.AddrList(gwLink, netlink.FAMILY_ALL)
-		if err != nil {
-			return 0, types.NewError(libmini.CodeLink, fmt.Sprintf("listing addresses of %s", name), err.Error())
+	if !conf.IsGateway {
+		return nil
+	}
+	name := gwLink.Attrs().Name
+	addrs, err := netlinksafe.AddrList(gwLink, netlink.FAMILY_ALL)
+	if err != nil {
+		return linkErr(err, "listing addresses of %s", name)
+	}
+	for _, gw := range gatewayNets(ips) {
+		found := false
+		for _, a := range addrs {
+			found = found || (a.IP.Equal(gw.IP) && a.Mask.String() == gw.Mask.String())
 		}
-		for _, gw := range gatewayNets(ips) {
-			found := false
-			for _, a := range addrs {
-				found = found || (a.IP.Equal(gw.IP) && a.Mask.String() == gw.Mask.String())
-			}
-			if !found {
-				return 0, drift("%s lacks gateway address %s", name, gw)
-			}
+		if !found {
+			return drift("%s lacks gateway address %s", name, gw)
 		}
 	}
-	return veth.ParentIndex, nil
+	return nil
 }
 
 func drift(format string, args ...any) error {

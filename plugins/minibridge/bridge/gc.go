@@ -20,9 +20,8 @@ import (
 // spec asks, it goes on after a failure and reports every error. A GC
 // without cni.dev/valid-attachments is refused (code 7): read as "nothing
 // is live", it would cut every pod off.
-func GC(ctx context.Context, conf *NetConf, args *skel.CmdArgs) error {
-	log, closeLog := libmini.Logger(plugin, "GC", conf.LogFile, nil)
-	defer closeLog()
+func GC(ctx context.Context, conf *NetConf, args *skel.CmdArgs, node Node) error {
+	log := node.log()
 
 	valid, ok, err := conf.GCAttachments()
 	if err != nil {
@@ -62,7 +61,7 @@ func collectVeths(conf *NetConf, valid []types.GCAttachment) ([]string, error) {
 	brIndex := -1 // no bridge: no port is ours
 	bl, err := netlinksafe.LinkByName(conf.Bridge)
 	if notFound := (netlink.LinkNotFoundError{}); err != nil && !errors.As(err, &notFound) {
-		return nil, types.NewError(libmini.CodeLink, "reading bridge "+conf.Bridge, err.Error())
+		return nil, linkErr(err, "reading bridge %s", conf.Bridge)
 	}
 	if _, ok := bl.(*netlink.Bridge); ok {
 		brIndex = bl.Attrs().Index
@@ -73,7 +72,7 @@ func collectVeths(conf *NetConf, valid []types.GCAttachment) ([]string, error) {
 	}
 	links, err := netlinksafe.LinkList()
 	if err != nil {
-		return nil, types.NewError(libmini.CodeLink, "listing links", err.Error())
+		return nil, linkErr(err, "listing links")
 	}
 	mine := ownerAlias(conf.Name)
 	var removed []string
@@ -118,7 +117,7 @@ func setOwner(name, network string) error {
 		err = netlink.LinkSetAlias(l, ownerAlias(network))
 	}
 	if err != nil {
-		return types.NewError(libmini.CodeLink, "setting the alias of "+name, err.Error())
+		return linkErr(err, "setting the alias of %s", name)
 	}
 	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/minicni/minicni/ipam/miniipam/allocator"
-	"github.com/minicni/minicni/ipam/miniipam/config"
 	"github.com/minicni/minicni/libmini"
 )
 
@@ -24,24 +23,11 @@ type ipamCall struct {
 	args *skel.CmdArgs
 }
 
-func (p ipamCall) inProcess(cmd string) (*allocator.Allocator, func(), error) {
-	c, err := config.LoadConf(p.args.StdinData, p.args.Args)
-	if err != nil {
-		return nil, nil, err
-	}
-	args := p.args
-	if cmd == "GC" || cmd == "STATUS" {
-		args = nil // no container
-	}
-	log, closeLog := libmini.Logger("miniipam", cmd, c.LogFile, args)
-	return allocator.New(c, log), closeLog, nil
-}
-
 func (p ipamCall) add(ctx context.Context) (*current.Result, error) {
 	if p.conf.IPAM.Type != InProcessIPAM {
 		return libmini.IPAMAdd(ctx, p.conf.IPAM.Type, p.args.StdinData)
 	}
-	a, closeLog, err := p.inProcess("ADD")
+	a, closeLog, err := allocator.Open("ADD", p.args)
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +78,7 @@ func (p ipamCall) run(ctx context.Context, cmd string, delegate func(context.Con
 	if p.conf.IPAM.Type != InProcessIPAM {
 		return delegate(ctx, p.conf.IPAM.Type, p.args.StdinData)
 	}
-	a, closeLog, err := p.inProcess(cmd)
+	a, closeLog, err := allocator.Open(cmd, p.args)
 	if err != nil {
 		return err
 	}

@@ -46,9 +46,8 @@ const hostLocal = "host-local"
 //
 // Every problem found is in the one error: 51 when any is, msg joins the
 // causes, details the underlying errors.
-func Status(ctx context.Context, conf *NetConf, args *skel.CmdArgs) error {
-	log, closeLog := libmini.Logger(plugin, "STATUS", conf.LogFile, nil)
-	defer closeLog()
+func Status(ctx context.Context, conf *NetConf, args *skel.CmdArgs, node Node) error {
+	log := node.log()
 
 	found := ipamStatus(ctx, conf, args)
 	found = append(found, bridgeStatus(conf, args.StdinData)...)

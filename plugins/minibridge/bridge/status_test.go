@@ -144,8 +144,8 @@ func TestStatus(t *testing.T) {
 			if tt.pod {
 				pod := minitest.NewNS(t)
 				a := args(t, "ctr-status", pod.Path(), "eth0", stdin)
-				minitest.Do(t, f.host, func() error { _, err := Add(ctx, conf, a); return err })
-				t.Cleanup(func() { _ = f.host.Do(func(ns.NetNS) error { return Del(ctx, conf, a) }) })
+				minitest.Do(t, f.host, func() error { _, err := Add(ctx, conf, a, Node{}); return err })
+				t.Cleanup(func() { _ = f.host.Do(func(ns.NetNS) error { return Del(ctx, conf, a, Node{}) }) })
 			}
 			if tt.prepare != nil {
 				tt.prepare(t, f)
@@ -162,7 +162,7 @@ func TestStatus(t *testing.T) {
 			}
 			store := minitest.DirNames(t, f.dataDir)
 
-			_ = f.host.Do(func(ns.NetNS) error { err = Status(ctx, conf, a); return nil })
+			_ = f.host.Do(func(ns.NetNS) error { err = Status(ctx, conf, a, Node{}); return nil })
 			if tt.code == 0 {
 				if err != nil {
 					t.Fatalf("Status: %v", err)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/minicni/minicni/libmini"
 	"github.com/vishvananda/netlink"
@@ -30,9 +29,9 @@ const errNoVlanFiltering = "this kernel has no bridge VLAN filtering (CONFIG_BRI
 // EOPNOTSUPP.
 func vlanError(what string, err error) error {
 	if errors.Is(err, unix.EOPNOTSUPP) {
-		return types.NewError(libmini.CodeLink, what+": "+errNoVlanFiltering, err.Error())
+		return linkErr(err, "%s: %s", what, errNoVlanFiltering)
 	}
-	return types.NewError(libmini.CodeLink, what, err.Error())
+	return linkErr(err, "%s", what)
 }
 
 // vlanFiltering reports whether the bridge filters VLANs.
@@ -112,12 +111,12 @@ func ensureVlanGateway(br *netlink.Bridge, vid int, preserve bool, mtu int) (net
 		attrs.MTU = mtu
 		veth := &netlink.Veth{LinkAttrs: attrs, PeerName: vlanGatewayPeer(br.Name, vid)}
 		if err := netlink.LinkAdd(veth); err != nil && !errors.Is(err, unix.EEXIST) {
-			return nil, types.NewError(libmini.CodeLink, fmt.Sprintf("creating VLAN %d gateway veth %s", vid, name), err.Error())
+			return nil, linkErr(err, "creating VLAN %d gateway veth %s", vid, name)
 		}
 		l, err = netlinksafe.LinkByName(name)
 	}
 	if err != nil {
-		return nil, types.NewError(libmini.CodeLink, "reading VLAN gateway "+name, err.Error())
+		return nil, linkErr(err, "reading VLAN gateway %s", name)
 	}
 	gw, ok := l.(*netlink.Veth)
 	if !ok {
@@ -125,11 +124,11 @@ func ensureVlanGateway(br *netlink.Bridge, vid int, preserve bool, mtu int) (net
 	}
 	peer, err := netlink.LinkByIndex(gw.ParentIndex)
 	if err != nil {
-		return nil, types.NewError(libmini.CodeLink, fmt.Sprintf("finding the peer of VLAN gateway %s", name), err.Error())
+		return nil, linkErr(err, "finding the peer of VLAN gateway %s", name)
 	}
 	if peer.Attrs().MasterIndex != br.Index {
 		if err := netlink.LinkSetMaster(peer, br); err != nil {
-			return nil, types.NewError(libmini.CodeLink, fmt.Sprintf("attaching %s (peer of %s) to bridge %s", peer.Attrs().Name, name, br.Name), err.Error())
+			return nil, linkErr(err, "attaching %s (peer of %s) to bridge %s", peer.Attrs().Name, name, br.Name)
 		}
 	}
 	if err := setPortVlan(peer, vid, preserve); err != nil {
@@ -141,11 +140,11 @@ func ensureVlanGateway(br *netlink.Bridge, vid int, preserve bool, mtu int) (net
 	for _, end := range []netlink.Link{peer, gw} {
 		if end.Attrs().MTU != mtu {
 			if err := netlink.LinkSetMTU(end, mtu); err != nil {
-				return nil, types.NewError(libmini.CodeLink, fmt.Sprintf("setting MTU %d on %s", mtu, end.Attrs().Name), err.Error())
+				return nil, linkErr(err, "setting MTU %d on %s", mtu, end.Attrs().Name)
 			}
 		}
 		if err := netlink.LinkSetUp(end); err != nil {
-			return nil, types.NewError(libmini.CodeLink, fmt.Sprintf("setting %s up", end.Attrs().Name), err.Error())
+			return nil, linkErr(err, "setting %s up", end.Attrs().Name)
 		}
 	}
 	return gw, nil
