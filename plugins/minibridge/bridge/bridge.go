@@ -261,10 +261,8 @@ func Del(ctx context.Context, conf *NetConf, args *skel.CmdArgs, node Node) erro
 // validateArgs checks CNI_IFNAME for callers that bypass skel (skel checks
 // it too): the name becomes a link name and part of a sysctl path.
 func validateArgs(args *skel.CmdArgs) error {
-	if err := libmini.ValidateIfName("CNI_IFNAME", args.IfName); err != nil {
-		var e *types.Error
-		errors.As(err, &e)
-		return types.NewError(libmini.CodeInvalidEnv, e.Msg, e.Details)
+	if err := libmini.ValidateIfNameAs(libmini.CodeInvalidEnv, "CNI_IFNAME", args.IfName); err != nil {
+		return err
 	}
 	if args.ContainerID == "" {
 		return libmini.Errorf(libmini.CodeInvalidEnv, "CNI_CONTAINERID is empty")

@@ -26,8 +26,7 @@ func Check(ctx context.Context, conf *NetConf, args *skel.CmdArgs, _ Node) error
 	if err := validateArgs(args); err != nil {
 		return err
 	}
-	pc := conf.PluginConf // parsing consumes RawPrevResult: keep conf intact
-	prev, err := libmini.PrevResult(&pc)
+	prev, err := libmini.PrevResult(&conf.PluginConf)
 	if err != nil {
 		return err
 	}
