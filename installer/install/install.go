@@ -55,7 +55,8 @@ func Run(p Plan) (Result, error) {
 		}
 	}
 	if len(p.Binaries) > 0 {
-		if err := os.MkdirAll(p.BinDir, 0o755); err != nil {
+		// The runtime (any user) must read and execute the plugins, as in /opt/cni/bin.
+		if err := os.MkdirAll(p.BinDir, 0o755); err != nil { //nolint:gosec // see above
 			return res, err
 		}
 	}
@@ -83,7 +84,8 @@ func Run(p Plan) (Result, error) {
 			return res, fmt.Errorf("the conflist runs %q, which is not an executable in %s: conflist not written", name, p.BinDir)
 		}
 	}
-	if err := os.MkdirAll(filepath.Dir(p.ConfPath), 0o755); err != nil {
+	// The conf dir is read by the runtime, as /etc/cni/net.d is.
+	if err := os.MkdirAll(filepath.Dir(p.ConfPath), 0o755); err != nil { //nolint:gosec // see above
 		return res, err
 	}
 	changed, err := WriteFile(p.ConfPath, p.Conflist, 0o644)

@@ -79,7 +79,7 @@ func ValidateName(name string) error {
 			return fmt.Errorf("invalid node name %q: not a DNS subdomain", name)
 		}
 		for _, r := range label {
-			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '-' {
 				return fmt.Errorf("invalid node name %q: not a DNS subdomain", name)
 			}
 		}

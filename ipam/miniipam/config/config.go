@@ -389,6 +389,6 @@ func (c *NetConf) setFor(a netip.Addr) (int, Range, bool) {
 
 func (c *NetConf) loadAttachments() error {
 	var err error
-	c.Attachments, c.HasAttachments, err = c.NetConf.GCAttachments()
+	c.Attachments, c.HasAttachments, err = c.GCAttachments()
 	return err
 }

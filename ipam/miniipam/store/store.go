@@ -207,8 +207,9 @@ func (d *Disk) flock(ctx context.Context, f *os.File) error {
 		return nil
 	case <-ctx.Done():
 		go func() {
-			<-done
-			_ = f.Close()
+			// Nobody waits for the answer any more: whether the lock
+			// came late or failed, closing the file releases it.
+			_ = errors.Join(<-done, f.Close())
 		}()
 		return libmini.Errorf(libmini.CodeTryAgainLater, "the lock %s is still held by another command after %s; try again later",
 			f.Name(), timeout)

@@ -246,8 +246,8 @@ func TestHostLocalLock(t *testing.T) {
 	locked := make(chan error, 1)
 	go func() { locked <- hl.Lock() }()
 	select {
-	case <-locked:
-		t.Fatal("host-local locked the store while miniipam held it")
+	case err := <-locked:
+		t.Fatalf("host-local locked the store while miniipam held it (Lock returned %v)", err)
 	case <-time.After(50 * time.Millisecond):
 	}
 	tx.Close()
