@@ -1,7 +1,6 @@
 package route
 
 import (
-	"net"
 	"strings"
 	"testing"
 
@@ -102,12 +101,4 @@ func TestLoadConfInvalid(t *testing.T) {
 			}
 		})
 	}
-}
-
-func mustCIDR(s string) *net.IPNet {
-	n, err := libmini.ParseSubnet("test", s)
-	if err != nil {
-		panic(err)
-	}
-	return n
 }
