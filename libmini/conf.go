@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"net"
 	"regexp"
 	"slices"
 	"strings"
@@ -130,38 +129,6 @@ func ValidateMTU(field string, mtu int) error {
 		return nil
 	}
 	return ConfigErrorf("invalid %s %d: must be 0 (automatic) or 68-65535", field, mtu)
-}
-
-// ParseSubnet parses a CIDR that must name a network (no host bits set) and
-// returns it with a 4-byte IP for IPv4.
-//
-// Deprecated: use ParsePrefix; kept while miniroute's config holds net.IPNet.
-func ParseSubnet(field, s string) (*net.IPNet, error) {
-	ip, n, err := net.ParseCIDR(s)
-	if err != nil {
-		return nil, ConfigErrorf("invalid %s %q: not a CIDR", field, s)
-	}
-	if !ip.Equal(n.IP) {
-		return nil, ConfigErrorf("invalid %s %q: host bits set, the network is %s", field, s, n)
-	}
-	if v4 := n.IP.To4(); v4 != nil {
-		n.IP = v4
-	}
-	return n, nil
-}
-
-// ParseIP parses a plain IP address, returning IPv4 in 4-byte form.
-//
-// Deprecated: use ParseAddr; kept while miniroute's config holds net.IP.
-func ParseIP(field, s string) (net.IP, error) {
-	ip := net.ParseIP(s)
-	if ip == nil {
-		return nil, ConfigErrorf("invalid %s %q: not an IP address", field, s)
-	}
-	if v4 := ip.To4(); v4 != nil {
-		ip = v4
-	}
-	return ip, nil
 }
 
 // PrevResult returns conf's prevResult as a types/100 result, or nil and no

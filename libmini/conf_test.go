@@ -98,50 +98,6 @@ func TestValidateMTU(t *testing.T) {
 	}
 }
 
-func TestParseSubnet(t *testing.T) {
-	tests := []struct {
-		in   string
-		want string
-		ok   bool
-	}{
-		{"10.0.0.0/24", "10.0.0.0/24", true},
-		{"fd00::/64", "fd00::/64", true},
-		{"10.0.0.1/24", "", false},
-		{"1.2.3.4/33", "", false},
-		{"10.0.0.0/24; rm -rf /", "", false},
-		{"fd00::g/64", "", false},
-		{"", "", false},
-	}
-	for _, tt := range tests {
-		n, err := ParseSubnet("subnet", tt.in)
-		if (err == nil) != tt.ok {
-			t.Errorf("ParseSubnet(%q) err = %v, want ok=%v", tt.in, err, tt.ok)
-			continue
-		}
-		if err != nil {
-			if !strings.Contains(err.Error(), tt.in) {
-				t.Errorf("error %q does not name the value %q", err, tt.in)
-			}
-			continue
-		}
-		if n.String() != tt.want {
-			t.Errorf("ParseSubnet(%q) = %s, want %s", tt.in, n, tt.want)
-		}
-		if strings.Contains(tt.in, ".") && len(n.IP) != 4 {
-			t.Errorf("ParseSubnet(%q) IP has %d bytes, want 4", tt.in, len(n.IP))
-		}
-	}
-}
-
-func TestParseIP(t *testing.T) {
-	if ip, err := ParseIP("gw", "10.1.2.3"); err != nil || len(ip) != 4 {
-		t.Errorf("ParseIP v4 = %v %v", ip, err)
-	}
-	if _, err := ParseIP("gw", "10.1.2"); err == nil || code(t, err) != CodeInvalidConfig {
-		t.Errorf("ParseIP accepted a bad address: %v", err)
-	}
-}
-
 func TestWrapKeepsCNIError(t *testing.T) {
 	orig := types.NewError(CodePoolExhausted, "full", "")
 	if got := Wrap(orig, CodeIPAM, "ipam failed"); got != orig {

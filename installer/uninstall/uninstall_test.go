@@ -3,6 +3,7 @@ package uninstall
 import (
 	"context"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -83,8 +84,8 @@ func TestUninstall(t *testing.T) {
 	err := a.NS.Do(func(ns.NetNS) error {
 		st.Lookup(rules.IPv4, "digest").Record()
 		for _, s := range []rules.Spec{
-			{Family: rules.IPv4, Cluster: []*net.IPNet{twonode.MustNet("172.18.0.0/16")}, PodNets: []*net.IPNet{twonode.MustNet("172.18.0.0/24")}, Forward: true, Masquerade: true},
-			{Family: rules.IPv6, Cluster: []*net.IPNet{twonode.MustNet("fd00:18::/48")}, PodNets: []*net.IPNet{twonode.MustNet("fd00:18::/64")}, Forward: true, Masquerade: true},
+			{Family: rules.IPv4, Cluster: []netip.Prefix{netip.MustParsePrefix("172.18.0.0/16")}, PodNets: []netip.Prefix{netip.MustParsePrefix("172.18.0.0/24")}, Forward: true, Masquerade: true},
+			{Family: rules.IPv6, Cluster: []netip.Prefix{netip.MustParsePrefix("fd00:18::/48")}, PodNets: []netip.Prefix{netip.MustParsePrefix("fd00:18::/64")}, Forward: true, Masquerade: true},
 		} {
 			if _, err := route.Ensure(ctx, backend.New(s.Family), s); err != nil {
 				return err

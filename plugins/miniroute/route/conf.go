@@ -10,7 +10,7 @@ package route
 import (
 	"encoding/json"
 	"fmt"
-	"net"
+	"net/netip"
 
 	"github.com/minicni/minicni/libmini"
 )
@@ -34,7 +34,7 @@ type NetConf struct {
 	Routes []Static `json:"routes,omitempty"`
 
 	// Cluster is ClusterCIDR parsed, without duplicates.
-	Cluster []*net.IPNet `json:"-"`
+	Cluster []netip.Prefix `json:"-"`
 }
 
 // Static is one static route: Dst through the gateway Via.
@@ -42,8 +42,8 @@ type Static struct {
 	Dst string `json:"dst"`
 	Via string `json:"via"`
 
-	DstNet *net.IPNet `json:"-"`
-	ViaIP  net.IP     `json:"-"`
+	DstNet netip.Prefix `json:"-"`
+	ViaIP  netip.Addr   `json:"-"`
 }
 
 func (r Static) String() string { return r.DstNet.String() + " via " + r.ViaIP.String() }
@@ -81,21 +81,18 @@ func LoadConf(stdin []byte) (*NetConf, error) {
 }
 
 func (c *NetConf) validate() error {
-	seen := map[string]bool{}
+	seen := map[netip.Prefix]bool{}
 	for i, s := range c.ClusterCIDR {
-		n, err := libmini.ParseSubnet(fmt.Sprintf("clusterCIDR[%d]", i), s)
+		n, err := libmini.ParsePrefix(fmt.Sprintf("clusterCIDR[%d]", i), s, libmini.NotWhole)
 		if err != nil {
 			return err
 		}
-		if ones, _ := n.Mask.Size(); ones == 0 {
-			return libmini.ConfigErrorf("invalid clusterCIDR[%d] %q: a cluster CIDR cannot cover every address", i, s)
-		}
-		if !seen[n.String()] {
-			seen[n.String()] = true
+		if !seen[n] {
+			seen[n] = true
 			c.Cluster = append(c.Cluster, n)
 		}
 	}
-	dsts := map[string]int{}
+	dsts := map[netip.Prefix]int{}
 	for i := range c.Routes {
 		r := &c.Routes[i]
 		field := fmt.Sprintf("routes[%d]", i)
@@ -106,24 +103,19 @@ func (c *NetConf) validate() error {
 			return libmini.ConfigErrorf("%s.via is missing (route to %q)", field, r.Dst)
 		}
 		var err error
-		if r.DstNet, err = libmini.ParseSubnet(field+".dst", r.Dst); err != nil {
+		if r.DstNet, err = libmini.ParsePrefix(field+".dst", r.Dst); err != nil {
 			return err
 		}
-		if r.ViaIP, err = libmini.ParseIP(field+".via", r.Via); err != nil {
+		if r.ViaIP, err = libmini.ParseAddr(field+".via", r.Via, libmini.Unicast); err != nil {
 			return err
 		}
-		if isV4(r.DstNet.IP) != isV4(r.ViaIP) {
+		if r.DstNet.Addr().Is4() != r.ViaIP.Is4() {
 			return libmini.ConfigErrorf("invalid %s: dst %q and via %q are of different IP families", field, r.Dst, r.Via)
 		}
-		if r.ViaIP.IsUnspecified() || r.ViaIP.IsLinkLocalUnicast() || r.ViaIP.IsMulticast() || r.ViaIP.IsLoopback() {
-			return libmini.ConfigErrorf("invalid %s.via %q: the gateway must be a routable unicast address", field, r.Via)
-		}
-		if j, dup := dsts[r.DstNet.String()]; dup {
+		if j, dup := dsts[r.DstNet]; dup {
 			return libmini.ConfigErrorf("invalid %s.dst %q: routes[%d] already has this destination", field, r.Dst, j)
 		}
-		dsts[r.DstNet.String()] = i
+		dsts[r.DstNet] = i
 	}
 	return nil
 }
-
-func isV4(ip net.IP) bool { return ip.To4() != nil }

@@ -1,7 +1,6 @@
 package route
 
 import (
-	"net"
 	"strings"
 	"testing"
 
@@ -42,6 +41,8 @@ func TestLoadConfValid(t *testing.T) {
 		{"null keeps the default", `,"masquerade":null`, view{Masquerade: true, Forward: true}},
 		{"routes", `,"routes":[{"dst":"172.18.1.0/24","via":"10.99.0.12"},{"dst":"fd00:172:18:1::/64","via":"fd00:99::12"}]`,
 			view{Masquerade: true, Forward: true, Routes: []string{"172.18.1.0/24 via 10.99.0.12", "fd00:172:18:1::/64 via fd00:99::12"}}},
+		{"IPv4-mapped gateway is IPv4", `,"routes":[{"dst":"172.18.1.0/24","via":"::ffff:10.99.0.12"}]`,
+			view{Masquerade: true, Forward: true, Routes: []string{"172.18.1.0/24 via 10.99.0.12"}}},
 		{"unknown keys ignored", `,"somethingElse":{"a":1},"logFile":"/tmp/x.log"`, view{Masquerade: true, Forward: true}},
 	}
 	for _, tt := range tests {
@@ -77,6 +78,10 @@ func TestLoadConfInvalid(t *testing.T) {
 		{"host bits", `"clusterCIDR":["172.18.0.1/16"]`, libmini.CodeInvalidConfig, `"172.18.0.1/16"`},
 		{"second CIDR bad", `"clusterCIDR":["172.18.0.0/16","fd00::1/56"]`, libmini.CodeInvalidConfig, `clusterCIDR[1] "fd00::1/56"`},
 		{"everything", `"clusterCIDR":["0.0.0.0/0"]`, libmini.CodeInvalidConfig, `"0.0.0.0/0"`},
+		{"IPv4-mapped CIDR", `"clusterCIDR":["::ffff:10.0.0.0/104"]`, libmini.CodeInvalidConfig, `clusterCIDR[0] "::ffff:10.0.0.0/104": IPv4-mapped`},
+		{"route IPv4-mapped dst", `"routes":[{"dst":"::ffff:172.18.1.0/120","via":"10.0.0.1"}]`, libmini.CodeInvalidConfig, `routes[0].dst "::ffff:172.18.1.0/120": IPv4-mapped`},
+		{"route via loopback", `"routes":[{"dst":"172.18.1.0/24","via":"127.0.0.1"}]`, libmini.CodeInvalidConfig, `routes[0].via "127.0.0.1": not a routable unicast address`},
+		{"route via multicast", `"routes":[{"dst":"fd00:1::/64","via":"ff02::1"}]`, libmini.CodeInvalidConfig, `"ff02::1"`},
 		{"route without dst", `"routes":[{"via":"10.0.0.1"}]`, libmini.CodeInvalidConfig, "routes[0].dst"},
 		{"route without via", `"routes":[{"dst":"172.18.1.0/24"}]`, libmini.CodeInvalidConfig, `routes[0].via is missing (route to "172.18.1.0/24")`},
 		{"route bad dst", `"routes":[{"dst":"172.18.1.0/33","via":"10.0.0.1"}]`, libmini.CodeInvalidConfig, `"172.18.1.0/33"`},
@@ -102,12 +107,4 @@ func TestLoadConfInvalid(t *testing.T) {
 			}
 		})
 	}
-}
-
-func mustCIDR(s string) *net.IPNet {
-	n, err := libmini.ParseSubnet("test", s)
-	if err != nil {
-		panic(err)
-	}
-	return n
 }

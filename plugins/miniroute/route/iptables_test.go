@@ -3,7 +3,7 @@ package route
 import (
 	"context"
 	"errors"
-	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -17,7 +17,7 @@ import (
 
 func v4Spec() rules.Spec {
 	return rules.Spec{Family: rules.IPv4, Forward: true, Masquerade: true,
-		Cluster: []*net.IPNet{mustCIDR("172.18.0.0/16")}, PodNets: []*net.IPNet{mustCIDR("172.18.0.0/24")}}
+		Cluster: []netip.Prefix{netip.MustParsePrefix("172.18.0.0/16")}, PodNets: []netip.Prefix{netip.MustParsePrefix("172.18.0.0/24")}}
 }
 
 // The rules of v4Spec as iptables -S prints them: what the README documents.
@@ -88,7 +88,7 @@ func TestEnsureParts(t *testing.T) {
 		{"masquerade only", func(s *rules.Spec) { s.Forward = false }, nil, v4Nat},
 		{"nothing", func(s *rules.Spec) { s.Forward, s.Masquerade = false, false }, nil, nil},
 		{"IPv6", func(s *rules.Spec) {
-			s.Family, s.Cluster, s.PodNets = rules.IPv6, []*net.IPNet{mustCIDR("fd00:172:18::/56")}, []*net.IPNet{mustCIDR("fd00:172:18::/64")}
+			s.Family, s.Cluster, s.PodNets = rules.IPv6, []netip.Prefix{netip.MustParsePrefix("fd00:172:18::/56")}, []netip.Prefix{netip.MustParsePrefix("fd00:172:18::/64")}
 		}, []string{
 			`-N MINICNI-FORWARD`,
 			`-A FORWARD -m comment --comment "minicni: forward pod traffic" -j MINICNI-FORWARD`,
@@ -198,7 +198,7 @@ func TestEnsureKeepsOthers(t *testing.T) {
 		t.Fatal(err)
 	}
 	other := rules.Spec{Family: rules.IPv4, Forward: true, Masquerade: true,
-		Cluster: []*net.IPNet{mustCIDR("10.244.0.0/16")}, PodNets: []*net.IPNet{mustCIDR("10.244.3.0/24")}}
+		Cluster: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}, PodNets: []netip.Prefix{netip.MustParsePrefix("10.244.3.0/24")}}
 	ensure(t, f, other)
 	for _, s := range []rules.Spec{v4Spec(), other} {
 		if err := CheckRules(context.Background(), f, s); err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"github.com/minicni/minicni/plugins/miniroute/stamps"
 	"net"
+	"net/netip"
 	"os/exec"
 	"slices"
 	"strings"
@@ -87,7 +88,7 @@ func (c *counting) Restore(ctx context.Context, b []byte) error {
 
 func v6Spec() rules.Spec {
 	return rules.Spec{Family: rules.IPv6, Forward: true, Masquerade: true,
-		Cluster: []*net.IPNet{mustCIDR("fd00:172:18::/56")}, PodNets: []*net.IPNet{mustCIDR("fd00:172:18::/64")}}
+		Cluster: []netip.Prefix{netip.MustParsePrefix("fd00:172:18::/56")}, PodNets: []netip.Prefix{netip.MustParsePrefix("fd00:172:18::/64")}}
 }
 
 // TestRealEnsure: from scratch, the rules iptables -S shows are exactly the
@@ -214,7 +215,7 @@ func TestRealCheckAndRepair(t *testing.T) {
 		"--comment", "minicni: masquerade the pod subnet", "-j", "MASQUERADE")
 	ipt(t, n, rules.IPv6, "-D", "FORWARD", "1")
 	do(t, n, func() error {
-		if err := netlink.RouteDel(&netlink.Route{Dst: mustCIDR("fd00:172:18:1::/64"), Gw: net.ParseIP("fd00:99::12")}); err != nil {
+		if err := netlink.RouteDel(&netlink.Route{Dst: ipNet(netip.MustParsePrefix("fd00:172:18:1::/64")), Gw: net.ParseIP("fd00:99::12")}); err != nil {
 			return err
 		}
 		checkErr = Check(context.Background(), conf(), Node{})

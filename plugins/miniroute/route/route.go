@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 
 	current "github.com/containernetworking/cni/pkg/types/100"
@@ -64,16 +65,7 @@ func (n Node) log() *slog.Logger {
 }
 
 // prevResult is conf's prevResult, which a chained plugin cannot do without.
-// Parsing consumes conf's raw prevResult, so a conf already parsed (by an
-// earlier call with the same conf) answers from the parsed one.
 func prevResult(conf *NetConf) (*current.Result, error) {
-	if conf.RawPrevResult == nil && conf.PrevResult != nil {
-		prev, err := current.NewResultFromResult(conf.PrevResult)
-		if err != nil {
-			return nil, libmini.Errorf(libmini.CodeDecode, "failed to convert prevResult: %v", err)
-		}
-		return prev, nil
-	}
 	prev, err := libmini.PrevResult(&conf.PluginConf)
 	if err != nil {
 		return nil, err
@@ -154,8 +146,8 @@ func Check(ctx context.Context, conf *NetConf, node Node) error {
 	return nil
 }
 
-func familyOf(ip net.IP) rules.Family {
-	if isV4(ip) {
+func familyOf(a netip.Addr) rules.Family {
+	if a.Is4() {
 		return rules.IPv4
 	}
 	return rules.IPv6
@@ -172,32 +164,35 @@ func Specs(conf *NetConf, prev *current.Result) ([]rules.Spec, error) {
 	for _, f := range []rules.Family{rules.IPv4, rules.IPv6} {
 		s := rules.Spec{Family: f, Forward: conf.Forward, Masquerade: conf.Masquerade}
 		for _, c := range conf.Cluster {
-			if familyOf(c.IP) == f {
+			if familyOf(c.Addr()) == f {
 				s.Cluster = append(s.Cluster, c)
 			}
 		}
-		seen := map[string]bool{}
+		seen := map[netip.Prefix]bool{}
 		found := false
 		for _, ipc := range prev.IPs {
-			if ipc == nil || ipc.Address.IP == nil || familyOf(ipc.Address.IP) != f {
+			if ipc == nil {
+				continue
+			}
+			n, ok := network(ipc.Address)
+			if !ok || familyOf(n.Addr()) != f {
 				continue
 			}
 			found = true
-			n := network(ipc.Address)
-			if ones, bits := n.Mask.Size(); ones == bits {
+			if n.IsSingleIP() {
 				for _, c := range s.Cluster {
-					if c.Contains(n.IP) {
+					if c.Contains(n.Addr()) {
 						n = c
 						break
 					}
 				}
 			}
-			if len(s.Cluster) > 0 && !within(n, s.Cluster) {
+			if len(s.Cluster) > 0 && !libmini.Within(n, s.Cluster) {
 				return nil, libmini.ConfigErrorf("pod subnet %s (prevResult address %s) is outside clusterCIDR %s",
 					n, ipc.Address.String(), strings.Join(conf.ClusterCIDR, ", "))
 			}
-			if !seen[n.String()] {
-				seen[n.String()] = true
+			if !seen[n] {
+				seen[n] = true
 				s.PodNets = append(s.PodNets, n)
 			}
 		}
@@ -212,26 +207,18 @@ func Specs(conf *NetConf, prev *current.Result) ([]rules.Spec, error) {
 	return specs, nil
 }
 
-// network is the subnet of an address, with a 4-byte IP and mask for rules.IPv4.
-func network(a net.IPNet) *net.IPNet {
-	ip, mask := a.IP, a.Mask
-	if v4 := ip.To4(); v4 != nil {
-		ip = v4
-		if len(mask) == net.IPv6len {
-			mask = mask[12:]
-		}
+// network is the subnet of a prevResult address, IPv4 in its own family
+// whether the address came in 4- or 16-byte form (with a 4- or 16-byte
+// mask); false when there is no address.
+func network(a net.IPNet) (netip.Prefix, bool) {
+	ip, ok := netip.AddrFromSlice(a.IP)
+	if !ok {
+		return netip.Prefix{}, false
 	}
-	return &net.IPNet{IP: ip.Mask(mask), Mask: mask}
-}
-
-// within reports whether n lies inside one of cidrs.
-func within(n *net.IPNet, cidrs []*net.IPNet) bool {
-	ones, _ := n.Mask.Size()
-	for _, c := range cidrs {
-		cOnes, _ := c.Mask.Size()
-		if c.Contains(n.IP) && cOnes <= ones {
-			return true
-		}
+	ip = ip.Unmap()
+	ones, bits := a.Mask.Size()
+	if ip.Is4() && bits == 8*net.IPv6len {
+		ones -= 8 * (net.IPv6len - net.IPv4len)
 	}
-	return false
+	return netip.PrefixFrom(ip, max(ones, 0)).Masked(), true
 }

@@ -135,6 +135,41 @@ func fakeNode() (Node, map[rules.Family]*fakeTables) {
 // TestAddEveryVersion: ADD returns prevResult as given, in every version, and
 // ensures the families of its addresses; without a prevResult it is error
 // CodeNoPrevResult.
+// TestNetwork: a prevResult address becomes its network in its own family
+// whatever byte form its IP and mask came in (net.IP keeps IPv4 in 4 or 16
+// bytes, and a mask of either length).
+func TestNetwork(t *testing.T) {
+	v4 := net.IPv4(172, 18, 0, 5)
+	tests := []struct {
+		name string
+		in   net.IPNet
+		want string // "" for no address
+	}{
+		{"4-byte IP, 4-byte mask", net.IPNet{IP: v4.To4(), Mask: net.CIDRMask(24, 32)}, "172.18.0.0/24"},
+		{"16-byte IP, 4-byte mask", net.IPNet{IP: v4.To16(), Mask: net.CIDRMask(24, 32)}, "172.18.0.0/24"},
+		{"4-byte IP, 16-byte mask", net.IPNet{IP: v4.To4(), Mask: net.CIDRMask(120, 128)}, "172.18.0.0/24"},
+		{"16-byte IP, 16-byte mask", net.IPNet{IP: v4.To16(), Mask: net.CIDRMask(120, 128)}, "172.18.0.0/24"},
+		{"IPv4 host prefix", net.IPNet{IP: v4.To16(), Mask: net.CIDRMask(32, 32)}, "172.18.0.5/32"},
+		{"IPv6", net.IPNet{IP: net.ParseIP("fd00:172:18::5"), Mask: net.CIDRMask(64, 128)}, "fd00:172:18::/64"},
+		{"IPv6 host prefix", net.IPNet{IP: net.ParseIP("fd00:172:18::5"), Mask: net.CIDRMask(128, 128)}, "fd00:172:18::5/128"},
+		{"no IP", net.IPNet{}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := network(tt.in)
+			if !ok {
+				if tt.want != "" {
+					t.Fatalf("network(%v) = no address, want %s", tt.in, tt.want)
+				}
+				return
+			}
+			if got.String() != tt.want {
+				t.Errorf("network(%v) = %s, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
 func TestAddEveryVersion(t *testing.T) {
 	minitest.ForEachVersion(t, func(t *testing.T, ver string) {
 		in := prev("172.18.0.5/24", "fd00:172:18::5/64")

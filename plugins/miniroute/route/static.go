@@ -3,6 +3,7 @@ package route
 import (
 	"fmt"
 	"net"
+	"net/netip"
 
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/minicni/minicni/libmini"
@@ -15,7 +16,7 @@ import (
 // is already there, which is cheaper than listing the routing table first.
 func EnsureStatic(routes []Static) error {
 	for _, r := range routes {
-		if err := netlink.RouteReplace(&netlink.Route{Dst: r.DstNet, Gw: r.ViaIP}); err != nil {
+		if err := netlink.RouteReplace(&netlink.Route{Dst: ipNet(r.DstNet), Gw: r.ViaIP.AsSlice()}); err != nil {
 			return libmini.Errorf(libmini.CodeLink, "static route %s: %v", r, err)
 		}
 	}
@@ -27,15 +28,15 @@ func CheckStatic(routes []Static) ([]string, error) {
 	var problems []string
 	for _, r := range routes {
 		family := netlink.FAMILY_V4
-		if !isV4(r.DstNet.IP) {
+		if !r.DstNet.Addr().Is4() {
 			family = netlink.FAMILY_V6
 		}
-		filter := &netlink.Route{Dst: r.DstNet, Table: unix.RT_TABLE_MAIN}
+		filter := &netlink.Route{Dst: ipNet(r.DstNet), Table: unix.RT_TABLE_MAIN}
 		got, err := netlinksafe.RouteListFiltered(family, filter, netlink.RT_FILTER_DST|netlink.RT_FILTER_TABLE)
 		if err != nil {
 			return nil, libmini.Errorf(libmini.CodeLink, "list routes to %s: %v", r.DstNet, err)
 		}
-		if !hasGateway(got, r.ViaIP) {
+		if !hasGateway(got, r.ViaIP.AsSlice()) {
 			problems = append(problems, fmt.Sprintf("static route missing: %s", r))
 		}
 	}
@@ -54,4 +55,9 @@ func hasGateway(routes []netlink.Route, via net.IP) bool {
 		}
 	}
 	return false
+}
+
+// ipNet is p in the form netlink takes, a 4-byte IP and mask for IPv4.
+func ipNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }

@@ -57,7 +57,7 @@ func statusFamilies(conf *NetConf) []rules.Family {
 	var families []rules.Family
 	for _, f := range []rules.Family{rules.IPv4, rules.IPv6} {
 		for _, c := range conf.Cluster {
-			if familyOf(c.IP) == f {
+			if familyOf(c.Addr()) == f {
 				families = append(families, f)
 				break
 			}

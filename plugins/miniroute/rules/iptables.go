@@ -6,7 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"maps"
-	"net"
+	"net/netip"
 	"slices"
 	"strings"
 )
@@ -34,10 +34,10 @@ type Spec struct {
 	Family Family
 	// Cluster is the cluster's pod CIDRs of this family: forwarded both ways,
 	// never masqueraded.
-	Cluster []*net.IPNet
+	Cluster []netip.Prefix
 	// PodNets is the node's pod subnets of this family (from prevResult):
 	// masqueraded when leaving the cluster.
-	PodNets    []*net.IPNet
+	PodNets    []netip.Prefix
 	Forward    bool
 	Masquerade bool
 }
