@@ -293,6 +293,15 @@ func (a *Allocator) Del(ctx context.Context, containerID, ifname string) error {
 	if err := validateOwner(containerID, ifname); err != nil {
 		return err
 	}
+	return a.release(ctx, "released", func(tx *store.Tx) []store.Reservation {
+		return tx.Owned(store.Owner{ContainerID: containerID, IfName: ifname})
+	})
+}
+
+// release locks an existing store (none is success: nothing to release),
+// releases every reservation pick chooses, logs each with msg, and returns
+// every failure.
+func (a *Allocator) release(ctx context.Context, msg string, pick func(*store.Tx) []store.Reservation) error {
 	tx, err := a.Store.Lock(ctx, false)
 	if errors.Is(err, store.ErrNoStore) {
 		return nil
@@ -302,9 +311,9 @@ func (a *Allocator) Del(ctx context.Context, containerID, ifname string) error {
 	}
 	defer tx.Close()
 	var errs []error
-	for _, r := range tx.Owned(store.Owner{ContainerID: containerID, IfName: ifname}) {
+	for _, r := range pick(tx) {
 		errs = append(errs, tx.Release(r.Addr))
-		a.Log.Info("released", "ip", r.Addr)
+		a.Log.Info(msg, "ip", r.Addr, "containerID", r.ContainerID, "ifname", r.IfName)
 	}
 	return errors.Join(errs...)
 }
@@ -379,23 +388,16 @@ func (a *Allocator) GC(ctx context.Context) error {
 		valid[store.Owner{ContainerID: id, IfName: at.IfName}] = true
 		validID[id] = true
 	}
-	tx, err := a.Store.Lock(ctx, false)
-	if errors.Is(err, store.ErrNoStore) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	defer tx.Close()
-	var errs []error
-	for _, r := range tx.All() {
-		if (r.Legacy && validID[r.ContainerID]) || (!r.Legacy && valid[store.Owner{ContainerID: r.ContainerID, IfName: r.IfName}]) {
-			continue
+	return a.release(ctx, "released by GC", func(tx *store.Tx) []store.Reservation {
+		var stale []store.Reservation
+		for _, r := range tx.All() {
+			if (r.Legacy && validID[r.ContainerID]) || (!r.Legacy && valid[store.Owner{ContainerID: r.ContainerID, IfName: r.IfName}]) {
+				continue
+			}
+			stale = append(stale, r)
 		}
-		errs = append(errs, tx.Release(r.Addr))
-		a.Log.Info("released by GC", "ip", r.Addr, "containerID", r.ContainerID, "ifname", r.IfName)
-	}
-	return errors.Join(errs...)
+		return stale
+	})
 }
 
 // Status fails with CNI error 50 (CodeNotAvailable) when an ADD would fail
