@@ -47,8 +47,12 @@ func (l *Lab) startAgents() error {
 		if err != nil {
 			return err
 		}
-		cmd := exec.Command("ip", "netns", "exec", n.Name, l.Opts.Agent, "agent",
-			"--nodes-file", file, "--node-name", n.Name, "--manage-files=false", "--listen", "")
+		args := []string{"netns", "exec", n.Name, l.Opts.Agent, "agent",
+			"--nodes-file", file, "--node-name", n.Name, "--manage-files=false", "--listen", ""}
+		if l.Opts.Overlay != "" {
+			args = append(args, "--overlay", l.Opts.Overlay)
+		}
+		cmd := exec.Command("ip", args...)
 		cmd.Stdout, cmd.Stderr = logf, logf
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 		err = cmd.Start()
@@ -67,7 +71,8 @@ func (l *Lab) startAgents() error {
 }
 
 // waitRoutes waits until every node has a route to every other node's pod
-// subnet via that node, as the agents program them.
+// subnet, as the agents program them: via that node, or through the VXLAN
+// device (which route it is, Path tells).
 func (l *Lab) waitRoutes(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
@@ -98,12 +103,12 @@ func (l *Lab) missingRoutes() string {
 			}
 			found := false
 			for _, r := range routes {
-				if r.Dst != nil && r.Dst.String() == o.PodCIDR.String() && r.Gw.Equal(o.IP) {
+				if r.Dst != nil && r.Dst.String() == o.PodCIDR.String() {
 					found = true
 				}
 			}
 			if !found {
-				return fmt.Sprintf("%s via %s on %s", o.PodCIDR, o.IP, n.Name)
+				return fmt.Sprintf("a route to %s (node %s) on %s", o.PodCIDR, o.Name, n.Name)
 			}
 		}
 	}
