@@ -21,10 +21,10 @@ func TestDataRatios(t *testing.T) {
 		row(pathVeth, "baseline", 3, 20, 50), row(pathTwoNodes, "minicni", 3, 10, 100), row(pathVXLAN, "minicni", 3, 9, 110),
 	}}
 	tests := []struct {
-		name      string
-		a, b      string
-		f         func(dataRow) float64
-		want      []float64
+		name       string
+		a, b       string
+		f          func(dataRow) float64
+		want       []float64
 		wantMedian float64
 	}{
 		{"throughput vxlan/direct", pathVXLAN, pathTwoNodes, gbps, []float64{0.8, 0.5, 0.9}, 0.8},
