@@ -1,31 +1,62 @@
-// Package routes keeps the node's routes to the other nodes' pod subnets:
-// `<podCIDR> via <node InternalIP>` for every other node whose InternalIP is
-// on a subnet of a local interface. It is level-triggered: each Sync computes
-// the whole desired set from the node list and the local interfaces, reads
-// the kernel's routes carrying minicni's route protocol number, and applies
-// the difference. Because the kernel, not memory, says what minicni
+// Package routes keeps the node's routes to the other nodes' pod subnets.
+// For each other node and each of its pod subnets it chooses a path: direct,
+// `<podCIDR> via <node InternalIP>` when that IP is on a subnet of a local
+// interface, or through the VXLAN overlay (package overlay), `<podCIDR> via
+// <next hop> dev <vxlan device> onlink`, as the overlay mode allows. It is
+// level-triggered: each Sync computes the whole desired set from the node
+// list and the local interfaces, reads the kernel's routes carrying
+// minicni's route protocol number and the overlay device's entries, and
+// applies the difference. Because the kernel, not memory, says what minicni
 // installed, an agent restarted after a node was deleted still removes that
 // node's route, and no route without the protocol number is ever deleted.
 package routes
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
 
 	"github.com/minicni/minicni/installer/nodes"
+	"github.com/minicni/minicni/installer/overlay"
 )
+
+// Path is how another node's pod subnets are reached.
+type Path string
+
+const (
+	// Direct: via the node's InternalIP, on a subnet of a local interface.
+	Direct Path = "direct"
+	// VXLAN: through the overlay device.
+	VXLAN Path = "vxlan"
+	// Unreachable: neither is possible (for one pod subnet at least).
+	Unreachable Path = "unreachable"
+	// Invalid: the node has a value that failed validation or conflicts.
+	Invalid Path = "invalid"
+)
+
+// Paths lists every Path, in the order metrics and logs show them.
+var Paths = []Path{Direct, VXLAN, Unreachable, Invalid}
 
 // Route is one wanted route to another node's pod subnet.
 type Route struct {
-	Dst       netip.Prefix
-	Via       netip.Addr
-	LinkIndex int    // the interface whose subnet holds Via
+	Dst netip.Prefix
+	Via netip.Addr
+	// LinkIndex is, for a direct route, the interface whose subnet holds
+	// Via; for a VXLAN route the device's, which Desired leaves 0 and Sync
+	// fills in.
+	LinkIndex int
 	Node      string // whose pod subnet Dst is
+	Path      Path   // Direct or VXLAN
 }
 
-func (r Route) String() string { return r.Dst.String() + " via " + r.Via.String() }
+func (r Route) String() string {
+	if r.Path == VXLAN {
+		return r.Dst.String() + " via " + r.Via.String() + " vxlan"
+	}
+	return r.Dst.String() + " via " + r.Via.String()
+}
 
 // LocalNet is a subnet of a local interface address.
 type LocalNet struct {
@@ -34,32 +65,49 @@ type LocalNet struct {
 	LinkIndex int
 }
 
-// Report is the outcome of Desired: the routes wanted, and the nodes that get
-// no route (or not all of theirs), with the reason.
+// Report is the outcome of Desired: the routes and overlay peers wanted, and
+// the nodes that get no route (or not all of theirs), with the reason.
 type Report struct {
 	Desired map[netip.Prefix]Route
-	// Unreachable nodes have a valid pod CIDR but no InternalIP of its
-	// family on a local subnet: they would need an overlay.
+	// Underlay is this node's VXLAN underlay address (overlay.Underlay of
+	// its InternalIPs); invalid when the overlay is off or none of its
+	// InternalIPs is a local address.
+	Underlay netip.Addr
+	// Peers are the nodes reached through the overlay, by name.
+	Peers []overlay.Peer
+	// Paths is each other node's path (nodes without a podCIDR yet have
+	// none): Invalid, else Unreachable when one of its pod subnets cannot
+	// be routed, else VXLAN when one goes through the overlay, else Direct.
+	Paths map[string]Path
+	// Unreachable nodes have a valid pod CIDR but no path to it.
 	Unreachable map[string]string
-	// Invalid nodes have a value that failed validation, or claim a subnet
-	// that overlaps this node's, a local interface's or another node's.
+	// Invalid nodes have a value that failed validation, an InternalIP of
+	// this node's, or claim a subnet that overlaps this node's, a local
+	// interface's or another node's (or a VTEP MAC another node has).
 	Invalid map[string]string
 }
 
 // Desired computes the routes this node (self) wants from every node's
 // values, which are untrusted: each is validated (nodes.Parse) and a node
-// with any invalid value gets no route at all.
-func Desired(self string, list []nodes.Node, local []LocalNet) Report {
-	rep := Report{Desired: map[netip.Prefix]Route{}, Unreachable: map[string]string{}, Invalid: map[string]string{}}
-	var own []netip.Prefix
+// with any invalid value gets no route at all. mode says which paths may be
+// used (the zero Mode is overlay.None).
+func Desired(self string, list []nodes.Node, local []LocalNet, mode overlay.Mode) Report {
+	rep := Report{Desired: map[netip.Prefix]Route{}, Paths: map[string]Path{}, Unreachable: map[string]string{}, Invalid: map[string]string{}}
+	d := decider{mode: mode, local: local}
 	for _, n := range list {
 		if n.Name == self {
 			if p, err := nodes.Parse(n); err == nil {
-				own = p.PodCIDRs
+				d.own = p
 			}
 		}
 	}
+	if mode == overlay.Auto || mode == overlay.VXLAN {
+		rep.Underlay = overlay.Underlay(d.own.InternalIPs, d.isLocal)
+	}
+	d.underlay = rep.Underlay
+
 	var wanted []Route
+	underlays := map[string]netip.Addr{} // node -> VTEP address, for VXLAN peers
 	for _, n := range list {
 		if n.Name == self {
 			continue
@@ -69,36 +117,24 @@ func Desired(self string, list []nodes.Node, local []LocalNet) Report {
 			rep.Invalid[n.Name] = err.Error()
 			continue
 		}
-		var reasons []string
-		var mine []Route
-		for _, pod := range p.PodCIDRs {
-			r, unreachable, err := routeFor(p, pod, own, local)
-			if err != nil {
-				rep.Invalid[n.Name] = err.Error()
-				mine = nil
-				break
-			}
-			if unreachable != "" {
-				reasons = append(reasons, unreachable)
-				continue
-			}
-			mine = append(mine, r)
-		}
-		if _, bad := rep.Invalid[n.Name]; bad {
+		routes, underlay, unreachable, err := d.node(p)
+		switch {
+		case err != nil:
+			rep.Invalid[n.Name] = err.Error()
 			continue
+		case len(unreachable) > 0:
+			rep.Unreachable[n.Name] = strings.Join(unreachable, "; ")
 		}
-		if len(reasons) > 0 {
-			rep.Unreachable[n.Name] = strings.Join(reasons, "; ")
+		if underlay.IsValid() {
+			underlays[n.Name] = underlay
 		}
-		wanted = append(wanted, mine...)
+		wanted = append(wanted, routes...)
 	}
 	// Two nodes claiming overlapping subnets: route neither, since either
 	// choice sends some pod's traffic to the wrong node.
-	conflict := map[int]bool{}
 	for i := range wanted {
 		for j := i + 1; j < len(wanted); j++ {
 			if wanted[i].Dst.Overlaps(wanted[j].Dst) {
-				conflict[i], conflict[j] = true, true
 				for _, pair := range [][2]int{{i, j}, {j, i}} {
 					a, b := wanted[pair[0]], wanted[pair[1]]
 					rep.Invalid[a.Node] = fmt.Sprintf("podCIDR %s overlaps node %q's %s", a.Dst, b.Node, b.Dst)
@@ -106,49 +142,164 @@ func Desired(self string, list []nodes.Node, local []LocalNet) Report {
 			}
 		}
 	}
-	for i, r := range wanted {
-		if !conflict[i] {
-			if _, bad := rep.Invalid[r.Node]; !bad {
-				rep.Desired[r.Dst] = r
-			}
+	// Two VTEPs with one MAC (one underlay address, or an IPv6 hash
+	// collision): the device could reach only one of them.
+	byMAC := map[string]string{}
+	if rep.Underlay.IsValid() {
+		byMAC[overlay.MAC(rep.Underlay).String()] = "" // this node's own
+	}
+	for _, name := range slices.Sorted(maps.Keys(underlays)) {
+		if _, bad := rep.Invalid[name]; bad {
+			continue
+		}
+		u := underlays[name]
+		mac := overlay.MAC(u).String()
+		other, taken := byMAC[mac]
+		switch {
+		case !taken:
+			byMAC[mac] = name
+		case other == "":
+			rep.Invalid[name] = fmt.Sprintf("VTEP MAC %s of InternalIP %s is this node's", mac, u)
+		default:
+			rep.Invalid[name] = fmt.Sprintf("VTEP MAC %s of InternalIP %s is also node %q's", mac, u, other)
+			rep.Invalid[other] = fmt.Sprintf("VTEP MAC %s of InternalIP %s is also node %q's", mac, underlays[other], name)
+		}
+	}
+
+	peers := map[string]*overlay.Peer{}
+	for _, r := range wanted {
+		if _, bad := rep.Invalid[r.Node]; bad {
+			continue
+		}
+		rep.Desired[r.Dst] = r
+		if r.Path != VXLAN {
+			continue
+		}
+		p := peers[r.Node]
+		if p == nil {
+			u := underlays[r.Node]
+			p = &overlay.Peer{Node: r.Node, Underlay: u, MAC: overlay.MAC(u)}
+			peers[r.Node] = p
+		}
+		p.NextHops = append(p.NextHops, r.Via)
+	}
+	for _, name := range slices.Sorted(maps.Keys(peers)) {
+		rep.Peers = append(rep.Peers, *peers[name])
+	}
+
+	for name := range rep.Invalid {
+		rep.Paths[name] = Invalid
+		delete(rep.Unreachable, name)
+	}
+	for name := range rep.Unreachable {
+		rep.Paths[name] = Unreachable
+	}
+	for _, r := range rep.Desired {
+		if _, set := rep.Paths[r.Node]; !set || rep.Paths[r.Node] == Direct {
+			rep.Paths[r.Node] = r.Path
 		}
 	}
 	return rep
 }
 
-// routeFor finds the route to pod, another node's subnet. A non-empty
-// unreachable says why there is none that is not the node's fault; err is a
-// value no node may claim.
-func routeFor(p nodes.Parsed, pod netip.Prefix, own []netip.Prefix, local []LocalNet) (_ Route, unreachable string, err error) {
+// decider chooses the path to each pod subnet of another node.
+type decider struct {
+	mode     overlay.Mode
+	own      nodes.Parsed // this node, when its values are valid
+	local    []LocalNet
+	underlay netip.Addr // this node's VXLAN underlay address, if any
+}
+
+func (d decider) isLocal(a netip.Addr) bool {
+	return slices.ContainsFunc(d.local, func(l LocalNet) bool { return l.Addr == a })
+}
+
+// node plans the routes to p's pod subnets. unreachable says, per subnet
+// without a path, why (not the node's fault); err is a value no node may
+// have. underlay is p's VTEP address when a route goes through the overlay.
+func (d decider) node(p nodes.Parsed) (routes []Route, underlay netip.Addr, unreachable []string, err error) {
+	for _, ip := range p.InternalIPs {
+		if d.isLocal(ip) || slices.Contains(d.own.InternalIPs, ip) {
+			return nil, netip.Addr{}, nil, fmt.Errorf("InternalIP %s is an address of this node", ip)
+		}
+	}
+	for _, pod := range p.PodCIDRs {
+		for _, o := range d.own.PodCIDRs {
+			if o.Overlaps(pod) {
+				return nil, netip.Addr{}, nil, fmt.Errorf("podCIDR %s overlaps this node's podCIDR %s", pod, o)
+			}
+		}
+		for _, l := range d.local {
+			if l.Prefix.Overlaps(pod) {
+				return nil, netip.Addr{}, nil, fmt.Errorf("podCIDR %s overlaps local subnet %s", pod, l.Prefix)
+			}
+		}
+		r, why := d.route(p, pod)
+		switch {
+		case why != "":
+			unreachable = append(unreachable, why)
+		case r.Path == VXLAN:
+			underlay = first(p.InternalIPs, d.underlay.Is4())
+			fallthrough
+		default:
+			routes = append(routes, r)
+		}
+	}
+	return routes, underlay, unreachable, nil
+}
+
+// route chooses the path to pod, one of p's subnets: direct when the mode
+// allows it and p's first InternalIP of pod's family is on a local subnet
+// (the longest prefix holding it gives the interface), else VXLAN when the
+// mode allows it and both nodes have an underlay address of one family. A
+// non-empty why says why there is neither.
+func (d decider) route(p nodes.Parsed, pod netip.Prefix) (_ Route, why string) {
 	v4 := pod.Addr().Is4()
-	for _, o := range own {
-		if o.Overlaps(pod) {
-			return Route{}, "", fmt.Errorf("podCIDR %s overlaps this node's podCIDR %s", pod, o)
+	var direct string // why not direct
+	if d.mode != overlay.VXLAN {
+		via := first(p.InternalIPs, v4)
+		best := -1
+		for i, l := range d.local {
+			if via.IsValid() && l.Prefix.Contains(via) && (best < 0 || l.Prefix.Bits() > d.local[best].Prefix.Bits()) {
+				best = i
+			}
+		}
+		switch {
+		case best >= 0:
+			return Route{Dst: pod, Via: via, LinkIndex: d.local[best].LinkIndex, Node: p.Name, Path: Direct}, ""
+		case !via.IsValid():
+			direct = fmt.Sprintf("no %s InternalIP for podCIDR %s", family(v4), pod)
+		default:
+			direct = fmt.Sprintf("InternalIP %s is not on a subnet of a local interface", via)
 		}
 	}
-	for _, l := range local {
-		if l.Prefix.Overlaps(pod) {
-			return Route{}, "", fmt.Errorf("podCIDR %s overlaps local subnet %s", pod, l.Prefix)
+	if d.mode != overlay.Auto && d.mode != overlay.VXLAN {
+		return Route{}, direct
+	}
+	var vxlan string // why not VXLAN
+	switch {
+	case !d.underlay.IsValid():
+		vxlan = "no VXLAN: none of this node's InternalIPs is a local address to send it from"
+	case !first(p.InternalIPs, d.underlay.Is4()).IsValid():
+		vxlan = fmt.Sprintf("no VXLAN for podCIDR %s: no %s InternalIP for the %s underlay", pod, family(d.underlay.Is4()), family(d.underlay.Is4()))
+	default:
+		return Route{Dst: pod, Via: overlay.NextHop(pod), Node: p.Name, Path: VXLAN}, ""
+	}
+	if direct != "" {
+		return Route{}, direct + "; " + vxlan
+	}
+	return Route{}, vxlan
+}
+
+// first returns the first of ips of the family (IPv4 when v4), or the zero
+// Addr.
+func first(ips []netip.Addr, v4 bool) netip.Addr {
+	for _, a := range ips {
+		if a.Is4() == v4 {
+			return a
 		}
 	}
-	idx := slices.IndexFunc(p.InternalIPs, func(a netip.Addr) bool { return a.Is4() == v4 })
-	if idx < 0 {
-		return Route{}, fmt.Sprintf("no %s InternalIP for podCIDR %s", family(v4), pod), nil
-	}
-	via := p.InternalIPs[idx]
-	best := -1
-	for i, l := range local {
-		if l.Addr == via {
-			return Route{}, "", fmt.Errorf("InternalIP %s is an address of this node", via)
-		}
-		if l.Prefix.Contains(via) && (best < 0 || l.Prefix.Bits() > local[best].Prefix.Bits()) {
-			best = i
-		}
-	}
-	if best < 0 {
-		return Route{}, fmt.Sprintf("InternalIP %s is not on a subnet of a local interface", via), nil
-	}
-	return Route{Dst: pod, Via: via, LinkIndex: local[best].LinkIndex, Node: p.Name}, "", nil
+	return netip.Addr{}
 }
 
 func family(v4 bool) string {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/minicni/minicni/installer/nodes"
+	"github.com/minicni/minicni/installer/overlay"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
@@ -100,7 +101,7 @@ func TestKubernetesSourceDesired(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got = routeSet(Desired("a", list, local).Desired)
+			got = routeSet(Desired("a", list, local, overlay.None).Desired)
 			if cmp.Equal(st.want, got) {
 				break
 			}

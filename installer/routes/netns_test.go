@@ -60,7 +60,7 @@ func TestReconcileTwoNodes(t *testing.T) {
 	if _, err := rb.Sync("b", all); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(Stats{Programmed: 2, Unreachable: 1, Changes: 2}, st); diff != "" {
+	if diff := cmp.Diff(Stats{Programmed: 2, Unreachable: 1, Changes: 2, Peers: map[Path]int{Direct: 1, Unreachable: 1}}, st); diff != "" {
 		t.Errorf("stats (-want +got):\n%s", diff)
 	}
 	wantA := []string{"172.18.1.0/24 via 10.99.0.12", "fd00:18:0:1::/64 via fd00:99::12"}
@@ -70,8 +70,10 @@ func TestReconcileTwoNodes(t *testing.T) {
 	if diff := cmp.Diff([]string{"172.18.0.0/24 via 10.99.0.11", "fd00:18::/64 via fd00:99::11"}, twonode.Routes(t, b.H, Protocol)); diff != "" {
 		t.Errorf("node b's routes (-want +got):\n%s", diff)
 	}
-	if got := lines(&logA); len(got) != 3 || !strings.Contains(got[0], "node=c") || !strings.Contains(strings.Join(got, "\n"), `msg="added route" dst=172.18.1.0/24 via=10.99.0.12 node=b`) {
-		t.Errorf("log of the first sync: want one line for c, one per added route:\n%s", strings.Join(got, "\n"))
+	if got := lines(&logA); len(got) != 4 || !strings.Contains(got[0], "node=c") ||
+		got[1] != `level=INFO msg="peer paths" overlay=none direct=b vxlan="" unreachable=c invalid=""` ||
+		!strings.Contains(strings.Join(got, "\n"), `msg="added route" dst=172.18.1.0/24 via=10.99.0.12 node=b path=direct`) {
+		t.Errorf("log of the first sync: want one line for c, the peer paths, one per added route:\n%s", strings.Join(got, "\n"))
 	}
 
 	// The routes carry traffic: a pod-subnet address on b answers a's ping.

@@ -9,9 +9,11 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/minicni/minicni/installer/nodes"
+	"github.com/minicni/minicni/installer/overlay"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -26,25 +28,36 @@ const Protocol netlink.RouteProtocol = 109
 // Stats describe the state after a Sync.
 type Stats struct {
 	Programmed  int // minicni routes in the kernel that are desired
-	Unreachable int // nodes not (fully) routed for want of a shared subnet
+	Unreachable int // nodes not (fully) routed: no path to a pod subnet
 	Invalid     int // nodes ignored for an invalid value
 	Changes     int // routes added, replaced or deleted by this Sync
+	// Peers counts the other nodes (with a podCIDR, or invalid) by path.
+	Peers map[Path]int
+	// OverlayChanges counts what this Sync changed on the overlay: the
+	// device (created, deleted, set), its addresses, FDB and neighbour
+	// entries.
+	OverlayChanges int
 }
 
-// Reconciler applies Desired to the kernel's main routing table in one
-// network namespace. It is not safe for concurrent use: one goroutine (the
-// agent's loop) owns it, and with it the memory of what was last reported,
-// so that each change is logged once and a resync that changes nothing logs
-// nothing.
+// Reconciler applies Desired to the kernel's main routing table and the
+// overlay device in one network namespace. It is not safe for concurrent
+// use: one goroutine (the agent's loop) owns it, and with it the memory of
+// what was last reported, so that each change is logged once and a resync
+// that changes nothing logs nothing.
 type Reconciler struct {
+	// Overlay is the overlay's settings; the zero value is overlay.None
+	// (direct routes only). Set it before the first Sync.
+	Overlay overlay.Config
+
 	h   netlinksafe.Handle
 	log *slog.Logger
 
 	lastUnreachable map[string]string
 	lastInvalid     map[string]string
+	lastPaths       map[string]Path
 }
 
-// New returns a reconciler acting through h: a handle from
+// New returns a reconciler acting through h, without overlay: a handle from
 // netlinksafe.NewHandleAt works on that namespace from any goroutine;
 // netlinksafe.NewHandle() on the namespace of the thread calling it (all of
 // a process started by `ip netns exec`). log may be nil.
@@ -55,23 +68,33 @@ func New(h netlinksafe.Handle, log *slog.Logger) *Reconciler {
 	return &Reconciler{h: h, log: log}
 }
 
-// Sync makes the kernel's minicni routes equal to the desired set for self
-// and list. It attempts every route even when one fails and returns the
-// failures joined.
+// Sync makes the kernel's minicni routes and overlay device equal to the
+// desired set for self and list: first the device (or its removal), then
+// its FDB and neighbour entries, then the routes. It attempts every step
+// even when one fails and returns the failures joined.
 func (r *Reconciler) Sync(self string, list []nodes.Node) (Stats, error) {
 	local, err := r.LocalNets()
 	if err != nil {
 		return Stats{}, err
 	}
-	rep := Desired(self, list, local)
+	rep := Desired(self, list, local, r.Overlay.Mode)
 	r.report(rep)
-	st := Stats{Unreachable: len(rep.Unreachable), Invalid: len(rep.Invalid)}
+	st := Stats{Unreachable: len(rep.Unreachable), Invalid: len(rep.Invalid), Peers: map[Path]int{}}
+	for _, p := range rep.Paths {
+		st.Peers[p]++
+	}
+
+	var errs []error
+	changes, err := r.syncOverlay(self, list, local, rep)
+	st.OverlayChanges = changes
+	if err != nil {
+		errs = append(errs, err)
+	}
 
 	current, err := r.Current()
 	if err != nil {
-		return st, err
+		return st, errors.Join(append(errs, err)...)
 	}
-	var errs []error
 	done := map[netip.Prefix]bool{}
 	for _, rt := range current {
 		dst, via := prefixOf(rt.Dst), addrOf(rt.Gw)
@@ -86,7 +109,9 @@ func (r *Reconciler) Sync(self string, list []nodes.Node) (Stats, error) {
 			}
 			st.Changes++
 			r.log.Info("deleted route", "dst", dst.String(), "via", via.String(), "reason", "no node has this podCIDR")
-		case via != want.Via || rt.LinkIndex != want.LinkIndex:
+		case want.LinkIndex == 0:
+			done[dst] = true // a VXLAN route without a device: an error above says why
+		case via != want.Via || rt.LinkIndex != want.LinkIndex || onlink(rt) != (want.Path == VXLAN):
 			if err := r.replace(want); err != nil {
 				errs = append(errs, err)
 				continue
@@ -94,27 +119,89 @@ func (r *Reconciler) Sync(self string, list []nodes.Node) (Stats, error) {
 			done[dst] = true
 			st.Changes++
 			st.Programmed++
-			r.log.Info("replaced route", "dst", dst.String(), "via", want.Via.String(), "was", via.String(), "node", want.Node)
+			r.log.Info("replaced route", "dst", dst.String(), "via", want.Via.String(), "was", via.String(), "node", want.Node, "path", string(want.Path))
 		default:
 			done[dst] = true
 			st.Programmed++
 		}
 	}
 	for _, dst := range slices.SortedFunc(maps.Keys(rep.Desired), comparePrefix) {
-		if done[dst] {
+		want := rep.Desired[dst]
+		if done[dst] || want.LinkIndex == 0 {
 			continue
 		}
-		want := rep.Desired[dst]
 		if err := r.replace(want); err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		st.Changes++
 		st.Programmed++
-		r.log.Info("added route", "dst", dst.String(), "via", want.Via.String(), "node", want.Node)
+		r.log.Info("added route", "dst", dst.String(), "via", want.Via.String(), "node", want.Node, "path", string(want.Path))
 	}
 	return st, errors.Join(errs...)
 }
+
+// syncOverlay brings the overlay device to what rep needs and fills in the
+// device's index in rep's VXLAN routes. The device exists while a peer goes
+// through it, or always in vxlan mode, as long as this node has an underlay
+// address; otherwise minicni's devices are removed, and with them whatever
+// routes and entries they carried. A device of another name carrying
+// overlay.Alias (an earlier --vxlan-device) is removed too.
+func (r *Reconciler) syncOverlay(self string, list []nodes.Node, local []LocalNet, rep Report) (int, error) {
+	keep := ""
+	want := rep.Underlay.IsValid() && (r.Overlay.Mode == overlay.VXLAN || len(rep.Peers) > 0)
+	if want {
+		keep = r.Overlay.Device
+	}
+	changes := 0
+	removed, err := overlay.Remove(r.h, keep)
+	for _, name := range removed {
+		changes++
+		r.log.Info("deleted VXLAN device", "device", name)
+	}
+	if err != nil || !want {
+		return changes, err
+	}
+	dev := overlay.Device{Name: r.Overlay.Device, VNI: r.Overlay.VNI, Port: r.Overlay.Port, Local: rep.Underlay}
+	for _, n := range list {
+		if n.Name == self {
+			if pods, err := nodes.ParsePodCIDRs(n.PodCIDRs); err == nil {
+				dev.Addrs = overlay.DeviceAddrs(pods)
+			}
+		}
+	}
+	for _, l := range local {
+		if l.Addr == rep.Underlay {
+			link, err := r.h.LinkByIndex(l.LinkIndex)
+			if err != nil {
+				return changes, fmt.Errorf("link of the underlay address %s: %w", rep.Underlay, err)
+			}
+			dev.MTU = link.Attrs().MTU - overlay.Overhead(rep.Underlay)
+		}
+	}
+	index, done, err := overlay.Ensure(r.h, dev)
+	for _, c := range done {
+		changes++
+		r.log.Info("VXLAN device: "+c, "device", dev.Name)
+	}
+	if err != nil {
+		return changes, err
+	}
+	for dst, rt := range rep.Desired {
+		if rt.Path == VXLAN {
+			rt.LinkIndex = index
+			rep.Desired[dst] = rt
+		}
+	}
+	done, err = overlay.SyncPeers(r.h, index, rep.Peers)
+	for _, c := range done {
+		changes++
+		r.log.Info("VXLAN: "+c, "device", dev.Name)
+	}
+	return changes, err
+}
+
+func onlink(rt netlink.Route) bool { return rt.Flags&int(netlink.FLAG_ONLINK) != 0 }
 
 func (r *Reconciler) replace(want Route) error {
 	rt := &netlink.Route{
@@ -125,15 +212,23 @@ func (r *Reconciler) replace(want Route) error {
 		Table:     unix.RT_TABLE_MAIN,
 		Scope:     netlink.SCOPE_UNIVERSE,
 	}
+	if want.Path == VXLAN {
+		rt.Flags = int(netlink.FLAG_ONLINK)
+	}
 	if err := r.h.RouteReplace(rt); err != nil {
-		return fmt.Errorf("route %s via %s (node %q): %w", want.Dst, want.Via, want.Node, err)
+		return fmt.Errorf("route %s (node %q): %w", want, want.Node, err)
 	}
 	return nil
 }
 
-// report logs each node whose reachability or validity changed since the
-// last Sync: one line per change, none per resync.
+// report logs each node whose path, reachability or validity changed since
+// the last Sync: one line per change, none per resync, and then one status
+// line naming the nodes on each path.
 func (r *Reconciler) report(rep Report) {
+	unreachable := "node unreachable, not routed"
+	if !r.Overlay.Enabled() {
+		unreachable = "node unreachable without an overlay, not routed"
+	}
 	for _, name := range slices.Sorted(maps.Keys(rep.Invalid)) {
 		if reason := rep.Invalid[name]; r.lastInvalid[name] != reason {
 			r.log.Warn("ignoring node: invalid value", "node", name, "reason", reason)
@@ -141,7 +236,7 @@ func (r *Reconciler) report(rep Report) {
 	}
 	for _, name := range slices.Sorted(maps.Keys(rep.Unreachable)) {
 		if reason := rep.Unreachable[name]; r.lastUnreachable[name] != reason {
-			r.log.Warn("node unreachable without an overlay, not routed", "node", name, "reason", reason)
+			r.log.Warn(unreachable, "node", name, "reason", reason)
 		}
 	}
 	for name := range r.lastInvalid {
@@ -154,7 +249,28 @@ func (r *Reconciler) report(rep Report) {
 			r.log.Info("node no longer unreachable (or gone)", "node", name)
 		}
 	}
-	r.lastInvalid, r.lastUnreachable = rep.Invalid, rep.Unreachable
+	if !maps.Equal(r.lastPaths, rep.Paths) {
+		attrs := []any{"overlay", string(r.mode())}
+		for _, p := range Paths {
+			var names []string
+			for name, q := range rep.Paths {
+				if q == p {
+					names = append(names, name)
+				}
+			}
+			slices.Sort(names)
+			attrs = append(attrs, string(p), strings.Join(names, ","))
+		}
+		r.log.Info("peer paths", attrs...)
+	}
+	r.lastInvalid, r.lastUnreachable, r.lastPaths = rep.Invalid, rep.Unreachable, rep.Paths
+}
+
+func (r *Reconciler) mode() overlay.Mode {
+	if r.Overlay.Mode == "" {
+		return overlay.None
+	}
+	return r.Overlay.Mode
 }
 
 // Current lists the main table's routes carrying Protocol, both families.
