@@ -33,7 +33,7 @@ func PingDF(ctx context.Context, h *Host, ip net.IP, size int) (time.Duration, e
 	}
 	out, err := exec.CommandContext(ctx, "ip", append(args, ip.String())...).CombinedOutput()
 	if err != nil {
-		return 0, fmt.Errorf("ping %s from %s: %v: %s", ip, h.Name, err, lastLine(string(out)))
+		return 0, fmt.Errorf("ping %s from %s: %v: %s", ip, h.Name, err, pingError(string(out)))
 	}
 	m := rttRE.FindStringSubmatch(string(out))
 	if m == nil {
@@ -43,8 +43,16 @@ func PingDF(ctx context.Context, h *Host, ip net.IP, size int) (time.Duration, e
 	return time.Duration(ms * float64(time.Millisecond)), err
 }
 
-func lastLine(s string) string {
+// pingError is the line of ping's output that says why it failed: an
+// ICMP error ("From … Frag needed …") or a local one ("ping: …"), else
+// the last line (the statistics).
+func pingError(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
+	for _, l := range lines {
+		if strings.HasPrefix(l, "From ") || strings.HasPrefix(l, "ping: ") {
+			return l
+		}
+	}
 	return lines[len(lines)-1]
 }
 
