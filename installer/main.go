@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -27,6 +28,7 @@ import (
 	"github.com/minicni/minicni/installer/conflist"
 	"github.com/minicni/minicni/installer/install"
 	"github.com/minicni/minicni/installer/nodes"
+	"github.com/minicni/minicni/installer/overlay"
 	"github.com/minicni/minicni/installer/routes"
 	"github.com/minicni/minicni/installer/uninstall"
 	"github.com/minicni/minicni/libmini"
@@ -114,6 +116,7 @@ type renderFlags struct {
 	nodeName, kubeconfig, nodesFile, template, bridge string
 	clusterCIDR                                       listFlag
 	mtu                                               int
+	overlay                                           string
 }
 
 func (r *renderFlags) register(fs *flag.FlagSet) {
@@ -125,9 +128,15 @@ func (r *renderFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&r.bridge, "bridge", "", "bridge name; empty: the template's")
 	fs.Var(&r.clusterCIDR, "cluster-cidr", "comma-separated cluster pod CIDRs for miniroute; empty: the template's")
 	fs.IntVar(&r.mtu, "mtu", -1, "MTU of the bridge and veths, 0 = automatic, -1 = the template's")
+	fs.StringVar(&r.overlay, "overlay", string(overlay.Auto), "VXLAN overlay: auto (direct routes where possible, VXLAN otherwise), vxlan (always), none (direct routes only); auto and vxlan make an automatic MTU leave room for the encapsulation")
 }
 
-func (r *renderFlags) files() (*agent.Files, error) {
+// mode parses --overlay.
+func (r *renderFlags) mode() (overlay.Mode, error) { return overlay.ParseMode(r.overlay) }
+
+// files returns the file installer the flags describe; h is the namespace
+// whose links give the overlay's MTU.
+func (r *renderFlags) files(h netlinksafe.Handle) (*agent.Files, error) {
 	tmpl := conflist.DefaultTemplate
 	if r.template != "" {
 		var err error
@@ -145,9 +154,25 @@ func (r *renderFlags) files() (*agent.Files, error) {
 			optional = append(optional, b)
 		}
 	}
-	return &agent.Files{Template: tmpl, Settings: s, Plan: install.Plan{
+	f := &agent.Files{Template: tmpl, Settings: s, Plan: install.Plan{
 		From: r.from, Binaries: r.binaries, Optional: optional, BinDir: r.binDir, ConfPath: r.confPath(),
-	}}, nil
+	}}
+	mode, err := r.mode()
+	if err != nil {
+		return nil, err
+	}
+	if mode != overlay.None {
+		f.OverlayMTU = func(internalIPs []string) (int, error) {
+			var ips []netip.Addr
+			for _, s := range internalIPs {
+				if ip, err := nodes.ParseIP(s); err == nil {
+					ips = append(ips, ip)
+				}
+			}
+			return overlay.PodMTU(h, ips)
+		}
+	}
+	return f, nil
 }
 
 // source returns the node source the flags name, not started.
@@ -167,11 +192,17 @@ func cmdInstall(ctx context.Context, log *slog.Logger, args []string) error {
 	wait := fs.Duration("wait", 0, "give up when the node has no podCIDR after this long (0: wait forever)")
 	_ = fs.Parse(args)
 
-	files, err := r.files()
+	h, err := netlinksafe.NewHandle()
+	if err != nil {
+		return fmt.Errorf("netlink: %w", err)
+	}
+	defer h.Close()
+	files, err := r.files(h)
 	if err != nil {
 		return err
 	}
 	cidrs := []string(podCIDR)
+	var internalIPs []string
 	if len(cidrs) == 0 {
 		if r.nodeName == "" {
 			return errors.New("--node-name (or $NODE_NAME) is required without --pod-cidr")
@@ -193,9 +224,9 @@ func cmdInstall(ctx context.Context, log *slog.Logger, args []string) error {
 		if err != nil {
 			return err
 		}
-		cidrs = n.PodCIDRs
+		cidrs, internalIPs = n.PodCIDRs, n.InternalIPs
 	}
-	res, err := files.Apply(cidrs)
+	res, err := files.Apply(cidrs, internalIPs)
 	for _, p := range res.Written {
 		log.Info("installed file", "path", p)
 	}
@@ -213,9 +244,20 @@ func cmdAgent(ctx context.Context, log *slog.Logger, args []string) error {
 	resync := fs.Duration("resync", 30*time.Second, "full reconcile period without events")
 	listen := fs.String("listen", "127.0.0.1:9655", "address of /healthz and /metrics (empty: none)")
 	manageFiles := fs.Bool("manage-files", true, "keep the binaries and the conflist current (false: routes only)")
+	ov := overlay.DefaultConfig()
+	fs.StringVar(&ov.Device, "vxlan-device", ov.Device, "name of the VXLAN device (at most 15 bytes)")
+	fs.IntVar(&ov.VNI, "vxlan-vni", ov.VNI, "VXLAN network identifier, 1-16777215, the same on every node")
+	fs.IntVar(&ov.Port, "vxlan-port", ov.Port, "VXLAN UDP port, 1-65535, the same on every node")
 	_ = fs.Parse(args)
 	if r.nodeName == "" {
 		return errors.New("--node-name (or $NODE_NAME) is required")
+	}
+	var err error
+	if ov.Mode, err = r.mode(); err != nil {
+		return err
+	}
+	if err := ov.Validate(); err != nil {
+		return err
 	}
 
 	h, err := netlinksafe.NewHandle()
@@ -250,12 +292,14 @@ func cmdAgent(ctx context.Context, log *slog.Logger, args []string) error {
 		Log:     log,
 		Metrics: metrics,
 	}
+	a.Routes.Overlay = ov
 	if *manageFiles {
-		if a.Files, err = r.files(); err != nil {
+		if a.Files, err = r.files(h); err != nil {
 			return err
 		}
 	}
-	log.Info("agent started", "node", r.nodeName, "resync", resync.String(), "routeProtocol", int(routes.Protocol))
+	log.Info("agent started", "node", r.nodeName, "resync", resync.String(), "routeProtocol", int(routes.Protocol),
+		"overlay", string(ov.Mode), "vxlanDevice", ov.Device, "vni", ov.VNI, "port", ov.Port)
 	return a.Run(ctx)
 }
 

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -195,6 +196,7 @@ func TestAgentBinaryInNetns(t *testing.T) {
 	writeNodes(t, nodesFile, []nodes.Node{
 		{Name: "a", InternalIPs: []string{"10.99.0.11"}, PodCIDRs: []string{"172.18.0.0/24"}},
 		{Name: "b", InternalIPs: []string{"10.99.0.12"}, PodCIDRs: []string{"172.18.1.0/24"}},
+		{Name: "c", InternalIPs: []string{"192.168.7.7"}, PodCIDRs: []string{"172.18.2.0/24"}}, // not on the underlay: VXLAN
 	})
 	bin, conf := t.TempDir(), t.TempDir()
 	cmd := exec.Command(binary, "agent", "--nodes-file", nodesFile, "--node-name", "a", "--listen", "127.0.0.1:0",
@@ -206,9 +208,14 @@ func TestAgentBinaryInNetns(t *testing.T) {
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	w := watch(stderr)
 	addr := w.wait(t, regexp.MustCompile(`addr=(127\.0\.0\.1:\d+)`))[1]
-	w.wait(t, regexp.MustCompile(`msg="added route" .*dst=172.18.1.0/24 via=10.99.0.12 node=b`))
-	if got := twonode.Routes(t, a.H, routes.Protocol); !cmp.Equal(got, []string{"172.18.1.0/24 via 10.99.0.12"}) {
+	w.wait(t, regexp.MustCompile(`msg="peer paths" .*overlay=auto direct=b vxlan=c unreachable="" invalid=""`))
+	w.wait(t, regexp.MustCompile(`msg="added route" .*dst=172.18.1.0/24 via=10.99.0.12 node=b path=direct`))
+	w.wait(t, regexp.MustCompile(`msg="added route" .*dst=172.18.2.0/24 via=172.18.2.0 node=c path=vxlan`))
+	if got := twonode.Routes(t, a.H, routes.Protocol); !cmp.Equal(got, []string{"172.18.1.0/24 via 10.99.0.12", "172.18.2.0/24 via 172.18.2.0"}) {
 		t.Errorf("kernel routes: %v", got)
+	}
+	if links := minitest.LinkNames(t, a.NS); !slices.Contains(links, "minicni.vxlan") {
+		t.Errorf("no VXLAN device: %v", links)
 	}
 
 	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, address string) (net.Conn, error) {
@@ -239,7 +246,7 @@ func TestAgentBinaryInNetns(t *testing.T) {
 	// ends.
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		body := get("/metrics")
-		if strings.Contains(body, "\nminicni_routes_programmed 1\n") {
+		if strings.Contains(body, "\nminicni_routes_programmed 2\n") && strings.Contains(body, "\nminicni_peers{mode=\"direct\"} 1\nminicni_peers{mode=\"vxlan\"} 1\n") {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -247,8 +254,9 @@ func TestAgentBinaryInNetns(t *testing.T) {
 			break
 		}
 	}
-	if _, err := os.Stat(filepath.Join(conf, "10-minicni.conflist")); err != nil {
-		t.Errorf("agent did not write the conflist: %v", err)
+	// The conflist's automatic MTU leaves room for VXLAN over IPv4.
+	if data, err := os.ReadFile(filepath.Join(conf, "10-minicni.conflist")); err != nil || !strings.Contains(string(data), `"mtu": 1450,`) {
+		t.Errorf("agent's conflist: %v\n%s", err, data)
 	}
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -257,7 +265,7 @@ func TestAgentBinaryInNetns(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("agent exit after SIGTERM: %v\n%s", err, w.text())
 	}
-	if got := twonode.Routes(t, a.H, routes.Protocol); len(got) != 1 {
+	if got := twonode.Routes(t, a.H, routes.Protocol); len(got) != 2 {
 		t.Errorf("stopping the agent must leave its routes (pods keep working): %v", got)
 	}
 
@@ -274,7 +282,77 @@ func TestAgentBinaryInNetns(t *testing.T) {
 	if got := twonode.Routes(t, a.H, routes.Protocol); got != nil {
 		t.Errorf("routes after uninstall: %v", got)
 	}
+	if links := minitest.LinkNames(t, a.NS); slices.Contains(links, "minicni.vxlan") {
+		t.Errorf("VXLAN device left after uninstall: %v", links)
+	}
 	if got := append(minitest.DirNames(t, conf), minitest.DirNames(t, bin)...); len(got) != 2 { // portmap, loopback differ from --from's (the default)
 		t.Errorf("files left after uninstall: %v\n%s", got, out)
+	}
+}
+
+// TestInstallOverlayMTU runs install in a node's namespace (uplink MTU 1500)
+// with an automatic MTU: the conflist gets room for the encapsulation unless
+// the overlay is off or the admin set an MTU.
+func TestInstallOverlayMTU(t *testing.T) {
+	a, _ := twonode.New(t)
+	nodesFile := filepath.Join(t.TempDir(), "nodes.json")
+	writeNodes(t, nodesFile, []nodes.Node{{Name: "a", InternalIPs: []string{"fd00:99::11", "10.99.0.11"}, PodCIDRs: []string{"172.18.0.0/24"}}})
+	v6 := filepath.Join(t.TempDir(), "nodes.json")
+	writeNodes(t, v6, []nodes.Node{{Name: "a", InternalIPs: []string{"fd00:99::11"}, PodCIDRs: []string{"172.18.0.0/24"}}})
+	tests := []struct {
+		name string
+		args []string
+		mtu  string
+	}{
+		{"auto, IPv4 underlay", []string{"--nodes-file", nodesFile, "--node-name", "a"}, "1450"},
+		{"vxlan, IPv6 underlay", []string{"--overlay", "vxlan", "--nodes-file", v6, "--node-name", "a"}, "1430"},
+		{"none", []string{"--overlay", "none", "--nodes-file", nodesFile, "--node-name", "a"}, "0"},
+		{"no node: no default route here, 1500 minus 70", []string{"--pod-cidr", "172.18.0.0/24"}, "1430"},
+		{"set by the admin", []string{"--mtu", "1400", "--nodes-file", nodesFile, "--node-name", "a"}, "1400"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conf := t.TempDir()
+			cmd := exec.Command(binary, append([]string{"install", "--from", fakeFrom(t), "--bin-dir", t.TempDir(), "--conf-dir", conf, "--cluster-cidr", "172.18.0.0/16"}, tt.args...)...)
+			var out []byte
+			err := a.NS.Do(func(ns.NetNS) error {
+				var err error
+				out, err = cmd.CombinedOutput()
+				return err
+			})
+			if err != nil {
+				t.Fatalf("install: %v\n%s", err, out)
+			}
+			data, err := os.ReadFile(filepath.Join(conf, "10-minicni.conflist"))
+			if err != nil || !strings.Contains(string(data), `"mtu": `+tt.mtu+`,`) {
+				t.Errorf("conflist, want mtu %s: %v\n%s", tt.mtu, err, data)
+			}
+		})
+	}
+}
+
+// TestAgentRefusesOverlaySettings: an overlay setting out of range stops the
+// agent at start with a message naming it, before it touches anything (run
+// in a namespace of its own all the same).
+func TestAgentRefusesOverlaySettings(t *testing.T) {
+	n := minitest.NewNS(t)
+	for _, tt := range []struct{ flag, value, want string }{
+		{"--vxlan-vni", "0", "invalid VXLAN VNI 0: must be 1-16777215"},
+		{"--vxlan-vni", "16777216", "invalid VXLAN VNI 16777216: must be 1-16777215"},
+		{"--vxlan-port", "0", "invalid VXLAN UDP port 0: must be 1-65535"},
+		{"--vxlan-port", "65536", "invalid VXLAN UDP port 65536: must be 1-65535"},
+		{"--vxlan-device", "a-name-too-long-for-linux", "is 25 bytes long, the kernel allows at most 15"},
+		{"--overlay", "geneve", `invalid overlay mode \"geneve\": want auto, vxlan or none`},
+	} {
+		cmd := exec.Command(binary, "agent", "--node-name", "a", "--nodes-file", filepath.Join(t.TempDir(), "absent.json"), "--listen", "", "--manage-files=false", tt.flag, tt.value)
+		var out []byte
+		err := n.Do(func(ns.NetNS) error {
+			var err error
+			out, err = cmd.CombinedOutput()
+			return err
+		})
+		if err == nil || !strings.Contains(string(out), tt.want) {
+			t.Errorf("agent %s %s: %v, want a refusal saying %q:\n%s", tt.flag, tt.value, err, tt.want, out)
+		}
 	}
 }

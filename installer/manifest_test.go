@@ -98,6 +98,11 @@ func TestManifest(t *testing.T) {
 		t.Fatalf("container must run agent: %+v", spec.Containers)
 	}
 	agent := spec.Containers[0]
+	for _, c := range []corev1.Container{spec.InitContainers[0], agent} {
+		if !slices.Contains(c.Args, "--overlay=$(OVERLAY)") || cm.Data["overlay"] != "auto" {
+			t.Errorf("%s: want --overlay=$(OVERLAY) with the ConfigMap's overlay: auto; args %q, overlay %q", c.Name, c.Args, cm.Data["overlay"])
+		}
+	}
 	sc := agent.SecurityContext
 	if sc == nil || (sc.Privileged != nil && *sc.Privileged) || !cmp.Equal(sc.Capabilities.Add, []corev1.Capability{"NET_ADMIN", "NET_RAW"}) {
 		t.Errorf("agent must have NET_ADMIN and NET_RAW, not privileged: %+v", sc)

@@ -26,15 +26,28 @@ import (
 type Files struct {
 	Template []byte
 	Settings conflist.Settings
+	// OverlayMTU, when not nil, gives the pods' MTU under the VXLAN
+	// overlay from the node's InternalIPs (overlay.PodMTU): it replaces an
+	// automatic mtu (Settings.AutoMTU).
+	OverlayMTU func(internalIPs []string) (int, error)
 	// Plan is everything but Conflist and Needs, which Apply fills in.
 	Plan install.Plan
 }
 
-// Apply renders and installs. podCIDRs come from the Node object: when any
-// is invalid (or there is none), the error says which and nothing is
-// written, neither binaries nor conflist.
-func (f Files) Apply(podCIDRs []string) (install.Result, error) {
-	data, err := conflist.Render(f.Template, podCIDRs, f.Settings)
+// Apply renders and installs. podCIDRs and internalIPs come from the Node
+// object: when a podCIDR is invalid (or there is none), the error says which
+// and nothing is written, neither binaries nor conflist. internalIPs only
+// choose the overlay's MTU (nil when unknown).
+func (f Files) Apply(podCIDRs, internalIPs []string) (install.Result, error) {
+	s := f.Settings
+	if f.OverlayMTU != nil {
+		mtu, err := f.OverlayMTU(internalIPs)
+		if err != nil {
+			return install.Result{}, fmt.Errorf("overlay MTU: %w", err)
+		}
+		s.AutoMTU = mtu
+	}
+	data, err := conflist.Render(f.Template, podCIDRs, s)
 	if err != nil {
 		return install.Result{}, fmt.Errorf("render conflist: %w", err)
 	}
@@ -95,9 +108,10 @@ type Agent struct {
 
 	lastErr  map[string]string // step -> last error logged
 	selfNote string            // last logged remark about the node itself
-	// applied is the podCIDRs of the last successful Files.Apply, at
-	// appliedAt: events for other nodes do not re-read the binaries.
-	applied   []string
+	// applied is the node (podCIDRs, InternalIPs) of the last successful
+	// Files.Apply, at appliedAt: events for other nodes do not re-read the
+	// binaries.
+	applied   *nodes.Node
 	appliedAt time.Time
 }
 
@@ -177,10 +191,11 @@ func (a *Agent) files(list []nodes.Node) bool {
 	if note != "" {
 		return true
 	}
-	if a.applied != nil && slices.Equal(a.applied, self.PodCIDRs) && time.Since(a.appliedAt) < a.Resync {
-		return true // checked recently, and the node's subnets are the same
+	if a.applied != nil && slices.Equal(a.applied.PodCIDRs, self.PodCIDRs) && slices.Equal(a.applied.InternalIPs, self.InternalIPs) &&
+		time.Since(a.appliedAt) < a.Resync {
+		return true // checked recently, and the node's subnets and addresses are the same
 	}
-	res, err := a.Files.Apply(self.PodCIDRs)
+	res, err := a.Files.Apply(self.PodCIDRs, self.InternalIPs)
 	for _, path := range res.Written {
 		a.Log.Info("installed file", "path", path, "podCIDRs", fmt.Sprint(self.PodCIDRs))
 	}
@@ -190,7 +205,8 @@ func (a *Agent) files(list []nodes.Node) bool {
 		a.fail("files", err)
 		return false
 	}
-	a.applied, a.appliedAt = slices.Clone(self.PodCIDRs), time.Now()
+	a.applied = &nodes.Node{PodCIDRs: slices.Clone(self.PodCIDRs), InternalIPs: slices.Clone(self.InternalIPs)}
+	a.appliedAt = time.Now()
 	a.ok("files")
 	return true
 }

@@ -110,7 +110,7 @@ func TestFilesRefuseNodeValues(t *testing.T) {
 		{"1.2.3.4/33"}, {"10.0.0.0/24; rm -rf /"}, {"fd00:18::g/64"}, {}, {"172.18.1.0/24", "$(id)"},
 	} {
 		f, bin, confDir := testFiles(t, from)
-		res, err := f.Apply(pods)
+		res, err := f.Apply(pods, nil)
 		if err == nil {
 			t.Errorf("Apply(%q) accepted it", pods)
 		}
@@ -300,7 +300,8 @@ func TestHandler(t *testing.T) {
 	if code, body := get("/healthz"); code != 200 || body != "ok\n" {
 		t.Errorf("/healthz = %d %q", code, body)
 	}
-	m.pass(true, &routes.Stats{Programmed: 3, Unreachable: 1, Invalid: 2, Changes: 4})
+	m.pass(true, &routes.Stats{Programmed: 3, Unreachable: 1, Invalid: 2, Changes: 4, OverlayChanges: 5,
+		Peers: map[routes.Path]int{routes.Direct: 2, routes.VXLAN: 3, routes.Unreachable: 1, routes.Invalid: 2}})
 	m.reconcileError()
 	code, body := get("/metrics")
 	if code != 200 {
@@ -310,7 +311,8 @@ func TestHandler(t *testing.T) {
 		"# TYPE minicni_routes_programmed gauge\nminicni_routes_programmed 3\n",
 		"minicni_nodes_unreachable 1\n", "minicni_nodes_invalid 2\n",
 		"# TYPE minicni_reconcile_errors_total counter\nminicni_reconcile_errors_total 1\n",
-		"minicni_route_changes_total 4\n",
+		"minicni_route_changes_total 4\n", "minicni_overlay_changes_total 5\n",
+		"# TYPE minicni_peers gauge\nminicni_peers{mode=\"direct\"} 2\nminicni_peers{mode=\"vxlan\"} 3\nminicni_peers{mode=\"unreachable\"} 1\nminicni_peers{mode=\"invalid\"} 2\n",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q:\n%s", want, body)

@@ -11,7 +11,7 @@ import (
 )
 
 // Metrics are the agent's counters and gauges, served in the Prometheus text
-// format (written by hand: five values do not need a client library).
+// format (written by hand: a dozen values do not need a client library).
 type Metrics struct {
 	mu              sync.Mutex
 	start           time.Time
@@ -20,8 +20,10 @@ type Metrics struct {
 	routes          int
 	unreachable     int
 	invalid         int
+	peers           map[routes.Path]int
 	reconcileErrors uint64
 	routeChanges    uint64
+	overlayChanges  uint64
 	files           uint64
 }
 
@@ -36,8 +38,9 @@ func (m *Metrics) pass(success bool, st *routes.Stats) {
 		m.lastSuccess = m.lastPass
 	}
 	if st != nil {
-		m.routes, m.unreachable, m.invalid = st.Programmed, st.Unreachable, st.Invalid
+		m.routes, m.unreachable, m.invalid, m.peers = st.Programmed, st.Unreachable, st.Invalid, st.Peers
 		m.routeChanges += uint64(st.Changes)
+		m.overlayChanges += uint64(st.OverlayChanges)
 	}
 }
 
@@ -82,16 +85,29 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 		value           string
 	}{
 		{"minicni_routes_programmed", "gauge", "Routes to other nodes' pod subnets in the kernel, carrying minicni's route protocol.", fmt.Sprint(m.routes)},
-		{"minicni_nodes_unreachable", "gauge", "Nodes with a podCIDR but no InternalIP on a subnet of a local interface, hence not routed.", fmt.Sprint(m.unreachable)},
+		{"minicni_nodes_unreachable", "gauge", "Nodes with a podCIDR that has no path (no direct route and no VXLAN), hence not (fully) routed.", fmt.Sprint(m.unreachable)},
 		{"minicni_nodes_invalid", "gauge", "Nodes ignored because a podCIDR or InternalIP failed validation or overlaps another subnet.", fmt.Sprint(m.invalid)},
 		{"minicni_reconcile_errors_total", "counter", "Failed steps of reconcile passes (listing nodes, installing files, programming routes).", fmt.Sprint(m.reconcileErrors)},
 		{"minicni_route_changes_total", "counter", "Routes added, replaced or deleted.", fmt.Sprint(m.routeChanges)},
+		{"minicni_overlay_changes_total", "counter", "Changes to the VXLAN overlay: device created, deleted or set, its addresses, FDB and neighbour entries.", fmt.Sprint(m.overlayChanges)},
 		{"minicni_files_written_total", "counter", "CNI files (binaries, conflist) written because they were missing or differed.", fmt.Sprint(m.files)},
 		{"minicni_last_successful_sync_timestamp_seconds", "gauge", "Unix time of the last pass that ended without any error (0: none yet).", fmt.Sprintf("%.3f", last)},
 	}
 	var n int64
 	for _, mt := range metrics {
 		k, err := fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %s\n", mt.name, mt.help, mt.name, mt.typ, mt.name, mt.value)
+		n += int64(k)
+		if err != nil {
+			return n, err
+		}
+	}
+	k, err := fmt.Fprintf(w, "# HELP minicni_peers Other nodes by path to their pod subnets: direct, vxlan (one subnet at least over the overlay), unreachable (one at least without a path), invalid.\n# TYPE minicni_peers gauge\n")
+	n += int64(k)
+	if err != nil {
+		return n, err
+	}
+	for _, p := range routes.Paths {
+		k, err := fmt.Fprintf(w, "minicni_peers{mode=%q} %d\n", p, m.peers[p])
 		n += int64(k)
 		if err != nil {
 			return n, err

@@ -38,6 +38,11 @@ type Settings struct {
 	Bridge string
 	// MTU replaces the main plugin's mtu when not nil (0 means automatic).
 	MTU *int
+	// AutoMTU, when not 0, replaces an automatic mtu (0 or absent, from the
+	// template or from MTU): the MTU that lets pods' packets cross the
+	// VXLAN overlay, which minibridge's own automatic choice (the
+	// default-route link's MTU) would not.
+	AutoMTU int
 }
 
 // Range is one IPAM range as rendered: the node's pod subnet, whole.
@@ -82,6 +87,9 @@ func Render(template []byte, podCIDRs []string, s Settings) ([]byte, error) {
 		if err := libmini.ValidateMTU("mtu", *s.MTU); err != nil {
 			return nil, err
 		}
+	}
+	if err := libmini.ValidateMTU("overlay MTU", s.AutoMTU); err != nil {
+		return nil, err
 	}
 
 	var top object
@@ -143,6 +151,17 @@ func renderMain(p *object, pods []netip.Prefix, s Settings) error {
 	if s.MTU != nil {
 		if err := p.set("mtu", *s.MTU); err != nil {
 			return err
+		}
+	}
+	if s.AutoMTU != 0 {
+		var mtu int
+		if _, err := p.get("mtu", &mtu); err != nil {
+			return err
+		}
+		if mtu == 0 {
+			if err := p.set("mtu", s.AutoMTU); err != nil {
+				return err
+			}
 		}
 	}
 	var ipam object

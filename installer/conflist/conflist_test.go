@@ -252,3 +252,50 @@ func FuzzRender(f *testing.F) {
 		}
 	})
 }
+
+// TestRenderAutoMTU: the overlay's MTU replaces an automatic mtu only,
+// whether the template or the mtu setting says automatic.
+func TestRenderAutoMTU(t *testing.T) {
+	fixed := strings.Replace(string(DefaultTemplate), `"mtu": 0`, `"mtu": 9000`, 1)
+	absent := strings.Replace(string(DefaultTemplate), `"mtu": 0,`, ``, 1)
+	if fixed == string(DefaultTemplate) || absent == string(DefaultTemplate) {
+		t.Fatal("the default template has no \"mtu\": 0 to replace")
+	}
+	tests := []struct {
+		name     string
+		template string
+		s        Settings
+		want     int
+	}{
+		{"template automatic", string(DefaultTemplate), Settings{AutoMTU: 1450}, 1450},
+		{"template without mtu", absent, Settings{AutoMTU: 1450}, 1450},
+		{"setting automatic", fixed, Settings{MTU: intp(0), AutoMTU: 1450}, 1450},
+		{"template fixed", fixed, Settings{AutoMTU: 1450}, 9000},
+		{"setting fixed", string(DefaultTemplate), Settings{MTU: intp(1400), AutoMTU: 1450}, 1400},
+		{"no overlay", string(DefaultTemplate), Settings{}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := Render([]byte(tt.template), []string{"172.18.1.0/24"}, tt.s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			list, err := libcni.ConfListFromBytes(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var conf struct {
+				MTU int `json:"mtu"`
+			}
+			if err := json.Unmarshal(list.Plugins[0].Bytes, &conf); err != nil {
+				t.Fatal(err)
+			}
+			if conf.MTU != tt.want {
+				t.Errorf("minibridge's mtu = %d, want %d", conf.MTU, tt.want)
+			}
+		})
+	}
+	if _, err := Render(DefaultTemplate, []string{"172.18.1.0/24"}, Settings{AutoMTU: 20}); err == nil || !strings.Contains(err.Error(), "overlay MTU") {
+		t.Errorf("an overlay MTU of 20: %v", err)
+	}
+}

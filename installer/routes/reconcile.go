@@ -182,7 +182,7 @@ func (r *Reconciler) syncOverlay(self string, list []nodes.Node, local []LocalNe
 	index, done, err := overlay.Ensure(r.h, dev)
 	for _, c := range done {
 		changes++
-		r.log.Info("VXLAN device: "+c, "device", dev.Name)
+		r.log.Info("VXLAN: " + c)
 	}
 	if err != nil {
 		return changes, err
@@ -196,7 +196,7 @@ func (r *Reconciler) syncOverlay(self string, list []nodes.Node, local []LocalNe
 	done, err = overlay.SyncPeers(r.h, index, rep.Peers)
 	for _, c := range done {
 		changes++
-		r.log.Info("VXLAN: "+c, "device", dev.Name)
+		r.log.Info("VXLAN: " + c)
 	}
 	return changes, err
 }

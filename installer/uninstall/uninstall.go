@@ -1,5 +1,6 @@
 // Package uninstall removes what minicni put on a node, and nothing else: the
-// conflist it wrote, the routes carrying its route protocol number,
+// conflist it wrote, the routes carrying its route protocol number, its
+// VXLAN devices (those carrying overlay.Alias) with everything on them,
 // miniroute's iptables chains and the jumps to them (through miniroute's own
 // cleanup), and, when asked, its binaries. A reference plugin (portmap,
 // loopback) is removed only when it is byte for byte the copy minicni ships,
@@ -19,6 +20,7 @@ import (
 
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/minicni/minicni/installer/install"
+	"github.com/minicni/minicni/installer/overlay"
 	"github.com/minicni/minicni/installer/routes"
 	"github.com/minicni/minicni/plugins/miniroute/rules"
 )
@@ -35,7 +37,7 @@ type Options struct {
 	Binaries       []string
 	BinDir         string
 	From           string
-	// Routes is the namespace whose routes are removed.
+	// Routes is the namespace whose routes and VXLAN devices are removed.
 	Routes netlinksafe.Handle
 	// IPTables returns a family's backend; nil means miniroute's real one
 	// (iptables-save/-restore in the calling thread's namespace).
@@ -61,6 +63,13 @@ func Run(ctx context.Context, o Options) error {
 	deleted, err := routes.DeleteOwn(o.Routes)
 	for _, d := range deleted {
 		log.Info("deleted route", "route", d, "protocol", int(routes.Protocol))
+	}
+	if err != nil {
+		errs = append(errs, err)
+	}
+	devices, err := overlay.Remove(o.Routes, "")
+	for _, d := range devices {
+		log.Info("deleted VXLAN device, with its FDB and neighbour entries", "device", d)
 	}
 	if err != nil {
 		errs = append(errs, err)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/minicni/minicni/installer/internal/twonode"
 	"github.com/minicni/minicni/installer/nodes"
+	"github.com/minicni/minicni/installer/overlay"
 	"github.com/minicni/minicni/installer/routes"
 	"github.com/minicni/minicni/libmini/minitest"
 	"github.com/minicni/minicni/plugins/miniroute/rules"
@@ -47,6 +49,23 @@ func TestUninstall(t *testing.T) {
 		{Name: "b", InternalIPs: []string{"10.99.0.12", "fd00:99::12"}, PodCIDRs: []string{"172.18.1.0/24", "fd00:18:0:1::/64"}},
 	}
 	if _, err := routes.New(a.H, nil).Sync("a", list); err != nil {
+		t.Fatal(err)
+	}
+	// minicni's VXLAN device, with its entries and routes (of a third node
+	// not on the underlay), under a name of an earlier --vxlan-device; and
+	// someone else's VXLAN device.
+	withC := append(list, nodes.Node{Name: "c", InternalIPs: []string{"192.168.7.7"}, PodCIDRs: []string{"172.18.2.0/24"}})
+	r := routes.New(a.H, nil)
+	r.Overlay = overlay.DefaultConfig()
+	r.Overlay.Device = "minicni.old"
+	if _, err := r.Sync("a", withC); err != nil {
+		t.Fatal(err)
+	}
+	if got := twonode.Routes(t, a.H, routes.Protocol); len(got) != 3 {
+		t.Fatalf("setup: routes %v, want two direct and one VXLAN", got)
+	}
+	other := &netlink.Vxlan{LinkAttrs: netlink.LinkAttrs{Name: "other.vx", TxQLen: -1}, VxlanId: 5, Port: 4789}
+	if err := a.H.LinkAdd(other); err != nil {
 		t.Fatal(err)
 	}
 	foreign := &netlink.Route{Dst: twonode.MustNet("10.50.0.0/24"), Gw: net.ParseIP("10.99.0.12"), Protocol: unix.RTPROT_STATIC}
@@ -117,6 +136,9 @@ func TestUninstall(t *testing.T) {
 
 	if got := twonode.Routes(t, a.H, routes.Protocol); got != nil {
 		t.Errorf("minicni routes left: %v", got)
+	}
+	if links := minitest.LinkNames(t, a.NS); slices.Contains(links, "minicni.old") || !slices.Contains(links, "other.vx") {
+		t.Errorf("links after uninstall: %v; want minicni's VXLAN device gone, the other kept", links)
 	}
 	if got := twonode.Routes(t, a.H, unix.RTPROT_STATIC); !cmp.Equal(got, []string{"10.50.0.0/24 via 10.99.0.12"}) {
 		t.Errorf("the admin's route: %v", got)
