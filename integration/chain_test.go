@@ -132,6 +132,16 @@ func TestRouted(t *testing.T) {
 	if seen[lab.PathDirect] != 8 || seen[lab.PathVXLAN] != 16 {
 		t.Errorf("pod to other node paths %v, want 8 direct and 16 vxlan", seen)
 	}
+	// The DF cells send the largest ping the pod MTU allows: one byte
+	// more, with DF, does not leave the pod.
+	for _, c := range checks {
+		if c.Kind == lab.KindPodOtherDF && c.Path == lab.PathVXLAN {
+			if _, err := lab.PingDF(ctx, &c.From.Host, c.Target, c.Size+1); err == nil {
+				t.Errorf("%s -> %s: a DF ping of %d B passed, more than the pod MTU allows", c.From.Name, c.Target, c.Size+1)
+			}
+			break
+		}
+	}
 	delAllPods(t, ctx, l)
 }
 

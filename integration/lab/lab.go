@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,7 +23,9 @@ import (
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/minicni/minicni/installer/overlay"
 	"github.com/minicni/minicni/plugins/miniroute/rules"
 )
 
@@ -59,11 +62,11 @@ type Options struct {
 	// 10.99.1.0/24).
 	Underlay2 string
 	// Overlay, when set, is the agents' --overlay (auto, vxlan, none);
-	// empty leaves the agent's default.
+	// empty leaves the agent's default (auto). With the agents and an
+	// overlay that may be used, a node's conflist gets the MTU the
+	// installer would write into it (overlay.PodMTU) when the template's
+	// is automatic, as `minicni-installer install` does on a real node.
 	Overlay string
-	// MTU, when not 0, replaces the main plugin's mtu in every node's
-	// conflist.
-	MTU int
 	// StaticRoutes programs the routes between nodes through miniroute's
 	// static "routes" key.
 	StaticRoutes bool
@@ -357,7 +360,22 @@ func (l *Lab) configureNode(n *Node) error {
 	if l.Opts.StaticRoutes {
 		static = others
 	}
-	b, err := Render(l.Opts.Conflist, n.PodCIDR.String(), l.Opts.ClusterCIDR, filepath.Join(dir, "ipam"), static, l.Opts.MTU)
+	var autoMTU int
+	if l.Opts.Agent != "" && l.Opts.Overlay != string(overlay.None) {
+		err := n.Do(func() error {
+			h, err := netlinksafe.NewHandle()
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			autoMTU, err = overlay.PodMTU(h, []netip.Addr{netip.AddrFrom4([4]byte(n.IP.To4()))})
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("node %s: overlay MTU: %w", n.Name, err)
+		}
+	}
+	b, err := Render(l.Opts.Conflist, n.PodCIDR.String(), l.Opts.ClusterCIDR, filepath.Join(dir, "ipam"), static, autoMTU)
 	if err != nil {
 		return err
 	}
@@ -378,11 +396,11 @@ type route struct {
 
 // Render fills a conflist template for one node: every plugin with an ipam
 // section allocates its IPv4 addresses from podCIDR, keeps its data in
-// dataDir and, when mtu is not 0, gets that mtu; miniroute's IPv4 cluster
-// CIDR becomes clusterCIDR and, when static is not empty, it gets those
-// routes to the other nodes. IPv6 ranges and every other key are kept as
-// the template has them.
-func Render(template []byte, podCIDR, clusterCIDR, dataDir string, static []route, mtu int) ([]byte, error) {
+// dataDir and, when autoMTU is not 0 and its mtu is automatic (0 or
+// absent), gets autoMTU; miniroute's IPv4 cluster CIDR becomes clusterCIDR
+// and, when static is not empty, it gets those routes to the other nodes.
+// IPv6 ranges and every other key are kept as the template has them.
+func Render(template []byte, podCIDR, clusterCIDR, dataDir string, static []route, autoMTU int) ([]byte, error) {
 	var list map[string]any
 	if err := json.Unmarshal(template, &list); err != nil {
 		return nil, fmt.Errorf("conflist template: %w", err)
@@ -405,8 +423,8 @@ func Render(template []byte, podCIDR, clusterCIDR, dataDir string, static []rout
 			ipam["ranges"] = ranges
 			delete(ipam, "subnet")
 			ipam["dataDir"] = dataDir
-			if mtu != 0 {
-				pm["mtu"] = mtu
+			if mtu, _ := pm["mtu"].(float64); autoMTU != 0 && mtu == 0 {
+				pm["mtu"] = autoMTU
 			}
 		}
 		if pm["type"] == "miniroute" {
