@@ -174,6 +174,9 @@ func status(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("no lab %q is up: %w", *name, err)
 	}
+	if l.Router != nil {
+		fmt.Printf("router %s  %s on the first segment  (ip netns exec %s sh)\n", l.Router.Name, l.Router.IP, l.Router.Name)
+	}
 	for _, n := range l.Nodes {
 		ones, _ := n.Subnet.Mask.Size()
 		fmt.Printf("node %s  underlay %s/%d  pod subnet %s  (ip netns exec %s sh)\n", n.Name, n.IP, ones, n.PodCIDR, n.Name)
