@@ -75,6 +75,8 @@ type Report struct {
 	Underlay netip.Addr
 	// Peers are the nodes reached through the overlay, by name.
 	Peers []overlay.Peer
+	// OwnPodCIDRs are this node's pod subnets, when valid.
+	OwnPodCIDRs []netip.Prefix
 	// Paths is each other node's path (nodes without a podCIDR yet have
 	// none): Invalid, else Unreachable when one of its pod subnets cannot
 	// be routed, else VXLAN when one goes through the overlay, else Direct.
@@ -101,6 +103,7 @@ func Desired(self string, list []nodes.Node, local []LocalNet, mode overlay.Mode
 			}
 		}
 	}
+	rep.OwnPodCIDRs = d.own.PodCIDRs
 	if mode == overlay.Auto || mode == overlay.VXLAN {
 		rep.Underlay = overlay.Underlay(d.own.InternalIPs, d.isLocal)
 	}

@@ -261,21 +261,3 @@ func TestDesiredMACCollision(t *testing.T) {
 		t.Errorf("colliding MACs of %s and %s: desired %v, peers %v, invalid %v", x, y, rep.Desired, rep.Peers, rep.Invalid)
 	}
 }
-
-func TestMAC(t *testing.T) {
-	for _, tt := range []struct{ addr, mac string }{
-		{"10.99.0.11", "0a:58:0a:63:00:0b"},
-		{"192.168.7.7", "0a:58:c0:a8:07:07"},
-	} {
-		if got := overlay.MAC(netip.MustParseAddr(tt.addr)).String(); got != tt.mac {
-			t.Errorf("MAC(%s) = %s, want %s", tt.addr, got, tt.mac)
-		}
-	}
-	m := overlay.MAC(netip.MustParseAddr("fd00:99::11"))
-	if m[0] != 0x0a || m[1] != 0x59 || m[0]&1 != 0 || m[0]&2 == 0 {
-		t.Errorf("MAC of an IPv6 address %s: want 0a:59:…, unicast and locally administered", m)
-	}
-	if m.String() == overlay.MAC(netip.MustParseAddr("fd00:99::12")).String() {
-		t.Error("two IPv6 addresses, one MAC")
-	}
-}

@@ -85,7 +85,7 @@ func (r *Reconciler) Sync(self string, list []nodes.Node) (Stats, error) {
 	}
 
 	var errs []error
-	changes, err := r.syncOverlay(self, list, local, rep)
+	changes, err := r.syncOverlay(local, rep)
 	st.OverlayChanges = changes
 	if err != nil {
 		errs = append(errs, err)
@@ -147,7 +147,7 @@ func (r *Reconciler) Sync(self string, list []nodes.Node) (Stats, error) {
 // address; otherwise minicni's devices are removed, and with them whatever
 // routes and entries they carried. A device of another name carrying
 // overlay.Alias (an earlier --vxlan-device) is removed too.
-func (r *Reconciler) syncOverlay(self string, list []nodes.Node, local []LocalNet, rep Report) (int, error) {
+func (r *Reconciler) syncOverlay(local []LocalNet, rep Report) (int, error) {
 	keep := ""
 	want := rep.Underlay.IsValid() && (r.Overlay.Mode == overlay.VXLAN || len(rep.Peers) > 0)
 	if want {
@@ -162,14 +162,8 @@ func (r *Reconciler) syncOverlay(self string, list []nodes.Node, local []LocalNe
 	if err != nil || !want {
 		return changes, err
 	}
-	dev := overlay.Device{Name: r.Overlay.Device, VNI: r.Overlay.VNI, Port: r.Overlay.Port, Local: rep.Underlay}
-	for _, n := range list {
-		if n.Name == self {
-			if pods, err := nodes.ParsePodCIDRs(n.PodCIDRs); err == nil {
-				dev.Addrs = overlay.DeviceAddrs(pods)
-			}
-		}
-	}
+	dev := overlay.Device{Name: r.Overlay.Device, VNI: r.Overlay.VNI, Port: r.Overlay.Port, Local: rep.Underlay,
+		Addrs: overlay.DeviceAddrs(rep.OwnPodCIDRs)}
 	for _, l := range local {
 		if l.Addr == rep.Underlay {
 			link, err := r.h.LinkByIndex(l.LinkIndex)

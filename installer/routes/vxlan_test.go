@@ -158,7 +158,7 @@ func TestOverlayDataPlane(t *testing.T) {
 			t.Errorf("%s -> %s (%s): %v\n%s", p.from, p.dst, p.label, err, out)
 		}
 	}
-	if out, err := ping(podB, "-M", "do", "-s", fmt.Sprint(mtu-28+1), "172.18.0.2"); err == nil {
+	if out, err := ping(podB, "-W", "1", "-M", "do", "-s", fmt.Sprint(mtu-28+1), "172.18.0.2"); err == nil {
 		t.Errorf("a ping one byte over the pod MTU with DF passed: the MTU is not what the test thinks\n%s", out)
 	}
 
@@ -377,12 +377,15 @@ func mac(s string) net.HardwareAddr {
 	return m
 }
 
-// ping sends one echo request from n ("ping -c 1 -W 1 ARGS").
+// ping waits for one echo reply in n, for 3 s at most, sending a request
+// every second ("ping -c 1 -w 3 ARGS"): in fresh namespaces about one
+// first IPv6 request in 30 goes unanswered for longer than a second while
+// neighbour discovery settles, with or without the overlay.
 func ping(n ns.NetNS, args ...string) ([]byte, error) {
 	var out []byte
 	err := n.Do(func(ns.NetNS) error {
 		var err error
-		out, err = exec.Command("ping", append([]string{"-c", "1", "-W", "1"}, args...)...).CombinedOutput()
+		out, err = exec.Command("ping", append([]string{"-c", "1", "-w", "3"}, args...)...).CombinedOutput()
 		return err
 	})
 	return out, err

@@ -138,7 +138,8 @@ func AddPod(t testing.TB, n Node, mtu int, gateways, pods []string) ns.NetNS {
 	return pod
 }
 
-// link makes a veth pair: name in h's namespace, peer in peerNS.
+// link makes a veth pair, name in h's namespace and peer in peerNS, and
+// sets lo up on both sides.
 func link(t testing.TB, h netlinksafe.Handle, name string, peerH netlinksafe.Handle, peerNS ns.NetNS, peer string) {
 	t.Helper()
 	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: peer, PeerNamespace: netlink.NsFd(int(peerNS.Fd()))}
