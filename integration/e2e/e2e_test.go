@@ -20,6 +20,7 @@ import (
 	"github.com/minicni/minicni/integration/internal/containerd"
 	"github.com/minicni/minicni/integration/internal/ociimage"
 	"github.com/minicni/minicni/libmini/minitest"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // passed and failed count the checks, for the closing line.
@@ -384,21 +385,46 @@ func oneNode(t *testing.T, c *cluster, n1 *node, ds string) {
 		})
 	})
 	check(t, "delete the DaemonSet and uninstall: no minicni state left on the node", 2*time.Minute, func(ctx context.Context) error {
-		if _, err := c.kubectl(ctx, "-n", "kube-system", "delete", "daemonset", "minicni", "--wait=true", "--timeout=60s"); err != nil {
-			return err
-		}
-		if err := poll(ctx, 250*time.Millisecond, func() (bool, string, error) {
-			out, err := c.kubectl(ctx, "-n", "kube-system", "get", "pods", "-l", "app.kubernetes.io/name=minicni", "-o", "name")
-			return err == nil && strings.TrimSpace(out) == "", "agent pods: " + out, nil
-		}); err != nil {
-			return err
-		}
-		if _, err := nodeExec(ctx, n1, filepath.Join(c.bin, "cni", "minicni-installer"), "uninstall",
-			"--remove-binaries", "--from="+filepath.Join(c.bin, "cni")); err != nil {
+		if err := uninstall(ctx, c, n1); err != nil {
 			return err
 		}
 		return leftovers(ctx, n1)
 	})
+}
+
+// uninstall deletes the DaemonSet, waits for its pods to go, removes the
+// pod sandboxes left on the nodes (those of deleted pods, stopped) and runs
+// `minicni-installer uninstall --remove-binaries` on each. The sandboxes go
+// first, while the chain is still installed, as the kubelet's garbage
+// collection would remove them given time: containerd runs DEL again when
+// it removes a sandbox (CNI_NETNS empty) and, with no conflist left, fails
+// with "cni plugin not initialized" and keeps the sandbox.
+func uninstall(ctx context.Context, c *cluster, nodes ...*node) error {
+	if _, err := c.kubectl(ctx, "-n", "kube-system", "delete", "daemonset", "minicni", "--wait=true", "--timeout=60s"); err != nil {
+		return err
+	}
+	if err := poll(ctx, 250*time.Millisecond, func() (bool, string, error) {
+		out, err := c.kubectl(ctx, "-n", "kube-system", "get", "pods", "-l", "app.kubernetes.io/name=minicni", "-o", "name")
+		return err == nil && strings.TrimSpace(out) == "", "agent pods: " + out, nil
+	}); err != nil {
+		return err
+	}
+	for _, n := range nodes {
+		pods, err := n.ctrd.RT.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+		if err != nil {
+			return fmt.Errorf("%s: list pod sandboxes: %w", n.name, err)
+		}
+		for _, p := range pods.GetItems() {
+			if _, err := n.ctrd.RT.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: p.Id}); err != nil {
+				return fmt.Errorf("%s: remove pod sandbox %s (%s, %s): %w", n.name, p.Id, p.GetMetadata().GetName(), p.State, err)
+			}
+		}
+		if _, err := nodeExec(ctx, n, filepath.Join(c.bin, "cni", "minicni-installer"), "uninstall",
+			"--remove-binaries", "--from="+filepath.Join(c.bin, "cni")); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // leftovers lists the minicni state left on a node after uninstall.
@@ -635,20 +661,10 @@ func otherSubnet(t *testing.T, c *cluster, n1, n2 *node, images []string) {
 		})
 	})
 	check(t, "delete the DaemonSet and uninstall on every node: no VXLAN device, no route, no minicni state left", 2*time.Minute, func(ctx context.Context) error {
-		if _, err := c.kubectl(ctx, "-n", "kube-system", "delete", "daemonset", "minicni", "--wait=true", "--timeout=60s"); err != nil {
-			return err
-		}
-		if err := poll(ctx, 250*time.Millisecond, func() (bool, string, error) {
-			out, err := c.kubectl(ctx, "-n", "kube-system", "get", "pods", "-l", "app.kubernetes.io/name=minicni", "-o", "name")
-			return err == nil && strings.TrimSpace(out) == "", "agent pods: " + out, nil
-		}); err != nil {
+		if err := uninstall(ctx, c, n1, n2, n3); err != nil {
 			return err
 		}
 		for _, n := range []*node{n1, n2, n3} {
-			if _, err := nodeExec(ctx, n, filepath.Join(c.bin, "cni", "minicni-installer"), "uninstall",
-				"--remove-binaries", "--from="+filepath.Join(c.bin, "cni")); err != nil {
-				return err
-			}
 			if err := leftovers(ctx, n); err != nil {
 				return err
 			}
