@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -46,8 +47,61 @@ func (b *bencher) dataplane(ctx context.Context, rounds int) ([]dataRow, error) 
 				progress("data plane round %d %-10s %-22s %6.2f Gbit/s  rtt %s", round, v.name, row.Path, row.Gbps, row.RTT)
 			}
 		}
+		for _, o := range overlays {
+			row, err := b.overTheOverlay(ctx, o)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", o.path, err)
+			}
+			row.Round = round
+			rows = append(rows, row)
+			progress("data plane round %d %-10s %-22s %6.2f Gbit/s  rtt %s", round, row.Variant, row.Path, row.Gbps, row.RTT)
+		}
 	}
 	return rows, nil
+}
+
+// The data-plane paths and the overlay rows' own.
+const (
+	pathVeth     = "veth pair"
+	pathSameNode = "pod to pod, same node"
+	pathTwoNodes = "pod to pod, two nodes"
+	pathVXLAN    = "pod to pod, two nodes, VXLAN"
+	pathRouted   = "pod to pod, two subnets, VXLAN via a router"
+)
+
+type overlay struct{ path, topology, overlay string }
+
+// overlays are the VXLAN measurements: minicni's chain with one agent per
+// node. On one underlay segment with --overlay vxlan, the only difference
+// from the direct route of pathTwoNodes is the encapsulation; across a
+// router (the lab's routed topology, default overlay), what a cluster
+// spanning subnets gets.
+var overlays = []overlay{
+	{pathVXLAN, lab.Flat, "vxlan"},
+	{pathRouted, lab.Routed, ""},
+}
+
+// overTheOverlay: one pod on each of two nodes whose agents route between
+// them over VXLAN, checked before measuring (lab.Path).
+func (b *bencher) overTheOverlay(ctx context.Context, o overlay) (dataRow, error) {
+	l, err := lab.Up(ctx, lab.Options{Name: fmt.Sprintf("bch%d", b.seq.Add(1)), Nodes: 2, BinDir: b.bin,
+		Conflist: b.tmpl["minicni"], Topology: o.topology, Overlay: o.overlay, Agent: filepath.Join(b.bin, "minicni-installer")})
+	if err != nil {
+		return dataRow{}, err
+	}
+	defer l.Down()
+	src, err := l.AddPod(ctx, l.Nodes[0], "src", nil)
+	if err != nil {
+		return dataRow{}, err
+	}
+	dst, err := l.AddPod(ctx, l.Nodes[1], "dst", nil)
+	if err != nil {
+		return dataRow{}, err
+	}
+	if path, err := l.Path(src, dst.IP); err != nil || path != lab.PathVXLAN {
+		return dataRow{}, fmt.Errorf("%s routes %s to %s %q (%v), want %q", l.Nodes[0].Name, src.IP, dst.IP, path, err, lab.PathVXLAN)
+	}
+	return measure(ctx, o.path, "minicni", &src.Host, &dst.Host)
 }
 
 // vethBaseline: two namespaces joined by a plain veth pair.
@@ -66,7 +120,7 @@ func vethBaseline(ctx context.Context) (dataRow, error) {
 			return dataRow{}, fmt.Errorf("ip %v: %v %s", args, err, out)
 		}
 	}
-	return measure(ctx, "veth pair", "baseline", a, z)
+	return measure(ctx, pathVeth, "baseline", a, z)
 }
 
 // podToPod: two pods on one node, or one on each of two nodes.
@@ -94,9 +148,9 @@ func (b *bencher) podToPod(ctx context.Context, v string, nodes int) (dataRow, e
 	if err != nil {
 		return dataRow{}, err
 	}
-	path := "pod to pod, same node"
+	path := pathSameNode
 	if nodes == 2 {
-		path = "pod to pod, two nodes"
+		path = pathTwoNodes
 	}
 	return measure(ctx, path, v, &src.Host, &dst.Host)
 }

@@ -35,6 +35,7 @@ func main() {
 	confDir := flag.String("conflists", "bench/conflists", "directory of the variants' conflists")
 	out := flag.String("out", "docs/benchmarks.md", "report file")
 	skipData := flag.Bool("skip-dataplane", false, "skip the iperf3/ping data-plane runs")
+	onlyData := flag.Bool("only-dataplane", false, "run only the data plane (a partial report, e.g. with -out elsewhere)")
 	flag.Parse()
 
 	ctx := context.Background()
@@ -62,6 +63,9 @@ func main() {
 	r.Machine = machine()
 	b := &bencher{bin: binDir, tmpl: tmpl, pods: *pods}
 
+	if *onlyData {
+		cs, r.Concs, r.OnlyData = nil, nil, true
+	}
 	for _, c := range cs {
 		for round := 0; round <= *rounds; round++ {
 			for _, v := range variants {
@@ -80,6 +84,9 @@ func main() {
 		}
 	}
 	for _, v := range variants {
+		if *onlyData {
+			break
+		}
 		res, err := b.delAfterNetnsGone(ctx, v.name, 20)
 		if err != nil {
 			fail(err)
@@ -87,7 +94,9 @@ func main() {
 		r.Gone = append(r.Gone, goneRow{v.name, res})
 		progress("DEL with netns gone %-10s ok %d/%d  left %s", v.name, res.OK, res.Total, res.Left)
 	}
-	r.Exec = execCost(binDir)
+	if !*onlyData {
+		r.Exec = execCost(binDir)
+	}
 	if !*skipData {
 		if r.Data, err = b.dataplane(ctx, *rounds); err != nil {
 			fail(err)

@@ -20,6 +20,7 @@ type report struct {
 	Concs             []int
 	Started, Finished time.Time
 	Command           string
+	OnlyData          bool // -only-dataplane: no control plane, DEL or exec sections
 	Machine           []string
 	cells             map[int]map[string][]result // concurrency -> variant -> per round
 	Gone              []goneRow
@@ -96,7 +97,11 @@ func (r *report) markdown() string {
 	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 	w("# Benchmarks\n\n")
 	w("Written by `make bench` (`hack/bench.sh`, which builds every plugin into `bin/bench` and runs\n")
-	w("`go run ./bench -pods %d -conc %s -rounds %d`) on %s, in %s.\n\n", r.Pods, joinInts(r.Concs), r.Rounds,
+	flags := fmt.Sprintf("-pods %d -conc %s -rounds %d", r.Pods, joinInts(r.Concs), r.Rounds)
+	if r.OnlyData {
+		flags = fmt.Sprintf("-rounds %d -only-dataplane", r.Rounds)
+	}
+	w("`go run ./bench %s`) on %s, in %s.\n\n", flags,
 		r.Started.UTC().Format("2006-01-02 15:04 MST"), r.Finished.Sub(r.Started).Round(time.Second))
 	w("Machine: %s.\n\n", strings.Join(r.Machine, "; "))
 	w("Each run is a fresh simulated node (a network namespace, see integration/lab) driven through libcni\n")
@@ -134,6 +139,9 @@ func (r *report) markdown() string {
 		}
 	}
 	w("| minicni: no errors, no duplicate, nothing left after DEL (also with the netns gone) | %s | %s |\n", map[bool]string{true: "clean", false: "see below"}[clean], verdict(clean))
+	if _, m := r.dataRatios(pathVXLAN, pathTwoNodes, gbps); m > 0 {
+		w("| TCP throughput pod to pod over VXLAN ≥ 0.7× the direct route (two nodes, minicni) | %.2f | %s |\n", m, verdict(m >= 0.7))
+	}
 
 	for _, c := range r.Concs {
 		w("\n## Control plane, C=%d\n\n", c)
@@ -199,8 +207,63 @@ func (r *report) markdown() string {
 		for _, k := range order {
 			w("| %s | %s | %.2f | %s | %.3f ms | %s |\n", k.path, k.variant, median(gbps[k]), joinFloats(gbps[k]), median(rtt[k]), joinFloats3(rtt[k]))
 		}
+		r.overlayRatios(w)
 	}
 	return b.String()
+}
+
+// overlayRatios writes the VXLAN rows' ratios to the direct route and the
+// veth pair, round by round.
+func (r *report) overlayRatios(w func(string, ...any)) {
+	if _, m := r.dataRatios(pathVXLAN, pathTwoNodes, gbps); m == 0 {
+		return
+	}
+	w("\n### Across the overlay\n\n")
+	w("minicni's chain with one `minicni-installer agent` per node (integration/lab). `%s`: two nodes on one\n", pathVXLAN)
+	w("underlay segment, agents with `--overlay vxlan`, so the only difference from `%s` (the direct route) is the\n", pathTwoNodes)
+	w("encapsulation and the smaller pod MTU it needs; `%s`: the lab's routed topology, the nodes on two\n", pathRouted)
+	w("subnets joined by a router namespace, agents with their default overlay (auto). Before measuring, each checks that\n")
+	w("the node routes the pod-to-pod traffic through the VXLAN device. Ratios (per round → median):\n\n")
+	for _, q := range []struct {
+		name, a, b string
+		f          func(dataRow) float64
+	}{
+		{"TCP throughput, VXLAN ÷ direct route", pathVXLAN, pathTwoNodes, gbps},
+		{"TCP throughput, VXLAN via a router ÷ direct route", pathRouted, pathTwoNodes, gbps},
+		{"TCP throughput, VXLAN ÷ veth pair", pathVXLAN, pathVeth, gbps},
+		{"TCP throughput, direct route ÷ veth pair", pathTwoNodes, pathVeth, gbps},
+		{"ping round trip, VXLAN ÷ direct route", pathVXLAN, pathTwoNodes, rttMs},
+		{"ping round trip, VXLAN via a router ÷ direct route", pathRouted, pathTwoNodes, rttMs},
+		{"ping round trip, VXLAN ÷ veth pair", pathVXLAN, pathVeth, rttMs},
+	} {
+		rs, m := r.dataRatios(q.a, q.b, q.f)
+		w("- %s: %s → **%.2f**\n", q.name, joinFloats(rs), m)
+	}
+}
+
+func gbps(d dataRow) float64  { return d.Gbps }
+func rttMs(d dataRow) float64 { return ms(d.RTT) }
+
+// dataRatios returns, for each round, f of minicni's (or the baseline's)
+// row on path a over f of the one on path b, and their median.
+func (r *report) dataRatios(a, b string, f func(dataRow) float64) ([]float64, float64) {
+	pick := func(path string, round int) (dataRow, bool) {
+		for _, d := range r.Data {
+			if d.Path == path && d.Round == round && (d.Variant == "minicni" || d.Variant == "baseline") {
+				return d, true
+			}
+		}
+		return dataRow{}, false
+	}
+	var rs []float64
+	for round := 1; round <= r.Rounds; round++ {
+		x, okA := pick(a, round)
+		y, okB := pick(b, round)
+		if okA && okB && f(y) > 0 {
+			rs = append(rs, f(x)/f(y))
+		}
+	}
+	return rs, median(rs)
 }
 
 func joinInts(xs []int) string {

@@ -11,7 +11,7 @@ root=$(pwd)
 kver=v1.34.4
 
 need=()
-for pair in etcd:etcd-server containerd:containerd runc:runc busybox:busybox-static buildah:buildah iptables:iptables ip:iproute2 nsenter:util-linux; do
+for pair in sysctl:procps etcd:etcd-server containerd:containerd runc:runc busybox:busybox-static buildah:buildah iptables:iptables ip:iproute2 nsenter:util-linux; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -83,29 +84,95 @@ func TestOneNode(t *testing.T) {
 
 // TestTwoNodes: each node has its own /24 of one /16, and learns the other's
 // either from miniroute's static routes or from minicni-installer's agent fed
-// a nodes file (as it reads Node objects on a cluster). The four checks of
-// the original minicni walkthrough plus egress.
+// a nodes file (as it reads Node objects on a cluster), directly or, with
+// --overlay vxlan, over VXLAN. The four checks of the original minicni
+// walkthrough, an MTU-sized ping with DF across nodes, and egress; the
+// matrix fails a cell whose path is not the one wanted.
 func TestTwoNodes(t *testing.T) {
-	for _, routes := range []string{staticRoutes, agentRoutes} {
-		t.Run(routes, func(t *testing.T) { twoNodes(t, routes) })
+	for _, tt := range []struct {
+		name, routes, overlay, want string
+	}{
+		{"static", staticRoutes, "", lab.PathDirect},
+		{"agent", agentRoutes, "", lab.PathDirect},
+		{"agent-vxlan", agentRoutes, "vxlan", lab.PathVXLAN},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l, ctx := newLab(t, 2, "10-minicni.conflist", tt.routes, func(o *lab.Options) { o.Overlay = tt.overlay })
+			podsOnEveryNode(t, ctx, l, "a", "b")
+			checks := l.Matrix(ctx)
+			requireAllPass(t, checks, "own node", "other node", "pod same node", "pod other node", "pod other node, DF", "outside")
+			requirePaths(t, checks, map[string]string{lab.KindPodOther: tt.want, lab.KindPodOtherDF: tt.want})
+			delAllPods(t, ctx, l)
+		})
 	}
 }
 
-func twoNodes(t *testing.T, routes string) {
-	l, ctx := newLab(t, 2, "10-minicni.conflist", routes)
+// TestRouted: three nodes on two underlay segments joined by a router, the
+// agents with their default overlay (auto): the two nodes on one segment
+// route each other's pods directly, the third is reached over VXLAN both
+// ways, an MTU-sized ping with DF passes on both paths, and the outside
+// host, on the first segment, still sees every node's address.
+func TestRouted(t *testing.T) {
+	l, ctx := newLab(t, 3, "10-minicni.conflist", agentRoutes, func(o *lab.Options) { o.Topology = lab.Routed })
+	if l.Nodes[0].Segment != l.Nodes[1].Segment || l.Nodes[0].Segment == l.Nodes[2].Segment {
+		t.Fatalf("segments %d %d %d: want two nodes on one, the third on the other",
+			l.Nodes[0].Segment, l.Nodes[1].Segment, l.Nodes[2].Segment)
+	}
+	podsOnEveryNode(t, ctx, l, "a", "b")
+	checks := l.Matrix(ctx)
+	requireAllPass(t, checks, "own node", "other node", "pod same node", "pod other node", "pod other node, DF", "outside")
+	seen := map[string]int{}
+	for _, c := range checks {
+		if c.Kind == lab.KindPodOther || c.Kind == lab.KindPodOtherDF {
+			seen[c.Path]++
+		}
+	}
+	// 6 pods; n0 and n1's 4 pods reach 1 direct and 1 VXLAN peer, n2's 2
+	// pods 2 VXLAN peers; each twice (default and DF ping).
+	if seen[lab.PathDirect] != 8 || seen[lab.PathVXLAN] != 16 {
+		t.Errorf("pod to other node paths %v, want 8 direct and 16 vxlan", seen)
+	}
+	// The DF cells send the largest ping the pod MTU allows: one byte
+	// more, with DF, does not leave the pod.
+	for _, c := range checks {
+		if c.Kind == lab.KindPodOtherDF && c.Path == lab.PathVXLAN {
+			if _, err := lab.PingDF(ctx, &c.From.Host, c.Target, c.Size+1); err == nil {
+				t.Errorf("%s -> %s: a DF ping of %d B passed, more than the pod MTU allows", c.From.Name, c.Target, c.Size+1)
+			}
+			break
+		}
+	}
+	delAllPods(t, ctx, l)
+}
+
+func podsOnEveryNode(t *testing.T, ctx context.Context, l *lab.Lab, names ...string) {
+	t.Helper()
 	for _, n := range l.Nodes {
-		for _, name := range []string{"a", "b"} {
+		for _, name := range names {
 			if _, err := l.AddPod(ctx, n, name, nil); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	requireAllPass(t, l.Matrix(ctx), "own node", "other node", "pod same node", "pod other node", "outside")
+}
+
+func delAllPods(t *testing.T, ctx context.Context, l *lab.Lab) {
+	t.Helper()
 	for _, n := range l.Nodes {
 		for _, p := range append([]*lab.Pod(nil), n.Pods...) {
 			if err := l.DelPod(ctx, p, false); err != nil {
 				t.Error(err)
 			}
+		}
+	}
+}
+
+// requirePaths fails when a check of a kind in want took another path.
+func requirePaths(t *testing.T, checks []lab.Check, want map[string]string) {
+	t.Helper()
+	for _, c := range checks {
+		if w, ok := want[c.Kind]; ok && c.Path != w {
+			t.Errorf("%s -> %s %s: path %q, want %q", c.From.Name, c.Label(), c.Target, c.Path, w)
 		}
 	}
 }

@@ -62,14 +62,14 @@ const (
 )
 
 // newLab brings up a lab named uniquely for this test and tears it down at
-// the end, whatever happens.
-func newLab(t *testing.T, nodes int, conflist string, routes string) (*lab.Lab, context.Context) {
+// the end, whatever happens. mods change the options before it comes up.
+func newLab(t *testing.T, nodes int, conflist string, routes string, mods ...func(*lab.Options)) (*lab.Lab, context.Context) {
 	t.Helper()
-	return newLabWith(t, binDir, nodes, conflist, routes)
+	return newLabWith(t, binDir, nodes, conflist, routes, mods...)
 }
 
 // newLabWith is newLab with bin as the nodes' CNI_PATH.
-func newLabWith(t *testing.T, bin string, nodes int, conflist string, routes string) (*lab.Lab, context.Context) {
+func newLabWith(t *testing.T, bin string, nodes int, conflist string, routes string, mods ...func(*lab.Options)) (*lab.Lab, context.Context) {
 	t.Helper()
 	minitest.RequireRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -82,6 +82,9 @@ func newLabWith(t *testing.T, bin string, nodes int, conflist string, routes str
 		StateDir: t.TempDir(), StaticRoutes: routes == staticRoutes, Logf: t.Logf}
 	if routes == agentRoutes {
 		opts.Agent = filepath.Join(bin, "minicni-installer")
+	}
+	for _, m := range mods {
+		m(&opts)
 	}
 	l, err := lab.Up(ctx, opts)
 	if err != nil {

@@ -14,11 +14,12 @@ import (
 )
 
 // The simulated cluster's addresses. They exist only inside the network
-// namespaces the test creates: the underlay bridge's namespace and the
-// nodes'.
+// namespaces the test creates: the underlay's namespace and the nodes'. The
+// underlay has two subnets, one bridge each (br0, br1) in the underlay
+// namespace, which holds each subnet's gateway address and forwards between
+// them: the router between the subnets.
 const (
 	nsPrefix    = "mce2e-"
-	underlayGW  = "10.97.0.1" // held by the underlay bridge; the nodes' default route
 	underlayLen = 24
 	clusterCIDR = "10.244.0.0/16" // the manifest's default cluster-cidr
 	serviceCIDR = "10.96.0.0/16"
@@ -26,8 +27,24 @@ const (
 	minicniRef  = "minicni.test/minicni:e2e"
 )
 
+// otherSubnetNode is the first node (1-based) on the underlay's second
+// subnet: nodes 1 and 2 share 10.97.0.0/24, node 3 is on 10.97.1.0/24.
+const otherSubnetNode = 3
+
+// subnet is the underlay subnet (0 or 1) of node i (1-based).
+func subnet(i int) int {
+	if i >= otherSubnetNode {
+		return 1
+	}
+	return 0
+}
+
 // nodeIP is node i's (1-based) underlay address.
-func nodeIP(i int) string { return fmt.Sprintf("10.97.0.%d", 10+i) }
+func nodeIP(i int) string { return fmt.Sprintf("10.97.%d.%d", subnet(i), 10+i) }
+
+// gatewayIP is underlay subnet s's gateway, held by the underlay namespace:
+// the default route of the nodes on it.
+func gatewayIP(s int) string { return fmt.Sprintf("10.97.%d.1", s) }
 
 // nodeMounts are the machine paths a node sees as its own: each node's
 // mount namespace binds a private directory over each, so the manifest's
@@ -89,8 +106,9 @@ func (c *cleanupList) run(logf func(string, ...any)) error {
 	return errors.Join(errs...)
 }
 
-// underlay creates the underlay: a namespace holding bridge br0 with the
-// gateway address.
+// underlay creates the underlay: a namespace holding bridges br0 and br1,
+// one per subnet, with the subnets' gateway addresses, forwarding between
+// them.
 func (c *cluster) underlay(ctx context.Context) error {
 	ul := nsPrefix + "ul"
 	_, _ = run(ctx, "ip", "netns", "del", ul) // a crashed run's
@@ -101,17 +119,20 @@ func (c *cluster) underlay(ctx context.Context) error {
 		_, err := run(context.Background(), "ip", "netns", "del", ul)
 		return err
 	})
-	for _, args := range [][]string{
-		{"link", "set", "lo", "up"},
-		{"link", "add", "br0", "type", "bridge"},
-		{"addr", "add", underlayGW + "/24", "dev", "br0"},
-		{"link", "set", "br0", "up"},
-	} {
+	cmds := [][]string{{"link", "set", "lo", "up"}}
+	for s := range 2 {
+		br := fmt.Sprintf("br%d", s)
+		cmds = append(cmds, []string{"link", "add", br, "type", "bridge"},
+			[]string{"addr", "add", fmt.Sprintf("%s/%d", gatewayIP(s), underlayLen), "dev", br},
+			[]string{"link", "set", br, "up"})
+	}
+	for _, args := range cmds {
 		if _, err := run(ctx, "ip", append([]string{"-n", ul}, args...)...); err != nil {
 			return err
 		}
 	}
-	return nil
+	_, err := run(ctx, "ip", "netns", "exec", ul, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	return err
 }
 
 // controlPlane starts etcd, the apiserver, the controller-manager and the
@@ -258,8 +279,9 @@ func (c *cluster) addNode(ctx context.Context, i int) (*node, error) {
 	return n, makeCgroupRoot(n.name)
 }
 
-// nodeNetwork creates the node's network namespace with eth0 on the
-// underlay bridge, its address and a default route via the bridge.
+// nodeNetwork creates the node's network namespace with eth0 on its
+// subnet's underlay bridge, its address and a default route via the
+// subnet's gateway.
 func (c *cluster) nodeNetwork(ctx context.Context, n *node, i int) error {
 	_, _ = run(ctx, "ip", "netns", "del", n.ns)
 	if _, err := run(ctx, "ip", "netns", "add", n.ns); err != nil {
@@ -273,11 +295,11 @@ func (c *cluster) nodeNetwork(ctx context.Context, n *node, i int) error {
 	port := fmt.Sprintf("n%d", i)
 	for _, args := range [][]string{
 		{"-n", ul, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", n.ns},
-		{"-n", ul, "link", "set", port, "master", "br0", "up"},
+		{"-n", ul, "link", "set", port, "master", fmt.Sprintf("br%d", subnet(i)), "up"},
 		{"-n", n.ns, "link", "set", "lo", "up"},
 		{"-n", n.ns, "addr", "add", fmt.Sprintf("%s/%d", n.ip, underlayLen), "dev", "eth0"},
 		{"-n", n.ns, "link", "set", "eth0", "up"},
-		{"-n", n.ns, "route", "add", "default", "via", underlayGW},
+		{"-n", n.ns, "route", "add", "default", "via", gatewayIP(subnet(i))},
 	} {
 		if _, err := run(ctx, "ip", args...); err != nil {
 			return err

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"github.com/minicni/minicni/integration/internal/containerd"
 	"github.com/minicni/minicni/integration/internal/ociimage"
 	"github.com/minicni/minicni/libmini/minitest"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // passed and failed count the checks, for the closing line.
@@ -49,10 +51,11 @@ func check(t *testing.T, name string, limit time.Duration, f func(ctx context.Co
 }
 
 // The cluster-wide tools besides the Kubernetes binaries.
-var tools = []string{"etcd", "ip", "nsenter", "unshare", "mount", "umount", "iptables-save", "busybox"}
+var tools = []string{"etcd", "ip", "nsenter", "unshare", "mount", "umount", "iptables-save", "busybox", "sysctl"}
 
 // TestE2E is the original walkthrough against real Kubernetes: step 1 on
-// one node, step 2 on two. Run by `make e2e` (hack/e2e.sh), which builds
+// one node, step 2 on two, step 3 with a third node on another underlay
+// subnet, reached over VXLAN. Run by `make e2e` (hack/e2e.sh), which builds
 // what it needs; skipped unless MINICNI_E2E=1.
 func TestE2E(t *testing.T) {
 	if os.Getenv("MINICNI_E2E") != "1" {
@@ -136,7 +139,11 @@ func TestE2E(t *testing.T) {
 	if !ok {
 		t.Fatal("one node failed: two nodes not tried")
 	}
-	t.Run("two nodes", func(t *testing.T) { twoNodes(t, c, n1, ds, images) })
+	var n2 *node
+	if !t.Run("two nodes", func(t *testing.T) { n2 = twoNodes(t, c, n1, ds, images) }) {
+		t.Fatal("two nodes failed: another subnet not tried")
+	}
+	t.Run("another subnet", func(t *testing.T) { otherSubnet(t, c, n1, n2, images) })
 }
 
 // renderManifest is installer/manifests/minicni.yaml with the image
@@ -378,21 +385,46 @@ func oneNode(t *testing.T, c *cluster, n1 *node, ds string) {
 		})
 	})
 	check(t, "delete the DaemonSet and uninstall: no minicni state left on the node", 2*time.Minute, func(ctx context.Context) error {
-		if _, err := c.kubectl(ctx, "-n", "kube-system", "delete", "daemonset", "minicni", "--wait=true", "--timeout=60s"); err != nil {
-			return err
-		}
-		if err := poll(ctx, 250*time.Millisecond, func() (bool, string, error) {
-			out, err := c.kubectl(ctx, "-n", "kube-system", "get", "pods", "-l", "app.kubernetes.io/name=minicni", "-o", "name")
-			return err == nil && strings.TrimSpace(out) == "", "agent pods: " + out, nil
-		}); err != nil {
-			return err
-		}
-		if _, err := nodeExec(ctx, n1, filepath.Join(c.bin, "cni", "minicni-installer"), "uninstall",
-			"--remove-binaries", "--from="+filepath.Join(c.bin, "cni")); err != nil {
+		if err := uninstall(ctx, c, n1); err != nil {
 			return err
 		}
 		return leftovers(ctx, n1)
 	})
+}
+
+// uninstall deletes the DaemonSet, waits for its pods to go, removes the
+// pod sandboxes left on the nodes (those of deleted pods, stopped) and runs
+// `minicni-installer uninstall --remove-binaries` on each. The sandboxes go
+// first, while the chain is still installed, as the kubelet's garbage
+// collection would remove them given time: containerd runs DEL again when
+// it removes a sandbox (CNI_NETNS empty) and, with no conflist left, fails
+// with "cni plugin not initialized" and keeps the sandbox.
+func uninstall(ctx context.Context, c *cluster, nodes ...*node) error {
+	if _, err := c.kubectl(ctx, "-n", "kube-system", "delete", "daemonset", "minicni", "--wait=true", "--timeout=60s"); err != nil {
+		return err
+	}
+	if err := poll(ctx, 250*time.Millisecond, func() (bool, string, error) {
+		out, err := c.kubectl(ctx, "-n", "kube-system", "get", "pods", "-l", "app.kubernetes.io/name=minicni", "-o", "name")
+		return err == nil && strings.TrimSpace(out) == "", "agent pods: " + out, nil
+	}); err != nil {
+		return err
+	}
+	for _, n := range nodes {
+		pods, err := n.ctrd.RT.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+		if err != nil {
+			return fmt.Errorf("%s: list pod sandboxes: %w", n.name, err)
+		}
+		for _, p := range pods.GetItems() {
+			if _, err := n.ctrd.RT.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: p.Id}); err != nil {
+				return fmt.Errorf("%s: remove pod sandbox %s (%s, %s): %w", n.name, p.Id, p.GetMetadata().GetName(), p.State, err)
+			}
+		}
+		if _, err := nodeExec(ctx, n, filepath.Join(c.bin, "cni", "minicni-installer"), "uninstall",
+			"--remove-binaries", "--from="+filepath.Join(c.bin, "cni")); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // leftovers lists the minicni state left on a node after uninstall.
@@ -418,6 +450,13 @@ func leftovers(ctx context.Context, n *node) error {
 			}
 		}
 	}
+	out, err := run(ctx, "ip", "-n", n.ns, "-o", "link", "show", "type", "vxlan")
+	if err != nil {
+		return err
+	}
+	if s := strings.TrimSpace(out); s != "" {
+		left = append(left, "VXLAN devices: "+s)
+	}
 	for _, fam := range []string{"-4", "-6"} {
 		out, err := run(ctx, "ip", fam, "-n", n.ns, "route", "show", "proto", "109")
 		if err != nil {
@@ -435,7 +474,7 @@ func leftovers(ctx context.Context, n *node) error {
 
 // twoNodes is step 2: node 2 joins, the DaemonSet runs on both, the agents
 // route between the pod subnets, and the four pings pass.
-func twoNodes(t *testing.T, c *cluster, n1 *node, ds string, images []string) {
+func twoNodes(t *testing.T, c *cluster, n1 *node, ds string, images []string) *node {
 	var n2 *node
 	check(t, "node 2: namespaces, containerd, kubelet registered", 3*time.Minute, func(ctx context.Context) error {
 		var err error
@@ -518,6 +557,179 @@ func twoNodes(t *testing.T, c *cluster, n1 *node, ds string, images []string) {
 			return len(r1)+len(r2) == 0, fmt.Sprintf("reservations left: %v %v", r1, r2), nil
 		})
 	})
+	return n2
+}
+
+// otherSubnet is step 3: node 3 joins on the underlay's other subnet (no
+// address of node 1 on a subnet it is attached to), the DaemonSet runs on
+// it with the default overlay (auto): nodes 1 and 3 route each other's pod
+// subnet through their VXLAN devices while nodes 1 and 2 keep their direct
+// routes; the walkthrough's four pings between nodes 1 and 3 pass, the pod
+// to pod ones leaving through the VXLAN device (the node's `ip route get`
+// for the pod's packet); then the DaemonSet is deleted and uninstall leaves
+// no VXLAN device and no route on any node.
+func otherSubnet(t *testing.T, c *cluster, n1, n2 *node, images []string) {
+	var n3 *node
+	check(t, "node 3 on the other underlay subnet: namespaces, containerd, kubelet registered", 3*time.Minute, func(ctx context.Context) error {
+		var err error
+		if n3, err = c.addNode(ctx, otherSubnetNode); err != nil {
+			return err
+		}
+		if err := c.startRuntime(ctx, n3, images); err != nil {
+			return err
+		}
+		return c.startKubelet(ctx, n3)
+	})
+	var cidrs map[string]*net.IPNet
+	check(t, "DaemonSet on node 3 too, Ready with its own podCIDR", 3*time.Minute, func(ctx context.Context) error {
+		var err error
+		cidrs, err = waitNetworkReady(ctx, c, n1, n2, n3)
+		return err
+	})
+	check(t, "agents: nodes 1 and 3 route each other's pod subnet over VXLAN, nodes 1 and 2 directly", time.Minute, func(ctx context.Context) error {
+		return poll(ctx, 250*time.Millisecond, func() (bool, string, error) {
+			for _, p := range [][2]*node{{n1, n3}, {n3, n1}, {n2, n3}, {n1, n2}} {
+				from, to := p[0], p[1]
+				dev, err := routeDev(ctx, from, inside(cidrs[to.name]))
+				if err != nil {
+					return false, err.Error(), nil
+				}
+				vx, err := isVXLAN(ctx, from, dev)
+				if err != nil {
+					return false, "", err
+				}
+				if want := subnet(nodeNum(from)) != subnet(nodeNum(to)); vx != want {
+					return false, fmt.Sprintf("%s: route to %s (%s) through %s, VXLAN %v, want %v", from.name, cidrs[to.name], to.name, dev, vx, want), nil
+				}
+			}
+			return true, "", nil
+		})
+	})
+	var ips map[string]net.IP
+	check(t, "pods a1, b1 on node 1 and a3 on node 3", 2*time.Minute, func(ctx context.Context) error {
+		var err error
+		ips, err = runPods(ctx, c, map[string]string{
+			"a1": podManifest("a1", n1.name, 0),
+			"b1": podManifest("b1", n1.name, 0),
+			"a3": podManifest("a3", n3.name, 0),
+		})
+		if err != nil {
+			return err
+		}
+		for name, n := range map[string]*node{"a1": n1, "b1": n1, "a3": n3} {
+			if !cidrs[n.name].Contains(ips[name]) {
+				return fmt.Errorf("pod %s got %s, outside %s's podCIDR %s", name, ips[name], n.name, cidrs[n.name])
+			}
+		}
+		return nil
+	})
+	podNode := map[string]*node{"a1": n1, "a3": n3}
+	for _, p := range []struct {
+		what, from string
+		to         net.IP
+		vxlan      bool
+	}{
+		{"pod → own host", "a1", net.ParseIP(n1.ip), false},
+		{"pod → other host", "a1", net.ParseIP(n3.ip), false},
+		{"pod → pod on the same node", "a1", ips["b1"], false},
+		{"pod → pod across subnets, over VXLAN", "a1", ips["a3"], true},
+		{"pod → pod across subnets, over VXLAN (back)", "a3", ips["a1"], true},
+		{"pod → own host (node 3)", "a3", net.ParseIP(n3.ip), false},
+		{"pod → other host (node 3)", "a3", net.ParseIP(n1.ip), false},
+	} {
+		check(t, fmt.Sprintf("kubectl exec: %s (%s → %s)", p.what, p.from, p.to), 30*time.Second, func(ctx context.Context) error {
+			if p.vxlan {
+				n := podNode[p.from]
+				dev, err := podRouteDev(ctx, n, ips[p.from], p.to)
+				if err != nil {
+					return err
+				}
+				if vx, err := isVXLAN(ctx, n, dev); err != nil || !vx {
+					return fmt.Errorf("%s forwards %s → %s through %s, not a VXLAN device (%v)", n.name, ips[p.from], p.to, dev, err)
+				}
+			}
+			return ping(ctx, c, p.from, p.to)
+		})
+	}
+	check(t, "delete the pods: addresses released on both nodes", 2*time.Minute, func(ctx context.Context) error {
+		if err := deletePods(ctx, c, "a1", "b1", "a3"); err != nil {
+			return err
+		}
+		return poll(ctx, 250*time.Millisecond, func() (bool, string, error) {
+			r1, r3 := reservations(n1), reservations(n3)
+			return len(r1)+len(r3) == 0, fmt.Sprintf("reservations left: %v %v", r1, r3), nil
+		})
+	})
+	check(t, "delete the DaemonSet and uninstall on every node: no VXLAN device, no route, no minicni state left", 2*time.Minute, func(ctx context.Context) error {
+		if err := uninstall(ctx, c, n1, n2, n3); err != nil {
+			return err
+		}
+		for _, n := range []*node{n1, n2, n3} {
+			if err := leftovers(ctx, n); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// nodeNum is the node's number (1-based), from its name.
+func nodeNum(n *node) int {
+	var i int
+	_, _ = fmt.Sscanf(strings.TrimPrefix(n.name, nsPrefix), "n%d", &i)
+	return i
+}
+
+// inside is an address of a pod subnet: its tenth.
+func inside(cidr *net.IPNet) string {
+	ip := slices.Clone(cidr.IP.To4())
+	ip[3] += 10
+	return ip.String()
+}
+
+// routeDev is the device of the node's route to dst (`ip route get`).
+func routeDev(ctx context.Context, n *node, dst string) (string, error) {
+	out, err := run(ctx, "ip", "-n", n.ns, "route", "get", dst)
+	if err != nil {
+		return "", err
+	}
+	return field(out, "dev")
+}
+
+// podRouteDev is the device a pod's packet to dst leaves its node through:
+// the node's lookup for a packet from the pod's address arriving on the
+// link of the node's route to the pod (the bridge), `ip route get DST from
+// POD iif BRIDGE`.
+func podRouteDev(ctx context.Context, n *node, pod, dst net.IP) (string, error) {
+	iif, err := routeDev(ctx, n, pod.String())
+	if err != nil {
+		return "", err
+	}
+	out, err := run(ctx, "ip", "-n", n.ns, "route", "get", dst.String(), "from", pod.String(), "iif", iif)
+	if err != nil {
+		return "", err
+	}
+	return field(out, "dev")
+}
+
+// field is the word after key in ip's output.
+func field(out, key string) (string, error) {
+	f := strings.Fields(out)
+	for i := range len(f) - 1 {
+		if f[i] == key {
+			return f[i+1], nil
+		}
+	}
+	return "", fmt.Errorf("no %q in %q", key, strings.TrimSpace(out))
+}
+
+// isVXLAN says whether the node's link dev is a VXLAN device.
+func isVXLAN(ctx context.Context, n *node, dev string) (bool, error) {
+	out, err := run(ctx, "ip", "-n", n.ns, "-d", "-o", "link", "show", "dev", dev)
+	if err != nil {
+		return false, err
+	}
+	return strings.Contains(out, " vxlan id "), nil
 }
 
 // dumpLogs shows the cluster's pods and the end of every daemon's and

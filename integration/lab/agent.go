@@ -42,13 +42,19 @@ func (l *Lab) startAgents() error {
 	if err := os.WriteFile(file, b, 0o600); err != nil {
 		return err
 	}
+	exited := make(chan string, len(l.Nodes))
 	for _, n := range l.Nodes {
-		logf, err := os.Create(filepath.Join(l.Opts.StateDir, n.Name, "agent.log"))
+		log := filepath.Join(l.Opts.StateDir, n.Name, "agent.log")
+		logf, err := os.Create(log)
 		if err != nil {
 			return err
 		}
-		cmd := exec.Command("ip", "netns", "exec", n.Name, l.Opts.Agent, "agent",
-			"--nodes-file", file, "--node-name", n.Name, "--manage-files=false", "--listen", "")
+		args := []string{"netns", "exec", n.Name, l.Opts.Agent, "agent",
+			"--nodes-file", file, "--node-name", n.Name, "--manage-files=false", "--listen", ""}
+		if l.Opts.Overlay != "" {
+			args = append(args, "--overlay", l.Opts.Overlay)
+		}
+		cmd := exec.Command("ip", args...)
 		cmd.Stdout, cmd.Stderr = logf, logf
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 		err = cmd.Start()
@@ -56,10 +62,14 @@ func (l *Lab) startAgents() error {
 		if err != nil {
 			return fmt.Errorf("start agent on %s: %w", n.Name, err)
 		}
-		go func() { _ = cmd.Wait() }() // reap it when it exits before us
+		go func() { // reap it when it exits before us
+			err := cmd.Wait()
+			b, _ := os.ReadFile(log)
+			exited <- fmt.Sprintf("the agent on %s exited (%v): %s", n.Name, err, bytes.TrimSpace(b))
+		}()
 		l.Opts.Logf("node %s: minicni-installer agent started (pid %d)", n.Name, cmd.Process.Pid)
 	}
-	if err := l.waitRoutes(10 * time.Second); err != nil {
+	if err := l.waitRoutes(10*time.Second, exited); err != nil {
 		return err
 	}
 	l.Opts.Logf("the agents programmed the routes to every other node's pod subnet")
@@ -67,13 +77,20 @@ func (l *Lab) startAgents() error {
 }
 
 // waitRoutes waits until every node has a route to every other node's pod
-// subnet via that node, as the agents program them.
-func (l *Lab) waitRoutes(timeout time.Duration) error {
+// subnet, as the agents program them: via that node, or through the VXLAN
+// device (which route it is, Path tells).
+// An agent that exits meanwhile ends the wait with its log.
+func (l *Lab) waitRoutes(timeout time.Duration, exited <-chan string) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		missing := l.missingRoutes()
 		if missing == "" {
 			return nil
+		}
+		select {
+		case why := <-exited:
+			return errors.New(why)
+		default:
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("the agents did not program %s within %s (logs in %s/*/agent.log)", missing, timeout, l.Opts.StateDir)
@@ -98,12 +115,12 @@ func (l *Lab) missingRoutes() string {
 			}
 			found := false
 			for _, r := range routes {
-				if r.Dst != nil && r.Dst.String() == o.PodCIDR.String() && r.Gw.Equal(o.IP) {
+				if r.Dst != nil && r.Dst.String() == o.PodCIDR.String() {
 					found = true
 				}
 			}
 			if !found {
-				return fmt.Sprintf("%s via %s on %s", o.PodCIDR, o.IP, n.Name)
+				return fmt.Sprintf("a route to %s (node %s) on %s", o.PodCIDR, o.Name, n.Name)
 			}
 		}
 	}

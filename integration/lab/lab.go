@@ -1,9 +1,10 @@
 // Package lab builds a simulated minicni cluster on one machine out of
-// network namespaces: an underlay segment, one namespace per node (where the
-// CNI chain runs, as kubelet runs it on a host), pods as namespaces attached
-// by the chain through libcni, and an "outside" host reachable only through
-// the nodes. The integration tests and the minicni-lab command share it, so
-// what the demo shows is what the tests check.
+// network namespaces: an underlay (one segment, or two joined by a router
+// namespace), one namespace per node (where the CNI chain runs, as kubelet
+// runs it on a host), pods as namespaces attached by the chain through
+// libcni, and an "outside" host reachable only through the nodes. The
+// integration tests and the minicni-lab command share it, so what the demo
+// shows is what the tests check.
 package lab
 
 import (
@@ -12,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,7 +23,9 @@ import (
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/minicni/minicni/installer/overlay"
 	"github.com/minicni/minicni/plugins/miniroute/stamps"
 )
 
@@ -47,6 +51,22 @@ type Options struct {
 	// Underlay is the node network; node i is .11+i, outside host .200
 	// (default 10.99.0.0/24). It exists only inside the lab's namespaces.
 	Underlay string
+	// Topology is Flat (the default: every node and the outside host on
+	// Underlay) or Routed: two segments, Underlay and Underlay2, joined by
+	// a router namespace holding .1 on each; the first half of the nodes
+	// (rounded up) and the outside host are on Underlay, the others on
+	// Underlay2 (node i still .11+i), and every host has a default route
+	// via the router.
+	Topology string
+	// Underlay2 is the Routed topology's second segment (default
+	// 10.99.1.0/24).
+	Underlay2 string
+	// Overlay, when set, is the agents' --overlay (auto, vxlan, none);
+	// empty leaves the agent's default (auto). With the agents and an
+	// overlay that may be used, a node's conflist gets the MTU the
+	// installer would write into it (overlay.PodMTU) when the template's
+	// is automatic, as `minicni-installer install` does on a real node.
+	Overlay string
 	// StaticRoutes programs the routes between nodes through miniroute's
 	// static "routes" key.
 	StaticRoutes bool
@@ -61,8 +81,9 @@ type Options struct {
 // Lab is a running simulated cluster.
 type Lab struct {
 	Opts     Options
-	Underlay *Host // the segment's bridge namespace
-	Outside  *Host // a host outside the cluster, on the underlay
+	Underlay *Host // the namespace holding the segments' bridges
+	Router   *Host // Routed: the router between the segments (IP: its address on the first)
+	Outside  *Host // a host outside the cluster, on the (first) underlay segment
 	Nodes    []*Node
 	ownState bool
 	mu       sync.Mutex // guards Pods of every node, for concurrent AddPod/DelPod
@@ -92,6 +113,8 @@ func (h *Host) Do(f func() error) error {
 type Node struct {
 	Host
 	Index    int
+	Segment  int        // underlay segment: 0 (Underlay) or 1 (Underlay2)
+	Subnet   *net.IPNet // the segment's subnet, holding IP
 	PodCIDR  *net.IPNet
 	Gateway  net.IP // first address of PodCIDR, held by the bridge
 	Conflist *libcni.NetworkConfigList
@@ -112,6 +135,12 @@ type Pod struct {
 // NetnsDir is where iproute2 keeps named network namespaces.
 const NetnsDir = "/run/netns"
 
+// The topologies.
+const (
+	Flat   = "flat"
+	Routed = "routed"
+)
+
 func (o *Options) defaults() error {
 	if o.Nodes == 0 {
 		o.Nodes = 1
@@ -121,6 +150,18 @@ func (o *Options) defaults() error {
 	}
 	if o.Underlay == "" {
 		o.Underlay = "10.99.0.0/24"
+	}
+	if o.Topology == "" {
+		o.Topology = Flat
+	}
+	if o.Topology != Flat && o.Topology != Routed {
+		return fmt.Errorf("topology %q: want %s or %s", o.Topology, Flat, Routed)
+	}
+	if o.Underlay2 == "" {
+		o.Underlay2 = "10.99.1.0/24"
+	}
+	if o.Topology == Routed && o.StaticRoutes {
+		return fmt.Errorf("the %s topology needs the agents: a static route via a node on another segment is not on-link", Routed)
 	}
 	if o.Name == "" || len(o.Name) > 8 || strings.ContainsAny(o.Name, "/ ") {
 		return fmt.Errorf("lab name %q must be 1-8 bytes without '/' or spaces", o.Name)
@@ -154,9 +195,20 @@ func Up(ctx context.Context, o Options) (_ *Lab, retErr error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster CIDR: %w", err)
 	}
-	_, under, err := net.ParseCIDR(o.Underlay)
-	if err != nil {
-		return nil, fmt.Errorf("underlay: %w", err)
+	cidrs := []string{o.Underlay}
+	if o.Topology == Routed {
+		cidrs = append(cidrs, o.Underlay2)
+	}
+	var segs []*net.IPNet
+	for _, c := range cidrs {
+		_, seg, err := net.ParseCIDR(c)
+		if err != nil || seg.IP.To4() == nil {
+			return nil, fmt.Errorf("underlay %q: want an IPv4 CIDR", c)
+		}
+		segs = append(segs, seg)
+	}
+	if len(segs) == 2 && (segs[0].Contains(segs[1].IP) || segs[1].Contains(segs[0].IP)) {
+		return nil, fmt.Errorf("underlays %s and %s overlap", segs[0], segs[1])
 	}
 	l := &Lab{Opts: o}
 	if l.Opts.StateDir == "" {
@@ -170,27 +222,41 @@ func Up(ctx context.Context, o Options) (_ *Lab, retErr error) {
 			_ = l.Down()
 		}
 	}()
-	ones, _ := under.Mask.Size()
 	l.Underlay = &Host{Name: o.Name + "-ul"}
 	if err := l.addNS(l.Underlay.Name); err != nil {
 		return nil, err
 	}
-	if err := ipcmd("-n", l.Underlay.Name, "link", "add", "br0", "type", "bridge"); err != nil {
-		return nil, err
+	for i := range segs {
+		br := segBridge(i)
+		if err := ipcmd("-n", l.Underlay.Name, "link", "add", br, "type", "bridge"); err != nil {
+			return nil, err
+		}
+		if err := ipcmd("-n", l.Underlay.Name, "link", "set", br, "up"); err != nil {
+			return nil, err
+		}
 	}
-	if err := ipcmd("-n", l.Underlay.Name, "link", "set", "br0", "up"); err != nil {
-		return nil, err
+	var gw []net.IP // per segment: the router's address, every host's default route
+	if o.Topology == Routed {
+		if gw, err = l.addRouter(segs); err != nil {
+			return nil, err
+		}
 	}
-	l.Outside = &Host{Name: o.Name + "-out", IP: hostIP(under, 200)}
-	if err := l.attach(l.Outside, "out", ones); err != nil {
+	l.Outside = &Host{Name: o.Name + "-out", IP: hostIP(segs[0], 200)}
+	if err := l.attach(l.Outside, "out", 0, segs, gw); err != nil {
 		return nil, err
 	}
 	for i := range o.Nodes {
-		n := &Node{Host: Host{Name: fmt.Sprintf("%s-n%d", o.Name, i), IP: hostIP(under, 11+i)}, Index: i}
+		seg := 0
+		if o.Topology == Routed && i >= (o.Nodes+1)/2 {
+			seg = 1
+		}
+		n := &Node{Host: Host{Name: fmt.Sprintf("%s-n%d", o.Name, i), IP: hostIP(segs[seg], 11+i)}, Index: i,
+			Segment: seg, Subnet: segs[seg]}
 		n.PodCIDR = nth24(cluster, i)
 		n.Gateway = hostIP(n.PodCIDR, 1)
-		o.Logf("node %s: underlay %s, pod subnet %s", n.Name, n.IP, n.PodCIDR)
-		if err := l.attach(&n.Host, fmt.Sprintf("n%d", i), ones); err != nil {
+		ones, _ := segs[seg].Mask.Size()
+		o.Logf("node %s: underlay %s/%d, pod subnet %s", n.Name, n.IP, ones, n.PodCIDR)
+		if err := l.attach(&n.Host, fmt.Sprintf("n%d", i), seg, segs, gw); err != nil {
 			return nil, err
 		}
 		l.Nodes = append(l.Nodes, n)
@@ -208,6 +274,43 @@ func Up(ctx context.Context, o Options) (_ *Lab, retErr error) {
 	return l, nil
 }
 
+// segBridge is the bridge of underlay segment i in the underlay namespace.
+func segBridge(i int) string { return fmt.Sprintf("br%d", i) }
+
+// addRouter creates the router namespace with eth<i> on segment i holding
+// the segment's .1, forwarding between them, and returns those addresses.
+func (l *Lab) addRouter(segs []*net.IPNet) ([]net.IP, error) {
+	l.Router = &Host{Name: l.Opts.Name + "-rt", IP: hostIP(segs[0], 1)}
+	if err := l.addNS(l.Router.Name); err != nil {
+		return nil, err
+	}
+	var gw []net.IP
+	for i, seg := range segs {
+		addr := hostIP(seg, 1)
+		gw = append(gw, addr)
+		ones, _ := seg.Mask.Size()
+		dev, port := fmt.Sprintf("eth%d", i), fmt.Sprintf("rt%d", i)
+		for _, args := range [][]string{
+			{"link", "add", "name", dev, "netns", l.Router.Name, "type", "veth", "peer", "name", port, "netns", l.Underlay.Name},
+			{"-n", l.Underlay.Name, "link", "set", port, "master", segBridge(i), "up"},
+			{"-n", l.Router.Name, "addr", "add", fmt.Sprintf("%s/%d", addr, ones), "dev", dev},
+			{"-n", l.Router.Name, "link", "set", dev, "up"},
+		} {
+			if err := ipcmd(args...); err != nil {
+				return nil, err
+			}
+		}
+	}
+	err := l.Router.Do(func() error {
+		return os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("forwarding in %s: %w", l.Router.Name, err)
+	}
+	l.Opts.Logf("router %s: %s on %s, %s on %s", l.Router.Name, gw[0], segs[0], gw[1], segs[1])
+	return gw, nil
+}
+
 func (l *Lab) addNS(name string) error {
 	if err := ipcmd("netns", "add", name); err != nil {
 		return err
@@ -215,19 +318,25 @@ func (l *Lab) addNS(name string) error {
 	return ipcmd("-n", name, "link", "set", "lo", "up")
 }
 
-// attach creates h's namespace and joins it to the underlay bridge as eth0.
-func (l *Lab) attach(h *Host, port string, ones int) error {
+// attach creates h's namespace and joins it to underlay segment seg as
+// eth0, with a default route via gw[seg] when there is a router.
+func (l *Lab) attach(h *Host, port string, seg int, segs []*net.IPNet, gw []net.IP) error {
 	if err := l.addNS(h.Name); err != nil {
 		return err
 	}
 	if err := ipcmd("link", "add", "name", "eth0", "netns", h.Name, "type", "veth", "peer", "name", port, "netns", l.Underlay.Name); err != nil {
 		return err
 	}
-	for _, args := range [][]string{
-		{"-n", l.Underlay.Name, "link", "set", port, "master", "br0", "up"},
+	ones, _ := segs[seg].Mask.Size()
+	cmds := [][]string{
+		{"-n", l.Underlay.Name, "link", "set", port, "master", segBridge(seg), "up"},
 		{"-n", h.Name, "addr", "add", fmt.Sprintf("%s/%d", h.IP, ones), "dev", "eth0"},
 		{"-n", h.Name, "link", "set", "eth0", "up"},
-	} {
+	}
+	if gw != nil {
+		cmds = append(cmds, []string{"-n", h.Name, "route", "add", "default", "via", gw[seg].String()})
+	}
+	for _, args := range cmds {
 		if err := ipcmd(args...); err != nil {
 			return err
 		}
@@ -247,7 +356,26 @@ func (l *Lab) configureNode(n *Node) error {
 			others = append(others, route{Dst: o.PodCIDR.String(), Via: o.IP.String()})
 		}
 	}
-	b, err := Render(l.Opts.Conflist, n.PodCIDR.String(), l.Opts.ClusterCIDR, filepath.Join(dir, "ipam"), others, l.Opts.StaticRoutes)
+	var static []route
+	if l.Opts.StaticRoutes {
+		static = others
+	}
+	var autoMTU int
+	if l.Opts.Agent != "" && l.Opts.Overlay != string(overlay.None) {
+		err := n.Do(func() error {
+			h, err := netlinksafe.NewHandle()
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			autoMTU, err = overlay.PodMTU(h, []netip.Addr{netip.AddrFrom4([4]byte(n.IP.To4()))})
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("node %s: overlay MTU: %w", n.Name, err)
+		}
+	}
+	b, err := Render(l.Opts.Conflist, n.PodCIDR.String(), l.Opts.ClusterCIDR, filepath.Join(dir, "ipam"), static, autoMTU)
 	if err != nil {
 		return err
 	}
@@ -267,11 +395,12 @@ type route struct {
 }
 
 // Render fills a conflist template for one node: every plugin with an ipam
-// section allocates its IPv4 addresses from podCIDR and keeps its data in
-// dataDir; miniroute's IPv4 cluster CIDR becomes clusterCIDR and, when
-// staticRoutes, it gets routes to the other nodes. IPv6 ranges and every
-// other key are kept as the template has them.
-func Render(template []byte, podCIDR, clusterCIDR, dataDir string, others []route, staticRoutes bool) ([]byte, error) {
+// section allocates its IPv4 addresses from podCIDR, keeps its data in
+// dataDir and, when autoMTU is not 0 and its mtu is automatic (0 or
+// absent), gets autoMTU; miniroute's IPv4 cluster CIDR becomes clusterCIDR
+// and, when static is not empty, it gets those routes to the other nodes.
+// IPv6 ranges and every other key are kept as the template has them.
+func Render(template []byte, podCIDR, clusterCIDR, dataDir string, static []route, autoMTU int) ([]byte, error) {
 	var list map[string]any
 	if err := json.Unmarshal(template, &list); err != nil {
 		return nil, fmt.Errorf("conflist template: %w", err)
@@ -294,6 +423,9 @@ func Render(template []byte, podCIDR, clusterCIDR, dataDir string, others []rout
 			ipam["ranges"] = ranges
 			delete(ipam, "subnet")
 			ipam["dataDir"] = dataDir
+			if mtu, _ := pm["mtu"].(float64); autoMTU != 0 && mtu == 0 {
+				pm["mtu"] = autoMTU
+			}
 		}
 		if pm["type"] == "miniroute" {
 			cidrs := []any{clusterCIDR}
@@ -305,8 +437,8 @@ func Render(template []byte, podCIDR, clusterCIDR, dataDir string, others []rout
 				}
 			}
 			pm["clusterCIDR"] = cidrs
-			if staticRoutes && len(others) > 0 {
-				pm["routes"] = others
+			if len(static) > 0 {
+				pm["routes"] = static
 			}
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vishvananda/netlink"
 )
 
 var rttRE = regexp.MustCompile(`time=([0-9.]+) ms`)
@@ -16,11 +18,22 @@ var rttRE = regexp.MustCompile(`time=([0-9.]+) ms`)
 // Ping sends one ICMP echo from h's namespace to ip and returns the round-trip
 // time the reply took.
 func Ping(ctx context.Context, h *Host, ip net.IP) (time.Duration, error) {
+	return PingDF(ctx, h, ip, 0)
+}
+
+// PingDF is Ping with size bytes of ICMP payload and the don't-fragment
+// bit set, when size > 0: the echo passes only when every link on the way
+// carries a packet of size+28 bytes (IPv4) whole.
+func PingDF(ctx context.Context, h *Host, ip net.IP, size int) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "ip", "netns", "exec", h.Name, "ping", "-n", "-c", "1", "-W", "2", ip.String()).CombinedOutput()
+	args := []string{"netns", "exec", h.Name, "ping", "-n", "-c", "1", "-W", "2"}
+	if size > 0 {
+		args = append(args, "-M", "do", "-s", strconv.Itoa(size))
+	}
+	out, err := exec.CommandContext(ctx, "ip", append(args, ip.String())...).CombinedOutput()
 	if err != nil {
-		return 0, fmt.Errorf("ping %s from %s: %v: %s", ip, h.Name, err, lastLine(string(out)))
+		return 0, fmt.Errorf("ping %s from %s: %v: %s", ip, h.Name, err, pingError(string(out)))
 	}
 	m := rttRE.FindStringSubmatch(string(out))
 	if m == nil {
@@ -30,8 +43,16 @@ func Ping(ctx context.Context, h *Host, ip net.IP) (time.Duration, error) {
 	return time.Duration(ms * float64(time.Millisecond)), err
 }
 
-func lastLine(s string) string {
+// pingError is the line of ping's output that says why it failed: an
+// ICMP error ("From … Frag needed …") or a local one ("ping: …"), else
+// the last line (the statistics).
+func pingError(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
+	for _, l := range lines {
+		if strings.HasPrefix(l, "From ") || strings.HasPrefix(l, "ping: ") {
+			return l
+		}
+	}
 	return lines[len(lines)-1]
 }
 
@@ -81,58 +102,135 @@ func SourceSeen(ctx context.Context, from, at *Host) (net.IP, error) {
 	}
 }
 
+// The kinds of Check.
+const (
+	KindOwnNode     = "own node"
+	KindOtherNode   = "other node"
+	KindPodSameNode = "pod same node"
+	KindPodOther    = "pod other node"
+	KindPodOtherDF  = "pod other node, DF"
+	KindOutside     = "outside"
+)
+
 // Check is one cell of the connectivity matrix.
 type Check struct {
-	From, To *Pod   // To is nil for a host target
-	Kind     string // "own node", "other node", "pod same node", "pod other node", "outside"
-	Target   net.IP
-	RTT      time.Duration
-	Err      error
+	From   *Pod
+	To     *Host // the target's namespace: a pod's, a node's or the outside host's
+	Kind   string
+	Target net.IP
+	// Size is, for KindPodOtherDF, the ICMP payload sent with DF set: the
+	// pod's MTU minus 28 (IPv4 and ICMP headers), the largest that fits.
+	Size int
+	// Want is the path the cell must take (see Path); Path is the one the
+	// node's routes gave.
+	Want, Path string
+	// Masq: the target (another node, the outside host) saw the node's
+	// address as the source.
+	Masq bool
+	RTT  time.Duration
+	Err  error
+}
+
+// PathLabel is the path and, when masqueraded, ", masq".
+func (c Check) PathLabel() string {
+	if c.Masq {
+		return c.Path + ", masq"
+	}
+	return c.Path
+}
+
+// Label is the check's name in the matrix: its kind, and the size of a
+// DF ping.
+func (c Check) Label() string {
+	if c.Size > 0 {
+		return fmt.Sprintf("%s %d B", c.Kind, c.Size)
+	}
+	return c.Kind
 }
 
 // Matrix probes the original minicni walkthrough's connectivity checks, plus
-// egress, from every pod: its own node, another node, a pod on the same node,
-// a pod on another node, and the outside host (which must see the node's
-// address as the source, proving masquerade).
+// egress, from every pod: its own node, every other node, a pod on the same
+// node, a pod on every other node (once with a default ping, once with the
+// largest ping the pod MTU allows and DF set) and the outside host (which
+// must see the node's address as the source, proving masquerade). Each cell
+// also reads the path the node gives the packet (Path) and fails when it is
+// not the one the lab's topology and routing call for: a pod on a peer on
+// the same segment directly, one on the other segment over VXLAN (with the
+// agents' default overlay).
 func (l *Lab) Matrix(ctx context.Context) []Check {
 	var checks []Check
 	for _, n := range l.Nodes {
 		for _, p := range n.Pods {
-			checks = append(checks, Check{From: p, Kind: "own node", Target: n.IP})
-			if o := l.otherNode(n); o != nil {
-				checks = append(checks, Check{From: p, Kind: "other node", Target: o.IP})
+			checks = append(checks, Check{From: p, To: &n.Host, Kind: KindOwnNode, Target: n.IP, Want: PathLocal})
+			for _, o := range l.Nodes {
+				if o != n {
+					checks = append(checks, Check{From: p, To: &o.Host, Kind: KindOtherNode, Target: o.IP, Want: underlayPath(n, o.Segment)})
+				}
 			}
 			if q := otherPod(n.Pods, p); q != nil {
-				checks = append(checks, Check{From: p, To: q, Kind: "pod same node", Target: q.IP})
+				checks = append(checks, Check{From: p, To: &q.Host, Kind: KindPodSameNode, Target: q.IP, Want: PathBridge})
 			}
-			if o := l.otherNode(n); o != nil && len(o.Pods) > 0 {
-				checks = append(checks, Check{From: p, To: o.Pods[0], Kind: "pod other node", Target: o.Pods[0].IP})
+			for _, o := range l.Nodes {
+				if o != n && len(o.Pods) > 0 {
+					q, want := o.Pods[0], l.wantPath(n, o)
+					checks = append(checks, Check{From: p, To: &q.Host, Kind: KindPodOther, Target: q.IP, Want: want},
+						Check{From: p, To: &q.Host, Kind: KindPodOtherDF, Target: q.IP, Want: want})
+				}
 			}
-			checks = append(checks, Check{From: p, Kind: "outside", Target: l.Outside.IP})
+			checks = append(checks, Check{From: p, To: l.Outside, Kind: KindOutside, Target: l.Outside.IP, Want: underlayPath(n, 0)})
 		}
 	}
 	for i := range checks {
-		c := &checks[i]
-		c.RTT, c.Err = Ping(ctx, &c.From.Host, c.Target)
-		if c.Err == nil && c.Kind == "outside" {
-			src, err := SourceSeen(ctx, &c.From.Host, l.Outside)
-			if err != nil {
-				c.Err = err
-			} else if !src.Equal(c.From.Node.IP) {
-				c.Err = fmt.Errorf("outside host saw source %s, want the node's %s (no masquerade)", src, c.From.Node.IP)
-			}
-		}
+		checks[i].Err = l.probe(ctx, &checks[i])
 	}
 	return checks
 }
 
-func (l *Lab) otherNode(n *Node) *Node {
-	for _, o := range l.Nodes {
-		if o != n {
-			return o
+// probe runs one cell: the path, the ping, and for a host off the pod
+// network the source address it sees.
+func (l *Lab) probe(ctx context.Context, c *Check) error {
+	if c.Kind == KindPodOtherDF {
+		mtu, err := c.From.MTU()
+		if err != nil {
+			return err
+		}
+		c.Size = mtu - 28
+	}
+	var err error
+	if c.Path, err = l.Path(c.From, c.Target); err != nil {
+		return err
+	}
+	if c.RTT, err = PingDF(ctx, &c.From.Host, c.Target, c.Size); err != nil {
+		return err
+	}
+	if c.Kind == KindOtherNode || c.Kind == KindOutside {
+		src, err := SourceSeen(ctx, &c.From.Host, c.To)
+		if err != nil {
+			return err
+		}
+		c.Masq = src.Equal(c.From.Node.IP)
+		if !c.Masq && c.Kind == KindOutside {
+			return fmt.Errorf("outside host saw source %s, want the node's %s (no masquerade)", src, c.From.Node.IP)
 		}
 	}
+	if c.Want != "" && c.Path != c.Want {
+		return fmt.Errorf("the node routed it %s, want %s", c.Path, c.Want)
+	}
 	return nil
+}
+
+// MTU is the MTU of the pod's interface.
+func (p *Pod) MTU() (int, error) {
+	var mtu int
+	err := p.Do(func() error {
+		link, err := netlink.LinkByName(p.IfName)
+		if err != nil {
+			return fmt.Errorf("pod %s: %s: %w", p.Name, p.IfName, err)
+		}
+		mtu = link.Attrs().MTU
+		return nil
+	})
+	return mtu, err
 }
 
 func otherPod(pods []*Pod, p *Pod) *Pod {

@@ -15,13 +15,17 @@ import (
 // `down` in a later process find it.
 type saved struct {
 	Name, BinDir, StateDir, ClusterCIDR, Underlay string
+	Topology, Underlay2, Agent, Overlay           string
 	Outside                                       Host
+	Router                                        *Host `json:",omitempty"`
 	Nodes                                         []savedNode
 }
 
 type savedNode struct {
 	Host
 	Index   int
+	Segment int
+	Subnet  string
 	PodCIDR string
 	Pods    []savedPod
 }
@@ -36,9 +40,10 @@ type savedPod struct {
 // Save writes the lab's description to StateDir/lab.json.
 func (l *Lab) Save() error {
 	s := saved{Name: l.Opts.Name, BinDir: l.Opts.BinDir, StateDir: l.Opts.StateDir,
-		ClusterCIDR: l.Opts.ClusterCIDR, Underlay: l.Opts.Underlay, Outside: *l.Outside}
+		ClusterCIDR: l.Opts.ClusterCIDR, Underlay: l.Opts.Underlay, Topology: l.Opts.Topology, Underlay2: l.Opts.Underlay2,
+		Agent: l.Opts.Agent, Overlay: l.Opts.Overlay, Outside: *l.Outside, Router: l.Router}
 	for _, n := range l.Nodes {
-		sn := savedNode{Host: n.Host, Index: n.Index, PodCIDR: n.PodCIDR.String()}
+		sn := savedNode{Host: n.Host, Index: n.Index, Segment: n.Segment, Subnet: n.Subnet.String(), PodCIDR: n.PodCIDR.String()}
 		for _, p := range n.Pods {
 			res, err := json.Marshal(p.Result)
 			if err != nil {
@@ -67,13 +72,17 @@ func Load(stateDir string) (*Lab, error) {
 		return nil, fmt.Errorf("%s: %w", stateDir, err)
 	}
 	l := &Lab{Opts: Options{Name: s.Name, BinDir: s.BinDir, StateDir: s.StateDir, ClusterCIDR: s.ClusterCIDR,
-		Underlay: s.Underlay, Logf: func(string, ...any) {}}, ownState: true}
+		Underlay: s.Underlay, Topology: s.Topology, Underlay2: s.Underlay2, Agent: s.Agent, Overlay: s.Overlay,
+		Logf: func(string, ...any) {}}, Router: s.Router, ownState: true}
 	out := s.Outside
 	l.Outside = &out
 	l.Underlay = &Host{Name: s.Name + "-ul"}
 	for _, sn := range s.Nodes {
-		n := &Node{Host: sn.Host, Index: sn.Index}
+		n := &Node{Host: sn.Host, Index: sn.Index, Segment: sn.Segment}
 		if _, n.PodCIDR, err = net.ParseCIDR(sn.PodCIDR); err != nil {
+			return nil, err
+		}
+		if _, n.Subnet, err = net.ParseCIDR(sn.Subnet); err != nil {
 			return nil, err
 		}
 		n.Gateway = hostIP(n.PodCIDR, 1)

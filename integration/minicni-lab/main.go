@@ -1,9 +1,11 @@
 // Command minicni-lab brings up a simulated minicni cluster on this machine,
 // made of network namespaces (see package lab), attaches pods through the
 // real plugin chain and prints the connectivity matrix of the original
-// minicni walkthrough. It exits non-zero when any check fails.
+// minicni walkthrough, with the path each check took. It exits non-zero
+// when any check fails.
 //
-//	minicni-lab up [--nodes 1] [--pods 2] [--keep] [--routes agent|static] [--bin bin] [--conflist conflist/10-minicni.conflist]
+//	minicni-lab up [--topology flat|routed] [--nodes 2 (flat), 3 (routed)] [--pods 2] [--keep]
+//	               [--routes agent|static] [--overlay auto|vxlan|none] [--bin bin] [--conflist conflist/10-minicni.conflist]
 //	minicni-lab status [--name lab]
 //	minicni-lab down [--name lab]
 package main
@@ -58,12 +60,14 @@ func stateDir(name string) string { return filepath.Join("/run/minicni-lab", nam
 func up(ctx context.Context, args []string) (retErr error) {
 	fs := flag.NewFlagSet("up", flag.ExitOnError)
 	name := fs.String("name", "lab", "prefix of every namespace the lab creates (1-8 bytes)")
-	nodes := fs.Int("nodes", 1, "simulated nodes")
+	topology := fs.String("topology", lab.Flat, "flat (every node on one underlay segment) or routed (two segments joined by a router namespace, the first half of the nodes on the first)")
+	nodes := fs.Int("nodes", 0, "simulated nodes (default 2 with --topology flat, 3 with routed)")
 	pods := fs.Int("pods", 2, "pods per node")
 	keep := fs.Bool("keep", false, "keep the lab up after the checks (then: minicni-lab status|down)")
 	bin := fs.String("bin", "bin", "directory holding the plugin binaries (CNI_PATH)")
 	conflist := fs.String("conflist", "conflist/10-minicni.conflist", "chain template")
 	routes := fs.String("routes", "agent", "how nodes learn each other's pod subnets: agent (one minicni-installer agent per node, fed a nodes file) or static (miniroute's routes key)")
+	overlay := fs.String("overlay", "", "the agents' --overlay: auto, vxlan or none (default: the agent's, auto)")
 	_ = fs.Parse(args)
 
 	start := time.Now()
@@ -86,16 +90,30 @@ func up(ctx context.Context, args []string) (retErr error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	opts := lab.Options{Name: *name, Nodes: *nodes, BinDir: binDir, Conflist: tmpl, StateDir: dir, Logf: logf}
+	if *nodes == 0 {
+		*nodes = 2
+		if *topology == lab.Routed {
+			*nodes = 3
+		}
+	}
+	opts := lab.Options{Name: *name, Nodes: *nodes, BinDir: binDir, Conflist: tmpl, StateDir: dir, Topology: *topology,
+		Overlay: *overlay, Logf: logf}
+	how := *routes
 	switch *routes {
 	case "agent":
 		opts.Agent = filepath.Join(binDir, "minicni-installer")
+		if *overlay != "" {
+			how += ", overlay " + *overlay
+		}
 	case "static":
 		opts.StaticRoutes = true
+		if *overlay != "" {
+			return fmt.Errorf("--overlay is the agents': not with --routes static")
+		}
 	default:
 		return fmt.Errorf("--routes must be agent or static, not %q", *routes)
 	}
-	logf("bringing up %d node(s) with %s, routes between nodes: %s", *nodes, *conflist, *routes)
+	logf("bringing up %d node(s), %s topology, with %s, routes between nodes: %s", *nodes, *topology, *conflist, how)
 	l, err := lab.Up(ctx, opts)
 	if err != nil {
 		_ = os.RemoveAll(dir)
@@ -132,13 +150,17 @@ func up(ctx context.Context, args []string) (retErr error) {
 
 func printMatrix(w io.Writer, checks []lab.Check) (failed int) {
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "FROM POD\tADDRESS\tNODE\tCHECK\tTARGET\tRESULT\tRTT")
+	fmt.Fprintln(tw, "FROM POD\tADDRESS\tNODE\tCHECK\tTARGET\tPATH\tRESULT\tRTT")
 	for _, c := range checks {
-		res, rtt := "pass", fmt.Sprintf("%.3f ms", float64(c.RTT.Microseconds())/1000)
+		res, rtt, path := "pass", fmt.Sprintf("%.3f ms", float64(c.RTT.Microseconds())/1000), c.PathLabel()
 		if c.Err != nil {
 			res, rtt, failed = "FAIL: "+c.Err.Error(), "-", failed+1
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.From.Name, c.From.IP, c.From.Node.Name, c.Kind, c.Target, res, rtt)
+		if path == "" {
+			path = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s (%s)\t%s\t%s\t%s\n", c.From.Name, c.From.IP, c.From.Node.Name, c.Label(),
+			c.Target, c.To.Name, path, res, rtt)
 	}
 	tw.Flush()
 	return failed
@@ -152,8 +174,12 @@ func status(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("no lab %q is up: %w", *name, err)
 	}
+	if l.Router != nil {
+		fmt.Printf("router %s  %s on the first segment  (ip netns exec %s sh)\n", l.Router.Name, l.Router.IP, l.Router.Name)
+	}
 	for _, n := range l.Nodes {
-		fmt.Printf("node %s  underlay %s  pod subnet %s  (ip netns exec %s sh)\n", n.Name, n.IP, n.PodCIDR, n.Name)
+		ones, _ := n.Subnet.Mask.Size()
+		fmt.Printf("node %s  underlay %s/%d  pod subnet %s  (ip netns exec %s sh)\n", n.Name, n.IP, ones, n.PodCIDR, n.Name)
 		for _, p := range n.Pods {
 			fmt.Printf("  pod %s  %s  (ip netns exec %s sh)\n", p.Name, p.IP, p.Name)
 		}
