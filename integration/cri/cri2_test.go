@@ -197,7 +197,7 @@ func TestCRIContainerd2(t *testing.T) {
 			err := cni.GetStatusNetworkList(ctx, list)
 			var te *types.Error
 			if !errors.As(err, &te) || te.Code != 50 || !strings.Contains(err.Error(), "miniipam") {
-				return fmt.Errorf("STATUS answered %v (%#v); want code 50 (not available) naming miniipam", err, te)
+				return fmt.Errorf("STATUS answered %v (%#v); want code 50 (not available) naming miniipam: minibridge's STATUS must fail when its IPAM binary is not in CNI_PATH, even though it runs miniipam in-process (issue 11)", err, te)
 			}
 			want = "Network plugin returns error: " + err.Error()
 			return nil

@@ -224,6 +224,11 @@ func Start(o Options) (*Daemon, error) {
 	tmpl := config
 	if o.Containerd2 != "" {
 		tmpl = config2
+		abs, err := filepath.Abs(o.Containerd2) // the config needs an absolute runtime_path
+		if err != nil {
+			return d, err
+		}
+		o.Containerd2, d.opts.Containerd2 = abs, abs
 		// containerd 2.x refuses a socket_dir longer than 42 bytes (the
 		// socket is the dir plus a 64-byte hash).
 		if d.ShimSockets = filepath.Join(dir, "s"); len(d.ShimSockets) > 42 {
