@@ -9,8 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 mod=integration/cri/containerd2build
-ver=$(awk '$1 == "require" && $2 == "github.com/containerd/containerd/v2" {print $3}' "$mod/go.mod")
-[ -n "$ver" ] || { echo "no containerd version pinned in $mod/go.mod" >&2; exit 1; }
+ver=$(cd "$mod" && go list -m -f '{{.Version}}' github.com/containerd/containerd/v2)
 mkdir -p bin/containerd2
 (cd "$mod" && CGO_ENABLED=0 go build -trimpath -tags "no_btrfs no_devmapper no_zfs" \
   -ldflags "-s -w -X github.com/containerd/containerd/v2/version.Version=${ver}" \
