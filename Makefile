@@ -1,6 +1,7 @@
 # Every target is one line; anything longer lives in hack/.
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 GO ?= go
+IMAGE ?= localhost/minicni:$(VERSION)
 
 .PHONY: build test bench lint fmt demo clean deps
 
@@ -11,7 +12,7 @@ bench: deps ; hack/bench.sh
 lint: ; hack/lint.sh
 fmt: ; gofmt -w $$(git ls-files '*.go')
 demo: deps build ; hack/demo.sh $(DEMO_ARGS)
-image: ; VERSION=$(VERSION) hack/image.sh
+image: ; VERSION=$(VERSION) IMAGE=$(IMAGE) hack/image.sh
 e2e: ; hack/e2e.sh
 vm-test: ; hack/vm-test.sh
 clean: ; rm -rf bin

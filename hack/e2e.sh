@@ -29,7 +29,10 @@ mkdir -p bin/e2e
   k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kubectl)
 [ "${E2E_BUILD_ONLY:-}" = 1 ] && exit 0
 
-VERSION=e2e OUT=bin/e2e/minicni-image.oci.tar hack/image.sh
+# The image as a user builds it: make image's script, its archive imported by
+# the test as README.md says, the manifest set to the reference it printed.
+image=localhost/minicni:e2e
+VERSION=e2e IMAGE="$image" OUT=bin/e2e/minicni-image.oci.tar hack/image.sh
 # The same binaries as in the image (same flags), for `minicni-installer
 # uninstall --from` on the nodes: it removes a reference plugin only when
 # identical to the installed copy.
@@ -40,4 +43,4 @@ CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o bin/e2e/cni/ \
   github.com/containernetworking/plugins/plugins/main/loopback
 CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o bin/e2e/cni/minicni-installer ./installer
 
-MINICNI_E2E=1 MINICNI_E2E_BIN="$root/bin/e2e" go test -count=1 -v -timeout "${E2E_TIMEOUT:-30m}" ./integration/e2e/ 2>&1 | tee bin/e2e/last-run.log
+MINICNI_E2E=1 MINICNI_E2E_BIN="$root/bin/e2e" MINICNI_E2E_IMAGE="$image" go test -count=1 -v -timeout "${E2E_TIMEOUT:-30m}" ./integration/e2e/ 2>&1 | tee bin/e2e/last-run.log

@@ -266,10 +266,11 @@ func parseClusterCIDRs(raw []string) ([]netip.Prefix, error) {
 }
 
 // Validate loads a conflist the way a runtime does (libcni), then hands each
-// plugin's config, with the list's name and cniVersion injected as libcni
+// plugin's config, with the list's name and a cniVersion injected as libcni
 // does before exec, to that plugin's LoadConf: minibridge, miniroute and the
 // IPAM (miniipam, or host-local's own loader). Other plugin types are
-// checked to be plain binary names.
+// checked to be plain binary names. Each plugin is checked under every
+// version a runtime may run the list at (RuntimeVersions).
 func Validate(data []byte) error {
 	list, err := libcni.ConfListFromBytes(data)
 	if err != nil {
@@ -278,28 +279,69 @@ func Validate(data []byte) error {
 	if err := libmini.ValidateNetworkName(list.Name); err != nil {
 		return err
 	}
-	if err := libmini.ValidateVersion(list.CNIVersion); err != nil {
+	versions, err := RuntimeVersions(data)
+	if err != nil {
 		return err
 	}
 	if len(list.Plugins) == 0 {
 		return fmt.Errorf("conflist %q has no plugins", list.Name)
 	}
-	for i, p := range list.Plugins {
-		conf, err := libcni.InjectConf(p, map[string]any{"name": list.Name, "cniVersion": list.CNIVersion})
-		if err != nil {
-			return fmt.Errorf("plugins[%d]: %w", i, err)
-		}
-		typ := conf.Network.Type
-		if err := loadPlugin(typ, conf.Bytes); err != nil {
-			return fmt.Errorf("plugins[%d] (%s): %w", i, typ, err)
-		}
-		if it := conf.Network.IPAM.Type; it != "" {
-			if err := loadPlugin(it, conf.Bytes); err != nil {
-				return fmt.Errorf("plugins[%d] (%s) ipam: %w", i, typ, err)
+	for _, v := range versions {
+		for i, p := range list.Plugins {
+			conf, err := libcni.InjectConf(p, map[string]any{"name": list.Name, "cniVersion": v})
+			if err != nil {
+				return fmt.Errorf("plugins[%d]: %w", i, err)
+			}
+			typ := conf.Network.Type
+			if err := loadPlugin(typ, conf.Bytes); err != nil {
+				return fmt.Errorf("plugins[%d] (%s) at cniVersion %q: %w", i, typ, v, err)
+			}
+			if it := conf.Network.IPAM.Type; it != "" {
+				if err := loadPlugin(it, conf.Bytes); err != nil {
+					return fmt.Errorf("plugins[%d] (%s) ipam at cniVersion %q: %w", i, typ, v, err)
+				}
 			}
 		}
 	}
 	return nil
+}
+
+// RuntimeVersions returns the versions a runtime may run the conflist at,
+// each one minicni supports: its cniVersion, which a libcni older than
+// v1.2.0 (containerd 1.6's) uses, then every entry of cniVersions, of
+// which a newer libcni uses the highest it implements (v1.3.1: up to
+// 1.1.0), so the plugins get GC and STATUS there. A list with cniVersions
+// must also say cniVersion: an older libcni reads only that key.
+func RuntimeVersions(data []byte) ([]string, error) {
+	var top struct {
+		CNIVersion  *string  `json:"cniVersion"`
+		CNIVersions []string `json:"cniVersions"`
+	}
+	if err := json.Unmarshal(data, &top); err != nil {
+		return nil, fmt.Errorf("conflist: %w", err)
+	}
+	var out []string
+	if top.CNIVersion != nil {
+		out = append(out, *top.CNIVersion)
+	} else if len(top.CNIVersions) > 0 {
+		return nil, libmini.ConfigErrorf("cniVersions %v without cniVersion: a runtime whose libcni predates cniVersions (containerd 1.6) reads only cniVersion", top.CNIVersions)
+	} else {
+		out = append(out, "")
+	}
+	for _, v := range top.CNIVersions {
+		if v == "" {
+			return nil, libmini.ConfigErrorf("cniVersions holds an empty version")
+		}
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	for _, v := range out {
+		if err := libmini.ValidateVersion(v); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 func loadPlugin(typ string, conf []byte) error {

@@ -2,14 +2,17 @@ package conflist
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/version"
 	"github.com/google/go-cmp/cmp"
 	"github.com/minicni/minicni/plugins/minibridge/bridge"
 )
@@ -297,5 +300,131 @@ func TestRenderAutoMTU(t *testing.T) {
 	}
 	if _, err := Render(DefaultTemplate, []string{"172.18.1.0/24"}, Settings{AutoMTU: 20}); err == nil || !strings.Contains(err.Error(), "overlay MTU") {
 		t.Errorf("an overlay MTU of 20: %v", err)
+	}
+}
+
+// TestRuntimeVersions: the versions Validate checks each plugin at, and the
+// one libcni v1.3.1 (containerd 2.x's, and ours) runs the list at.
+func TestRuntimeVersions(t *testing.T) {
+	const plugins = `"name":"minicni","plugins":[{"type":"minibridge","ipam":{"type":"miniipam","subnet":"172.18.1.0/24"}}]`
+	tests := []struct {
+		name, list string
+		want       []string
+		libcni     string // the version libcni v1.3.1 picks
+	}{
+		{"default template", string(DefaultTemplate), []string{"1.0.0", "1.1.0"}, "1.1.0"},
+		{"cniVersion only", `{"cniVersion":"1.0.0",` + plugins + `}`, []string{"1.0.0"}, "1.0.0"},
+		{"duplicates", `{"cniVersion":"1.1.0","cniVersions":["1.1.0","0.4.0"],` + plugins + `}`, []string{"1.1.0", "0.4.0"}, "1.1.0"},
+		{"no version", `{` + plugins + `}`, []string{""}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := RuntimeVersions([]byte(tt.list))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("RuntimeVersions (-want +got):\n%s", diff)
+			}
+			list, err := libcni.ConfListFromBytes([]byte(tt.list))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if list.CNIVersion != tt.libcni {
+				t.Errorf("libcni runs the list at %q, want %q", list.CNIVersion, tt.libcni)
+			}
+			if err := Validate([]byte(tt.list)); err != nil {
+				t.Errorf("Validate: %v", err)
+			}
+		})
+	}
+	for _, bad := range []struct{ name, list, want string }{
+		{"unsupported entry", `{"cniVersion":"1.0.0","cniVersions":["1.0.0","9.0.0"],` + plugins + `}`, "9.0.0"},
+		{"cniVersions alone", `{"cniVersions":["1.0.0","1.1.0"],` + plugins + `}`, "without cniVersion"},
+		{"empty entry", `{"cniVersion":"1.0.0","cniVersions":[""],` + plugins + `}`, "empty"},
+	} {
+		t.Run(bad.name, func(t *testing.T) {
+			if _, err := Render([]byte(bad.list), []string{"172.18.1.0/24"}, Settings{}); err == nil || !strings.Contains(err.Error(), bad.want) {
+				t.Errorf("Render = %v, want an error mentioning %q", err, bad.want)
+			}
+		})
+	}
+}
+
+// recordingExec is an invoke.Exec that runs nothing: it records each
+// plugin's CNI_COMMAND and the cniVersion of its stdin, and answers success.
+type recordingExec struct{ calls []string }
+
+func (e *recordingExec) ExecPlugin(_ context.Context, pluginPath string, stdin []byte, environ []string) ([]byte, error) {
+	var conf struct {
+		CNIVersion string `json:"cniVersion"`
+	}
+	if err := json.Unmarshal(stdin, &conf); err != nil {
+		return nil, err
+	}
+	cmd := ""
+	for _, kv := range environ {
+		if v, ok := strings.CutPrefix(kv, "CNI_COMMAND="); ok {
+			cmd = v
+		}
+	}
+	e.calls = append(e.calls, fmt.Sprintf("%s %s %s", filepath.Base(pluginPath), cmd, conf.CNIVersion))
+	return nil, nil
+}
+
+func (e *recordingExec) FindInPath(plugin string, _ []string) (string, error) {
+	return "/fake/" + plugin, nil
+}
+
+func (e *recordingExec) Decode(b []byte) (version.PluginInfo, error) {
+	return version.PluginSupports(version.All.SupportedVersions()...), nil
+}
+
+// TestLibcniSendsGCAndStatus: with the installed conflist, libcni v1.3.1
+// (containerd 2.x's) sends STATUS and GC to every plugin of the chain, at
+// 1.1.0; without cniVersions (cniVersion 1.0.0 alone, as before) it sends
+// neither.
+func TestLibcniSendsGCAndStatus(t *testing.T) {
+	rendered, err := Render(DefaultTemplate, []string{"172.18.1.0/24"}, Settings{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var top map[string]any
+	if err := json.Unmarshal(rendered, &top); err != nil {
+		t.Fatal(err)
+	}
+	delete(top, "cniVersions")
+	old, err := json.Marshal(top)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		list []byte
+		want []string
+	}{
+		{"installed conflist", rendered, []string{
+			"minibridge STATUS 1.1.0", "miniroute STATUS 1.1.0", "portmap STATUS 1.1.0",
+			"minibridge GC 1.1.0", "miniroute GC 1.1.0", "portmap GC 1.1.0"}},
+		{"cniVersion 1.0.0 alone", old, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			list, err := libcni.ConfListFromBytes(tt.list)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := &recordingExec{}
+			cni := libcni.NewCNIConfigWithCacheDir([]string{"/fake"}, t.TempDir(), e)
+			ctx := context.Background()
+			if err := cni.GetStatusNetworkList(ctx, list); err != nil {
+				t.Fatal(err)
+			}
+			if err := cni.GCNetworkList(ctx, list, &libcni.GCArgs{}); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, e.calls); diff != "" {
+				t.Errorf("plugin calls (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

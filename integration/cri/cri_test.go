@@ -151,42 +151,9 @@ func TestCRI(t *testing.T) {
 	})
 
 	hostPort := freePort(t)
-	for _, name := range []string{"a", "b"} {
-		p := &pod{name: name, config: &runtimeapi.PodSandboxConfig{
-			Metadata: &runtimeapi.PodSandboxMetadata{Name: name, Namespace: "minicni-cri",
-				Uid: fmt.Sprintf("minicni-cri-%d-%s", os.Getpid(), name)},
-			Hostname:     "pod-" + name,
-			LogDirectory: filepath.Join(dir, "pods", name),
-			Linux:        &runtimeapi.LinuxPodSandboxConfig{CgroupParent: h.cgroupParent},
-		}}
-		if name == "b" {
-			p.config.PortMappings = []*runtimeapi.PortMapping{{Protocol: runtimeapi.Protocol_TCP,
-				ContainerPort: containerPort, HostPort: int32(hostPort)}}
-		}
-		mu.Lock()
-		pods = append(pods, p)
-		mu.Unlock()
-		step(t, "run pod sandbox "+name, 30*time.Second, func(ctx context.Context) error { return runPod(ctx, d, p, &mu) })
-		step(t, "check pod "+name+"'s address", 10*time.Second, func(ctx context.Context) error {
-			return checkAttached(ctx, h, p, dataDir, pluginLog)
-		})
-		step(t, "run busybox in pod "+name, 30*time.Second, func(ctx context.Context) error { return runContainer(ctx, d, p) })
-	}
-	a, b := pods[0], pods[1]
-	if a.ip.Equal(b.ip) {
-		t.Fatalf("both pods got %s", a.ip)
-	}
-
+	a, b := runPods(t, d, h, &mu, &pods, dir, dataDir, pluginLog, hostPort, "1.0.0")
 	step(t, "ping pod to pod and pod to node", 30*time.Second, func(ctx context.Context) error {
-		for _, c := range []struct {
-			from *pod
-			to   net.IP
-		}{{a, b.ip}, {b, a.ip}, {a, h.gateway}, {b, h.gateway}} {
-			if err := ping(ctx, d, c.from, c.to); err != nil {
-				return err
-			}
-		}
-		return nil
+		return pingAll(ctx, d, h, a, b)
 	})
 	// The node reaches the hostPort at its bridge address (portmap's DNAT in
 	// OUTPUT for local destinations) and at 127.0.0.1 (portmap sets
@@ -208,6 +175,52 @@ func TestCRI(t *testing.T) {
 	step(t, "nothing left", 10*time.Second, func(ctx context.Context) error {
 		return checkNothingLeft(h, pods, dataDir)
 	})
+}
+
+// runPods runs pod sandboxes a and b (b publishing containerPort on
+// hostPort) with a busybox container each, checks their attachment (the
+// cached result in version wantVersion) and returns them.
+func runPods(t *testing.T, d *containerd.Daemon, h *host, mu *sync.Mutex, pods *[]*pod, dir, dataDir, pluginLog string, hostPort int, wantVersion string) (a, b *pod) {
+	t.Helper()
+	for _, name := range []string{"a", "b"} {
+		p := &pod{name: name, config: &runtimeapi.PodSandboxConfig{
+			Metadata: &runtimeapi.PodSandboxMetadata{Name: name, Namespace: "minicni-cri",
+				Uid: fmt.Sprintf("minicni-cri-%d-%s", os.Getpid(), name)},
+			Hostname:     "pod-" + name,
+			LogDirectory: filepath.Join(dir, "pods", name),
+			Linux:        &runtimeapi.LinuxPodSandboxConfig{CgroupParent: h.cgroupParent},
+		}}
+		if name == "b" {
+			p.config.PortMappings = []*runtimeapi.PortMapping{{Protocol: runtimeapi.Protocol_TCP,
+				ContainerPort: containerPort, HostPort: int32(hostPort)}}
+		}
+		mu.Lock()
+		*pods = append(*pods, p)
+		mu.Unlock()
+		step(t, "run pod sandbox "+name, 30*time.Second, func(ctx context.Context) error { return runPod(ctx, d, p, mu) })
+		step(t, "check pod "+name+"'s address", 10*time.Second, func(ctx context.Context) error {
+			return checkAttached(ctx, h, p, dataDir, pluginLog, wantVersion)
+		})
+		step(t, "run busybox in pod "+name, 30*time.Second, func(ctx context.Context) error { return runContainer(ctx, d, p) })
+	}
+	a, b = (*pods)[0], (*pods)[1]
+	if a.ip.Equal(b.ip) {
+		t.Fatalf("both pods got %s", a.ip)
+	}
+	return a, b
+}
+
+// pingAll pings a → b, b → a, a → node and b → node (the bridge gateway).
+func pingAll(ctx context.Context, d *containerd.Daemon, h *host, a, b *pod) error {
+	for _, c := range []struct {
+		from *pod
+		to   net.IP
+	}{{a, b.ip}, {b, a.ip}, {a, h.gateway}, {b, h.gateway}} {
+		if err := ping(ctx, d, c.from, c.to); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // renderConflist renders the repository's default conflist for the test's
@@ -316,7 +329,7 @@ func runPod(ctx context.Context, d *containerd.Daemon, p *pod, mu *sync.Mutex) e
 // host veth is on the bridge; that the chain answered containerd in the
 // conflist's version (libcni's cached result); and that minibridge logged
 // the ADD with the sandbox's netns.
-func checkAttached(_ context.Context, h *host, p *pod, dataDir, pluginLog string) error {
+func checkAttached(_ context.Context, h *host, p *pod, dataDir, pluginLog, wantVersion string) error {
 	if !h.subnet.Contains(p.ip) || p.ip.Equal(h.gateway) {
 		return fmt.Errorf("pod %s got %s: not a pod address of %s", p.name, p.ip, h.subnet)
 	}
@@ -339,7 +352,7 @@ func checkAttached(_ context.Context, h *host, p *pod, dataDir, pluginLog string
 	if l.Attrs().MasterIndex != br.Attrs().Index {
 		return fmt.Errorf("host veth %s is not on %s", veth, bridgeName)
 	}
-	if err := checkCachedResult(p); err != nil {
+	if err := checkCachedResult(p, wantVersion); err != nil {
 		return err
 	}
 	adds := logLines(pluginLog, "plugin=minibridge", "cmd=ADD", "containerID="+p.id, "msg=attached")
@@ -350,11 +363,12 @@ func checkAttached(_ context.Context, h *host, p *pod, dataDir, pluginLog string
 }
 
 // checkCachedResult reads the result libcni cached for the sandbox's eth0:
-// the chain's final answer, in the conflist's version (1.0.0), holding the
-// sandbox's address and interfaces. containerd 1.6's libcni parses every
-// plugin's answer as a result of the conflist's version, so a plugin
-// answering in another version fails the sandbox before this point.
-func checkCachedResult(p *pod) error {
+// the chain's final answer, in the version libcni ran the conflist at
+// (containerd 1.6: cniVersion, 1.0.0; 2.x: the highest of cniVersions,
+// 1.1.0), holding the sandbox's address and interfaces. libcni parses every
+// plugin's answer as a result of that version, so a plugin answering in
+// another version fails the sandbox before this point.
+func checkCachedResult(p *pod, want string) error {
 	path := filepath.Join(cniCacheDir, networkName+"-"+p.id+"-eth0")
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -371,8 +385,8 @@ func checkCachedResult(p *pod) error {
 	if err := json.Unmarshal(b, &cached); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	if cached.Result.CNIVersion != "1.0.0" {
-		return fmt.Errorf("the chain answered in version %q, want 1.0.0 (%s)", cached.Result.CNIVersion, b)
+	if cached.Result.CNIVersion != want {
+		return fmt.Errorf("the chain answered in version %q, want %s (%s)", cached.Result.CNIVersion, want, b)
 	}
 	if len(cached.Result.IPs) != 1 || !strings.HasPrefix(cached.Result.IPs[0].Address, p.ip.String()+"/") {
 		return fmt.Errorf("cached result's ips %v, want %s", cached.Result.IPs, p.ip)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/minicni/minicni/integration/internal/containerd"
 	"github.com/minicni/minicni/integration/internal/ociimage"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // The simulated cluster's addresses. They exist only inside the network
@@ -24,7 +25,6 @@ const (
 	clusterCIDR = "10.244.0.0/16" // the manifest's default cluster-cidr
 	serviceCIDR = "10.96.0.0/16"
 	apiPort     = "6443"
-	minicniRef  = "minicni.test/minicni:e2e"
 )
 
 // otherSubnetNode is the first node (1-based) on the underlay's second
@@ -60,6 +60,7 @@ var nodeMounts = []string{"/opt/cni/bin", "/etc/cni/net.d", "/var/lib/cni", "/va
 // teardown with the test's cleanup list.
 type cluster struct {
 	dir, bin string
+	image    string // minicni's image reference, as make image printed it
 	pki      *pki
 	admin    string // admin kubeconfig
 	cleanups *cleanupList
@@ -388,6 +389,15 @@ func (c *cluster) startRuntime(ctx context.Context, n *node, images []string) er
 		if err := d.ImportImage(ctx, img); err != nil {
 			return err
 		}
+	}
+	// The reference make image printed resolves in the CRI as the kubelet
+	// will ask for it.
+	st, err := d.Img.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: c.image}})
+	if err != nil {
+		return err
+	}
+	if st.GetImage() == nil {
+		return fmt.Errorf("containerd's CRI has no image %s after importing %s", c.image, images[len(images)-1])
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -77,6 +78,11 @@ func TestE2E(t *testing.T) {
 			t.Fatalf("%s is missing: %v", b, err)
 		}
 	}
+	// The reference make image printed (hack/e2e.sh sets it).
+	image := os.Getenv("MINICNI_E2E_IMAGE")
+	if image == "" {
+		t.Fatal("MINICNI_E2E_IMAGE (the image reference make image printed) is not set; hack/e2e.sh sets it")
+	}
 	manifest, err := os.ReadFile(filepath.Join("..", "..", "installer", "manifests", "minicni.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +93,7 @@ func TestE2E(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &cluster{dir: dir, bin: bin, cleanups: &cleanupList{}}
+	c := &cluster{dir: dir, bin: bin, image: image, cleanups: &cleanupList{}}
 	c.cleanups.add("test directory", func() error { return os.RemoveAll(dir) })
 	sysctls := readSysctls()
 	c.cleanups.add("kubelet's sysctls", func() error { return restoreSysctls(sysctls) })
@@ -104,16 +110,16 @@ func TestE2E(t *testing.T) {
 		}
 	})
 
+	// make image's archive is imported as it is, as README.md says
+	// (ctr -n k8s.io images import), and the manifest names the reference
+	// make image printed.
 	images := []string{filepath.Join(dir, "pause.oci.tar"), filepath.Join(dir, "busybox.oci.tar"),
-		filepath.Join(dir, "minicni.oci.tar")}
-	check(t, "build the pause and busybox images; name the minicni image "+minicniRef, 2*time.Minute, func(context.Context) error {
+		filepath.Join(bin, "minicni-image.oci.tar")}
+	check(t, "build the pause and busybox images", 2*time.Minute, func(context.Context) error {
 		if err := ociimage.BuildPause(dir, images[0]); err != nil {
 			return err
 		}
-		if err := ociimage.BuildBusybox("/bin/busybox", images[1]); err != nil {
-			return err
-		}
-		return ociimage.Rename(filepath.Join(bin, "minicni-image.oci.tar"), images[2], minicniRef)
+		return ociimage.BuildBusybox("/bin/busybox", images[1])
 	})
 
 	var n1 *node
@@ -134,7 +140,10 @@ func TestE2E(t *testing.T) {
 		return c.startKubelet(ctx, n1)
 	})
 
-	ds := renderManifest(string(manifest), n1.ip)
+	ds, err := renderManifest(string(manifest), image, n1.ip)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ok := t.Run("one node", func(t *testing.T) { oneNode(t, c, n1, ds) })
 	if !ok {
 		t.Fatal("one node failed: two nodes not tried")
@@ -146,16 +155,24 @@ func TestE2E(t *testing.T) {
 	t.Run("another subnet", func(t *testing.T) { otherSubnet(t, c, n1, n2, images) })
 }
 
-// renderManifest is installer/manifests/minicni.yaml with the image
-// reference changed to the imported one and, since no kube-proxy runs
-// here to serve the kubernetes Service, the agent pointed at the
-// apiserver's address through the in-cluster variables.
-func renderManifest(m, apiserver string) string {
-	m = strings.ReplaceAll(m, "localhost/minicni:dev", minicniRef)
+// renderManifest is installer/manifests/minicni.yaml with both image:
+// lines set to image, the reference make image printed (what README.md
+// says to do) and, since no kube-proxy runs here to serve the kubernetes
+// Service, the agent pointed at the apiserver's address through the
+// in-cluster variables.
+func renderManifest(m, image, apiserver string) (string, error) {
+	imageLine := regexp.MustCompile(`(?m)^([ \t]+image: )\S+`)
+	if n := len(imageLine.FindAllString(m, -1)); n != 2 {
+		return "", fmt.Errorf("the manifest has %d image: lines, want 2 (install and agent)", n)
+	}
+	m = imageLine.ReplaceAllString(m, "${1}"+image)
 	env := "          env: &env\n"
+	if !strings.Contains(m, env) {
+		return "", fmt.Errorf("the manifest has no %q", env)
+	}
 	return strings.Replace(m, env, env+
 		"            - {name: KUBERNETES_SERVICE_HOST, value: \""+apiserver+"\"}\n"+
-		"            - {name: KUBERNETES_SERVICE_PORT, value: \""+apiPort+"\"}\n", 1)
+		"            - {name: KUBERNETES_SERVICE_PORT, value: \""+apiPort+"\"}\n", 1), nil
 }
 
 // podManifest is a busybox pod pinned to a node; with hostPort > 0 it runs

@@ -1,9 +1,9 @@
-// Package containerd runs a private containerd (Debian's 1.6) for the
-// integration tests: its own root, state, sockets, config and CNI dirs, started
-// as a child process (no systemd here) and stopped with everything it left
-// (pods, shims, runc containers, mounts), so nothing else on the machine is
-// touched. The CRI test drives it directly; the end-to-end test runs a kubelet
-// against it.
+// Package containerd runs a private containerd for the integration tests,
+// Debian's 1.6 or a 2.x built by hack/containerd2.sh: its own root, state,
+// sockets, config and CNI dirs, started as a child process (no systemd here)
+// and stopped with everything it left (pods, shims, runc containers, mounts),
+// so nothing else on the machine is touched. The CRI tests drive it directly;
+// the end-to-end test runs a kubelet against it.
 package containerd
 
 import (
@@ -39,11 +39,18 @@ const CRINamespace = "k8s.io"
 type Daemon struct {
 	Dir, Root, State, Sock, Log string
 	Snapshotter                 string
-	cmd                         *exec.Cmd
-	exited                      chan error
-	conn                        *grpc.ClientConn
-	RT                          runtimeapi.RuntimeServiceClient
-	Img                         runtimeapi.ImageServiceClient
+	// ShimSockets is the directory of the shims' sockets: under Dir for
+	// containerd 2.x (socket_dir), /run/containerd/s for 1.6, which has no
+	// setting for it.
+	ShimSockets string
+	opts        Options
+	cfg         string // config file
+	cmd         *exec.Cmd
+	exited      chan error
+	stopped     bool
+	conn        *grpc.ClientConn
+	RT          runtimeapi.RuntimeServiceClient
+	Img         runtimeapi.ImageServiceClient
 }
 
 // Options configure Start.
@@ -56,9 +63,15 @@ type Options struct {
 	// naming the namespaces containerd runs in, so its pods' chain runs
 	// there too (a simulated node).
 	Nsenter []string
+	// Containerd2, when set, is the directory holding containerd 2.x's
+	// containerd, containerd-shim-runc-v2 and ctr (hack/containerd2.sh
+	// builds them into bin/containerd2): the daemon runs from there with a
+	// config of version 3, its CRI plugin runs that directory's shim, and
+	// ImportImage uses its ctr. Empty: Debian's containerd 1.6 from PATH.
+	Containerd2 string
 }
 
-// config is containerd's config file. Every path containerd 1.6 would
+// config is containerd 1.6's config file. Every path containerd 1.6 would
 // otherwise take from the machine (/var/lib/containerd, /run/containerd,
 // /opt/containerd, /run/containerd/runc, /var/run/netns, /etc/cni/net.d,
 // /opt/cni/bin) points into the test's directory instead, except two it has
@@ -102,6 +115,65 @@ disabled_plugins = ["io.containerd.Snapshotter.v1.aufs", "io.containerd.Snapshot
     max_conf_num = 1
 `
 
+// config2 is containerd 2.x's config file (version 3, which every 2.x reads;
+// 2.4 migrates it to its version 4 on load). The CRI plugin is split into
+// cri.v1.images (snapshotter, the pause image as the pinned sandbox image)
+// and cri.v1.runtime (runtimes, CNI); the shims' sockets have a setting
+// (socket_dir) and go under the test's directory, as do the runc root and
+// the netns mounts; the CRI runtime runs the shim at runtime_path, not
+// Debian's 1.6 shim from PATH. NRI (a fixed socket under /var/run/nri) and
+// the snapshotters and differs this machine cannot use are disabled; imports
+// is empty so /etc/containerd/conf.d is not read; cdi_spec_dirs is empty so
+// /etc/cdi is not. libcni's cache stays at /var/lib/cni/results (no
+// setting): the caller sees to it. CNI: loopback runs from bin_dirs
+// (use_internal_loopback = false, the default), so it must be there.
+const config2 = `version = 3
+root = "{{.Root}}"
+state = "{{.State}}"
+imports = []
+disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.snapshotter.v1.blockfile", "io.containerd.snapshotter.v1.erofs", "io.containerd.differ.v1.erofs", "io.containerd.mount-handler.v1.erofs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs"]
+
+[grpc]
+  address = "{{.Sock}}"
+[ttrpc]
+  address = "{{.Sock}}.ttrpc"
+[debug]
+  level = "debug"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{{.Dir}}/opt"
+[plugins."io.containerd.image-verifier.v1.bindir"]
+  bin_dir = "{{.Dir}}/image-verifier"
+[plugins."io.containerd.shim.v1.manager"]
+  socket_dir = "{{.ShimSockets}}"
+[plugins."io.containerd.grpc.v1.cri"]
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+[plugins."io.containerd.cri.v1.images"]
+  snapshotter = "{{.Snapshotter}}"
+  [plugins."io.containerd.cri.v1.images".pinned_images]
+    sandbox = "{{.Pause}}"
+[plugins."io.containerd.cri.v1.runtime"]
+  restrict_oom_score_adj = true
+  netns_mounts_under_state_dir = true
+  disable_apparmor = true
+  cdi_spec_dirs = []
+  [plugins."io.containerd.cri.v1.runtime".containerd]
+    default_runtime_name = "runc"
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      runtime_path = "{{.Containerd2}}/containerd-shim-runc-v2"
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
+        Root = "{{.State}}/runc"
+  [plugins."io.containerd.cri.v1.runtime".cni]
+    bin_dirs = ["{{.BinDir}}"]
+    conf_dir = "{{.ConfDir}}"
+    max_conf_num = 1
+`
+
+// containerd2Binaries are the commands a containerd 2.x directory must hold.
+var containerd2Binaries = []string{"containerd", "containerd-shim-runc-v2", "ctr"}
+
 // MissingTools names the first of containerd's binaries not installed
 // (.ci/run and hack/deps.sh install them; a developer may not have), or is
 // empty; a test skips when it is not.
@@ -110,6 +182,21 @@ func MissingTools() string {
 		if _, err := exec.LookPath(b); err != nil {
 			return fmt.Sprintf("%s is not installed (apt-get install containerd runc): %v", b, err)
 		}
+	}
+	return ""
+}
+
+// MissingContainerd2 names the first of containerd 2.x's binaries missing
+// from dir (hack/containerd2.sh builds them), or runc when not installed, or
+// is empty.
+func MissingContainerd2(dir string) string {
+	for _, b := range containerd2Binaries {
+		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
+			return fmt.Sprintf("containerd 2.x's %s is missing (hack/containerd2.sh builds it): %v", b, err)
+		}
+	}
+	if _, err := exec.LookPath("runc"); err != nil {
+		return fmt.Sprintf("runc is not installed (apt-get install runc): %v", err)
 	}
 	return ""
 }
@@ -127,44 +214,37 @@ func Start(o Options) (*Daemon, error) {
 	dir := o.Dir
 	d := &Daemon{Dir: dir, Root: filepath.Join(dir, "root"), State: filepath.Join(dir, "state"),
 		Sock: filepath.Join(dir, "containerd.Sock"), Log: filepath.Join(dir, "containerd.log"),
-		Snapshotter: "overlayfs", exited: make(chan error, 1)}
+		ShimSockets: "/run/containerd/s", Snapshotter: "overlayfs", opts: o, cfg: filepath.Join(dir, "config.toml")}
 	if !overlaySupported() {
 		d.Snapshotter = "native"
 	}
 	if n := len(d.Sock + ".ttrpc"); n >= len(unix.RawSockaddrUnix{}.Path) {
 		return d, fmt.Errorf("socket path %s.ttrpc is %d bytes, too long for a unix socket: set a shorter TMPDIR", d.Sock, n)
 	}
+	tmpl := config
+	if o.Containerd2 != "" {
+		tmpl = config2
+		abs, err := filepath.Abs(o.Containerd2) // the config needs an absolute runtime_path
+		if err != nil {
+			return d, err
+		}
+		o.Containerd2, d.opts.Containerd2 = abs, abs
+		// containerd 2.x refuses a socket_dir longer than 42 bytes (the
+		// socket is the dir plus a 64-byte hash).
+		if d.ShimSockets = filepath.Join(dir, "s"); len(d.ShimSockets) > 42 {
+			return d, fmt.Errorf("shim socket dir %s is longer than containerd's 42-byte limit: use a shorter directory", d.ShimSockets)
+		}
+	}
 	r := strings.NewReplacer("{{.Root}}", d.Root, "{{.State}}", d.State, "{{.Sock}}", d.Sock, "{{.Dir}}", dir,
-		"{{.Pause}}", o.Pause, "{{.Snapshotter}}", d.Snapshotter, "{{.BinDir}}", o.BinDir, "{{.ConfDir}}", o.ConfDir)
-	cfg := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(cfg, []byte(r.Replace(config)), 0o600); err != nil {
+		"{{.Pause}}", o.Pause, "{{.Snapshotter}}", d.Snapshotter, "{{.BinDir}}", o.BinDir, "{{.ConfDir}}", o.ConfDir,
+		"{{.ShimSockets}}", d.ShimSockets, "{{.Containerd2}}", o.Containerd2)
+	if err := os.WriteFile(d.cfg, []byte(r.Replace(tmpl)), 0o600); err != nil {
 		return d, err
 	}
-	logf, err := os.Create(d.Log)
-	if err != nil {
+	if err := d.start(); err != nil {
 		return d, err
 	}
-	defer logf.Close()
-	if len(o.Nsenter) > 0 {
-		d.cmd = exec.Command("nsenter", append(append([]string{}, o.Nsenter...), "containerd", "--config", cfg)...)
-	} else {
-		d.cmd = exec.Command("containerd", "--config", cfg)
-	}
-	d.cmd.Dir = dir
-	d.cmd.Stdout, d.cmd.Stderr = logf, logf
-	// Pdeathsig: if the test binary dies (go test's timeout), containerd
-	// goes too. It fires when the forking thread exits, so pin the fork to
-	// a thread that outlives it (the locked thread returns to the pool).
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	runtime.LockOSThread()
-	err = d.cmd.Start()
-	runtime.UnlockOSThread()
-	if err != nil {
-		d.cmd = nil
-		return d, fmt.Errorf("start containerd: %v", err)
-	}
-	go func() { d.exited <- d.cmd.Wait() }()
-
+	var err error
 	d.conn, err = grpc.NewClient("unix://"+d.Sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return d, err
@@ -173,20 +253,107 @@ func Start(o Options) (*Daemon, error) {
 	return d, nil
 }
 
+// start runs the containerd process with the written config, its output
+// appended to the log.
+func (d *Daemon) start() error {
+	logf, err := os.OpenFile(d.Log, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	bin := "containerd"
+	if d.opts.Containerd2 != "" {
+		bin = filepath.Join(d.opts.Containerd2, "containerd")
+	}
+	if len(d.opts.Nsenter) > 0 {
+		d.cmd = exec.Command("nsenter", append(append([]string{}, d.opts.Nsenter...), bin, "--config", d.cfg)...)
+	} else {
+		d.cmd = exec.Command(bin, "--config", d.cfg)
+	}
+	d.cmd.Dir = d.Dir
+	d.cmd.Stdout, d.cmd.Stderr = logf, logf
+	// Pdeathsig: if the test binary dies (go test's timeout), containerd
+	// goes too. It fires when the forking thread exits, so pin the fork to
+	// a thread that outlives it (the locked thread returns to the pool).
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	d.exited = make(chan error, 1)
+	runtime.LockOSThread()
+	err = d.cmd.Start()
+	runtime.UnlockOSThread()
+	if err != nil {
+		d.cmd = nil
+		return fmt.Errorf("start containerd: %v", err)
+	}
+	go func(cmd *exec.Cmd, exited chan error) { exited <- cmd.Wait() }(d.cmd, d.exited)
+	return nil
+}
+
+// Kill SIGKILLs containerd and waits until it is gone, as a crash would:
+// its shims, pods and their networking stay.
+func (d *Daemon) Kill() error {
+	if d.cmd == nil || d.cmd.Process == nil {
+		return errors.New("containerd is not running")
+	}
+	if err := d.cmd.Process.Kill(); err != nil {
+		return err
+	}
+	<-d.exited
+	d.exited <- errors.New("killed")
+	return nil
+}
+
+// Restart starts containerd again after Kill, with the same config, root
+// and state, so it recovers the pods its shims kept running. The CRI
+// clients reconnect by themselves.
+func (d *Daemon) Restart() error {
+	select {
+	case <-d.exited:
+	default:
+		return errors.New("containerd is still running: Kill it first")
+	}
+	return d.start()
+}
+
+// Pid is containerd's process ID, 0 when it was never started.
+func (d *Daemon) Pid() int {
+	if d.cmd == nil || d.cmd.Process == nil {
+		return 0
+	}
+	return d.cmd.Process.Pid
+}
+
 // WaitReady polls the CRI Status until the runtime and the network (our
 // conflist, loaded from the conf dir) are ready.
 func (d *Daemon) WaitReady(ctx context.Context) error {
 	return d.waitStatus(ctx, "CRI not ready", func(st *runtimeapi.StatusResponse) (bool, string) {
-		ready, last := 0, ""
-		for _, c := range st.GetStatus().GetConditions() {
-			if c.Status {
-				ready++
-			} else {
-				last += fmt.Sprintf("%s: %s %s; ", c.Type, c.Reason, c.Message)
-			}
+		rt, net := Condition(st, runtimeapi.RuntimeReady), Condition(st, runtimeapi.NetworkReady)
+		if rt.GetStatus() && net.GetStatus() {
+			return true, ""
 		}
-		return ready == len(st.GetStatus().GetConditions()) && ready >= 2, last
+		return false, fmt.Sprintf("%s: %v %s %s; %s: %v %s %s", runtimeapi.RuntimeReady, rt.GetStatus(), rt.GetReason(), rt.GetMessage(),
+			runtimeapi.NetworkReady, net.GetStatus(), net.GetReason(), net.GetMessage())
 	})
+}
+
+// WaitNetwork polls the CRI Status until done accepts its NetworkReady
+// condition (nil when containerd reports none).
+func (d *Daemon) WaitNetwork(ctx context.Context, done func(*runtimeapi.RuntimeCondition) bool) (*runtimeapi.RuntimeCondition, error) {
+	var last *runtimeapi.RuntimeCondition
+	err := d.waitStatus(ctx, "NetworkReady never as expected", func(st *runtimeapi.StatusResponse) (bool, string) {
+		last = Condition(st, runtimeapi.NetworkReady)
+		return done(last), fmt.Sprintf("last NetworkReady: %v %s %s", last.GetStatus(), last.GetReason(), last.GetMessage())
+	})
+	return last, err
+}
+
+// Condition is the status's condition of type typ, or nil.
+func Condition(st *runtimeapi.StatusResponse, typ string) *runtimeapi.RuntimeCondition {
+	for _, c := range st.GetStatus().GetConditions() {
+		if c.GetType() == typ {
+			return c
+		}
+	}
+	return nil
 }
 
 // WaitServing polls the CRI Status until containerd answers, ready or not
@@ -226,7 +393,11 @@ func (d *Daemon) waitStatus(ctx context.Context, what string, done func(*runtime
 // ImportImage imports an OCI archive into the CRI plugin's namespace with
 // ctr, unpacked for the CRI's snapshotter.
 func (d *Daemon) ImportImage(ctx context.Context, archive string) error {
-	cmd := exec.CommandContext(ctx, "ctr", "-n", CRINamespace, "-a", d.Sock, "images", "import",
+	ctr := "ctr"
+	if d.opts.Containerd2 != "" {
+		ctr = filepath.Join(d.opts.Containerd2, "ctr")
+	}
+	cmd := exec.CommandContext(ctx, ctr, "-n", CRINamespace, "-a", d.Sock, "images", "import",
 		"--snapshotter", d.Snapshotter, archive)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("ctr images import %s: %v\n%s", archive, err, out)
@@ -248,8 +419,12 @@ func (d *Daemon) LogTail(n int) string {
 // each), stops containerd, ends the shims and containers it left (found by
 // our socket and runc root, so only the test's own), and unmounts whatever
 // remains under the test's directory. Every step is bounded; failures are
-// reported, and the steps after still run.
+// reported, and the steps after still run. A second call does nothing.
 func (d *Daemon) Stop() error {
+	if d.stopped {
+		return nil
+	}
+	d.stopped = true
 	var errs []error
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -307,9 +482,9 @@ func (d *Daemon) killLeftovers(ctx context.Context, sandboxes []string) (errs []
 	}
 	sockets := map[string]bool{}
 	for _, id := range sandboxes {
-		sockets[shimSocket(d.Sock, id)] = true
+		sockets[shimSocket(d.ShimSockets, d.Sock, id)] = true
 	}
-	for _, s := range shimsOf(d.Sock) {
+	for _, s := range shimsOf(d.ShimSockets, d.Sock) {
 		_ = syscall.Kill(s.pid, syscall.SIGKILL)
 		sockets[s.socket] = true
 	}
@@ -322,11 +497,35 @@ func (d *Daemon) killLeftovers(ctx context.Context, sandboxes []string) (errs []
 }
 
 // shimSocket is the socket of the shim serving the container id of the CRI
-// namespace: containerd 1.6 names it after its own address, the namespace
-// and the ID, under /run/containerd/s whatever its state dir.
-func shimSocket(sock, id string) string {
+// namespace: containerd (1.6 and 2.x) names it after its own address, the
+// namespace and the ID, in dir (1.6: /run/containerd/s whatever its state
+// dir; 2.x: its socket_dir).
+func shimSocket(dir, sock, id string) string {
 	key := sha256.Sum256([]byte(filepath.Join(sock, CRINamespace, id)))
-	return filepath.Join("/run/containerd/s", hex.EncodeToString(key[:]))
+	return filepath.Join(dir, hex.EncodeToString(key[:]))
+}
+
+// Leftovers lists what of this containerd still exists after Stop: the
+// daemon's process, shims serving its socket, mounts under its directory.
+// Empty after a clean stop.
+func (d *Daemon) Leftovers() []string {
+	var left []string
+	if pid := d.Pid(); pid > 0 && syscall.Kill(pid, 0) == nil {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && !strings.Contains(string(b), ") Z ") {
+			left = append(left, fmt.Sprintf("containerd process %d", pid))
+		}
+	}
+	for _, s := range shimsOf(d.ShimSockets, d.Sock) {
+		left = append(left, fmt.Sprintf("shim process %d (%s)", s.pid, s.socket))
+	}
+	points, err := mountsUnder(d.Dir)
+	if err != nil {
+		left = append(left, err.Error())
+	}
+	for _, p := range points {
+		left = append(left, "mount "+p)
+	}
+	return left
 }
 
 type shim struct {
@@ -336,8 +535,8 @@ type shim struct {
 
 // shimsOf lists the containerd-shim-runc-v2 processes started for the
 // containerd listening on sock (their command line has "-address sock"),
-// with their socket.
-func shimsOf(sock string) []shim {
+// with their socket in dir.
+func shimsOf(dir, sock string) []shim {
 	var shims []shim
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
@@ -360,7 +559,7 @@ func shimsOf(sock string) []shim {
 			return ""
 		}
 		if flag("-address") == sock && flag("-namespace") == CRINamespace {
-			shims = append(shims, shim{pid: pid, socket: shimSocket(sock, flag("-id"))})
+			shims = append(shims, shim{pid: pid, socket: shimSocket(dir, sock, flag("-id"))})
 		}
 	}
 	return shims
@@ -370,9 +569,24 @@ func shimsOf(sock string) []shim {
 // (snapshots, sandbox shm, netns bind mounts), so the directory can be
 // removed.
 func UnmountUnder(dir string) error {
-	f, err := os.Open("/proc/self/mountinfo")
+	points, err := mountsUnder(dir)
 	if err != nil {
 		return err
+	}
+	var errs []error
+	for _, p := range points {
+		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("umount %s: %w", p, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// mountsUnder lists the mount points at or under dir, deepest first.
+func mountsUnder(dir string) ([]string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
 	}
 	defer f.Close()
 	var points []string
@@ -387,14 +601,11 @@ func UnmountUnder(dir string) error {
 			points = append(points, p)
 		}
 	}
-	slices.SortFunc(points, func(a, b string) int { return len(b) - len(a) })
-	var errs []error
-	for _, p := range points {
-		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-			errs = append(errs, fmt.Errorf("umount %s: %w", p, err))
-		}
+	if err := sc.Err(); err != nil {
+		return nil, err
 	}
-	return errors.Join(errs...)
+	slices.SortFunc(points, func(a, b string) int { return len(b) - len(a) })
+	return points, nil
 }
 
 // unescapeMount decodes mountinfo's octal escapes (\040 for a space).

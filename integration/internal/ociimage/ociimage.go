@@ -12,10 +12,8 @@ import (
 	"debug/elf"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
-	"path"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -278,71 +276,4 @@ func requireStatic(path string) error {
 func packageDir() string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Dir(file)
-}
-
-// Rename copies the OCI archive src to dst with every image in its index
-// named ref (the org.opencontainers.image.ref.name annotation). buildah
-// writes a short name (minicni:dev) there, which ctr imports as is and
-// containerd's CRI plugin then cannot resolve: it looks for the normalized
-// docker.io/library/minicni:dev.
-func Rename(src, dst, ref string) (retErr error) {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := out.Close(); retErr == nil {
-			retErr = err
-		}
-	}()
-	tr, tw := tar.NewReader(in), tar.NewWriter(out)
-	renamed := false
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		var body io.Reader = tr
-		if path.Clean(h.Name) == "index.json" {
-			var idx map[string]any
-			if err := json.NewDecoder(tr).Decode(&idx); err != nil {
-				return fmt.Errorf("%s: index.json: %w", src, err)
-			}
-			ms, _ := idx["manifests"].([]any)
-			for _, m := range ms {
-				if d, ok := m.(map[string]any); ok {
-					ann, _ := d["annotations"].(map[string]any)
-					if ann == nil {
-						ann = map[string]any{}
-						d["annotations"] = ann
-					}
-					ann[annotationRef] = ref
-					renamed = true
-				}
-			}
-			b, err := json.Marshal(idx)
-			if err != nil {
-				return err
-			}
-			h.Size, body = int64(len(b)), bytes.NewReader(b)
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			return err
-		}
-		if _, err := io.Copy(tw, body); err != nil {
-			return err
-		}
-	}
-	if !renamed {
-		return fmt.Errorf("%s: no image in index.json to name %s", src, ref)
-	}
-	return tw.Close()
 }
