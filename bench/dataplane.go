@@ -89,7 +89,7 @@ func (b *bencher) overTheOverlay(ctx context.Context, o overlay) (dataRow, error
 	if err != nil {
 		return dataRow{}, err
 	}
-	defer l.Down()
+	defer teardown("lab", l.Down)
 	src, err := l.AddPod(ctx, l.Nodes[0], "src", nil)
 	if err != nil {
 		return dataRow{}, err
@@ -107,7 +107,7 @@ func (b *bencher) overTheOverlay(ctx context.Context, o overlay) (dataRow, error
 // vethBaseline: two namespaces joined by a plain veth pair.
 func vethBaseline(ctx context.Context) (dataRow, error) {
 	a, z := &lab.Host{Name: "bchv-a", IP: net.IPv4(10, 250, 0, 1)}, &lab.Host{Name: "bchv-z", IP: net.IPv4(10, 250, 0, 2)}
-	defer lab.DownByName("bchv")
+	defer teardown("veth baseline", func() error { return lab.DownByName("bchv") })
 	for _, args := range [][]string{
 		{"netns", "add", a.Name}, {"netns", "add", z.Name},
 		{"link", "add", "eth0", "netns", a.Name, "type", "veth", "peer", "name", "eth0", "netns", z.Name},
@@ -129,7 +129,7 @@ func (b *bencher) podToPod(ctx context.Context, v string, nodes int) (dataRow, e
 	if err != nil {
 		return dataRow{}, err
 	}
-	defer l.Down()
+	defer teardown("lab", l.Down)
 	if nodes == 2 && !strings.Contains(string(b.tmpl[v]), "miniroute") {
 		// The reference chains have no route plugin: add by hand what
 		// miniroute's static routes (or the installer's agent) would.
@@ -189,8 +189,10 @@ func measure(ctx context.Context, path, variant string, src, dst *lab.Host) (dat
 	if err := srv.Start(); err != nil {
 		return row, err
 	}
-	defer srv.Wait()
-	defer srv.Process.Kill()
+	defer func() {
+		_ = srv.Process.Kill()
+		_ = srv.Wait() // killed by us: its exit status says nothing
+	}()
 	var out []byte
 	var err error
 	for range 50 { // until the server listens and a whole test ran

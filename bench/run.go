@@ -140,7 +140,7 @@ func (b *bencher) lifecycle(ctx context.Context, v string, c int) (res result, e
 	if err != nil {
 		return res, err
 	}
-	defer l.Down()
+	defer teardown("lab", l.Down)
 	pods := make([]*lab.Pod, b.pods)
 	for i := range pods {
 		if pods[i], err = l.NewPod(n, "p"+strconv.Itoa(i), nil); err != nil {
@@ -183,7 +183,7 @@ func (b *bencher) delAfterNetnsGone(ctx context.Context, v string, count int) (r
 	if err != nil {
 		return res, err
 	}
-	defer l.Down()
+	defer teardown("lab", l.Down)
 	for i := range count {
 		if _, err := l.AddPod(ctx, n, "g"+strconv.Itoa(i), nil); err != nil {
 			return res, err

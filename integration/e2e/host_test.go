@@ -70,11 +70,13 @@ func (p *proc) stop(grace time.Duration) error {
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-p.exited:
+	case err := <-p.exited:
+		_ = err // stopped by us: its exit status says nothing
 		return nil
 	case <-time.After(grace):
 		_ = p.cmd.Process.Kill()
-		<-p.exited
+		err := <-p.exited
+		_ = err // killed by us, likewise
 		return fmt.Errorf("%s ignored SIGTERM for %v, killed", p.name, grace)
 	}
 }

@@ -302,7 +302,7 @@ func (l *Lab) addRouter(segs []*net.IPNet) ([]net.IP, error) {
 		}
 	}
 	err := l.Router.Do(func() error {
-		return os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644)
+		return os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644) //nolint:gosec // a sysctl: the mode is ignored
 	})
 	if err != nil {
 		return nil, fmt.Errorf("forwarding in %s: %w", l.Router.Name, err)

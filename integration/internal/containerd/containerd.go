@@ -297,17 +297,21 @@ func (d *Daemon) Kill() error {
 	if err := d.cmd.Process.Kill(); err != nil {
 		return err
 	}
-	<-d.exited
+	_ = d.waitExit() // killed by us: its exit status says nothing
 	d.exited <- errors.New("killed")
 	return nil
 }
+
+// waitExit waits for containerd's process to end and returns how it ended.
+func (d *Daemon) waitExit() error { return <-d.exited }
 
 // Restart starts containerd again after Kill, with the same config, root
 // and state, so it recovers the pods its shims kept running. The CRI
 // clients reconnect by themselves.
 func (d *Daemon) Restart() error {
 	select {
-	case <-d.exited:
+	case err := <-d.exited:
+		_ = err // Kill's "killed"
 	default:
 		return errors.New("containerd is still running: Kill it first")
 	}
@@ -448,11 +452,12 @@ func (d *Daemon) Stop() error {
 	if d.cmd != nil && d.cmd.Process != nil {
 		_ = d.cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-d.exited:
+		case err := <-d.exited:
+			_ = err // stopped by us: its exit status says nothing
 		case <-time.After(10 * time.Second):
 			errs = append(errs, errors.New("containerd ignored SIGTERM for 10s, killed it"))
 			_ = d.cmd.Process.Kill()
-			<-d.exited
+			_ = d.waitExit()
 		}
 	}
 	errs = append(errs, d.killLeftovers(ctx, sandboxes)...)
