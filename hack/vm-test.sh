@@ -5,7 +5,7 @@
 # (CONFIG_BRIDGE_VLAN_FILTERING), which TestVlan needs to exercise VLANs
 # rather than their clean refusal. The VM sees the host's root file system
 # read-only over virtio-9p (so ip, ping, bridge and the test binaries are
-# the host's) with its own tmpfs /tmp and /run; nothing it does reaches the
+# the host's) with its own tmpfs /run (its scratch dir; /tmp stays the host's, read-only, since a checkout may live there); nothing it does reaches the
 # host. Needs root and Debian's apt (installs qemu-system-x86 and downloads
 # the kernel package into bin/vm when missing).
 #

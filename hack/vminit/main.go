@@ -3,9 +3,11 @@
 // machine's kernel lacks (bridge VLAN filtering). It loads the kernel
 // modules named on the kernel command line (minicni.modules=a,b, with their
 // dependencies, from /lib/modules in the initramfs), mounts the host's root
-// file system read-only over virtio-9p (tag hostroot) with fresh tmpfs on
-// /tmp and /run, chroots into it, runs the script named by minicni.run with
-// /bin/sh, prints "minicni-vm-exit N" and powers the machine off.
+// file system read-only over virtio-9p (tag hostroot) with a fresh tmpfs on
+// /run, chroots into it, runs the script named by minicni.run with /bin/sh
+// (HOME and TMPDIR in /run/vmtmp), prints "minicni-vm-exit N" and powers the
+// machine off. /tmp stays the host's, read-only: the checkout, and so the
+// script and the test binary, may live there (a CI clone often does).
 package main
 
 import (
@@ -69,11 +71,14 @@ func run() (int, error) {
 	}
 	for _, m := range []struct{ src, dst, typ string }{
 		{"proc", "/newroot/proc", "proc"}, {"sysfs", "/newroot/sys", "sysfs"}, {"devtmpfs", "/newroot/dev", "devtmpfs"},
-		{"tmpfs", "/newroot/tmp", "tmpfs"}, {"tmpfs", "/newroot/run", "tmpfs"},
+		{"tmpfs", "/newroot/run", "tmpfs"},
 	} {
 		if err := unix.Mount(m.src, m.dst, m.typ, 0, ""); err != nil {
 			return 0, fmt.Errorf("mount %s on %s: %w", m.typ, m.dst, err)
 		}
+	}
+	if err := os.Mkdir("/newroot/run/vmtmp", 0o700); err != nil {
+		return 0, err
 	}
 	if err := unix.Chroot("/newroot"); err != nil {
 		return 0, err
@@ -87,7 +92,7 @@ func run() (int, error) {
 	}
 	cmd := exec.Command("/bin/sh", script)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.Env = []string{"PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/tmp", "TMPDIR=/tmp"}
+	cmd.Env = []string{"PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/run/vmtmp", "TMPDIR=/run/vmtmp"}
 	err = cmd.Run()
 	if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
 		return ee.ExitCode(), nil
