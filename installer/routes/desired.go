@@ -133,8 +133,17 @@ func Desired(self string, list []nodes.Node, local []LocalNet, mode overlay.Mode
 		}
 		wanted = append(wanted, routes...)
 	}
-	// Two nodes claiming overlapping subnets: route neither, since either
-	// choice sends some pod's traffic to the wrong node.
+	rep.refuseOverlaps(wanted)
+	rep.refuseSharedMACs(underlays)
+	rep.keep(wanted, underlays)
+	rep.setPaths()
+	return rep
+}
+
+// refuseOverlaps marks invalid both nodes of every pair claiming
+// overlapping subnets: either choice sends some pod's traffic to the wrong
+// node.
+func (rep *Report) refuseOverlaps(wanted []Route) {
 	for i := range wanted {
 		for j := i + 1; j < len(wanted); j++ {
 			if wanted[i].Dst.Overlaps(wanted[j].Dst) {
@@ -145,8 +154,12 @@ func Desired(self string, list []nodes.Node, local []LocalNet, mode overlay.Mode
 			}
 		}
 	}
-	// Two VTEPs with one MAC (one underlay address, or an IPv6 hash
-	// collision): the device could reach only one of them.
+}
+
+// refuseSharedMACs marks invalid the VXLAN peers whose VTEP MAC is this
+// node's or another peer's (one underlay address, or an IPv6 hash
+// collision): the device could reach only one of them.
+func (rep *Report) refuseSharedMACs(underlays map[string]netip.Addr) {
 	byMAC := map[string]string{}
 	if rep.Underlay.IsValid() {
 		byMAC[overlay.MAC(rep.Underlay).String()] = "" // this node's own
@@ -168,7 +181,11 @@ func Desired(self string, list []nodes.Node, local []LocalNet, mode overlay.Mode
 			rep.Invalid[other] = fmt.Sprintf("VTEP MAC %s of InternalIP %s is also node %q's", mac, underlays[other], name)
 		}
 	}
+}
 
+// keep puts the wanted routes of valid nodes into rep.Desired and gathers
+// the VXLAN peers' next hops, in node order.
+func (rep *Report) keep(wanted []Route, underlays map[string]netip.Addr) {
 	peers := map[string]*overlay.Peer{}
 	for _, r := range wanted {
 		if _, bad := rep.Invalid[r.Node]; bad {
@@ -189,7 +206,11 @@ func Desired(self string, list []nodes.Node, local []LocalNet, mode overlay.Mode
 	for _, name := range slices.Sorted(maps.Keys(peers)) {
 		rep.Peers = append(rep.Peers, *peers[name])
 	}
+}
 
+// setPaths gives each node its path: invalid, unreachable, else the path of
+// its routes (VXLAN when any of its subnets goes over the overlay).
+func (rep *Report) setPaths() {
 	for name := range rep.Invalid {
 		rep.Paths[name] = Invalid
 		delete(rep.Unreachable, name)
@@ -202,7 +223,6 @@ func Desired(self string, list []nodes.Node, local []LocalNet, mode overlay.Mode
 			rep.Paths[r.Node] = r.Path
 		}
 	}
-	return rep
 }
 
 // decider chooses the path to each pod subnet of another node.
