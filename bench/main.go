@@ -27,6 +27,9 @@ var variants = []variant{
 	{"ref-bridge", "ref-bridge.conflist", "reference bridge (isGateway) + host-local: does less (no FORWARD, no masquerade)"},
 }
 
+// main parses and checks the flags, runs the rounds and writes the report.
+// It stays one function: its steps run once, in order, on local state they
+// share; split, each would only pass that state on to the next.
 func main() {
 	pods := flag.Int("pods", 100, "pods per run")
 	concs := flag.String("conc", "1,8,32", "concurrency levels")

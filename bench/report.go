@@ -92,6 +92,9 @@ func verdict(ok bool) string {
 	return "**missed**"
 }
 
+// markdown renders the report, section after section in print order.
+// It stays one function: its steps run once, in order, on local state they
+// share; split, each would only pass that state on to the next.
 func (r *report) markdown() string {
 	var b strings.Builder
 	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }

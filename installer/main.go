@@ -238,6 +238,10 @@ func cmdInstall(ctx context.Context, log *slog.Logger, args []string) error {
 	return nil
 }
 
+// cmdAgent runs `minicni-installer agent`: flags, their checks, then the
+// route loop and the HTTP server.
+// It stays one function: its steps run once, in order, on local state they
+// share; split, each would only pass that state on to the next.
 func cmdAgent(ctx context.Context, log *slog.Logger, args []string) error {
 	fs := flag.NewFlagSet("agent", flag.ExitOnError)
 	var r renderFlags

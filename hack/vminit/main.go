@@ -36,6 +36,8 @@ func main() {
 
 // run prepares the machine and runs the script; it returns the script's
 // exit status.
+// It stays one function: its steps run once, in order, on local state they
+// share; split, each would only pass that state on to the next.
 func run() (int, error) {
 	for _, m := range []struct{ src, dst, typ string }{
 		{"proc", "/proc", "proc"}, {"sysfs", "/sys", "sysfs"}, {"devtmpfs", "/dev", "devtmpfs"},

@@ -69,6 +69,8 @@ var flatRangeKeys = []string{"subnet", "rangeStart", "rangeEnd", "gateway"}
 // node's families, plus a default route for a family the template has no
 // route for. miniroute's clusterCIDR comes from Settings when given, and
 // each pod CIDR must lie inside the cluster CIDRs of its family.
+// It stays one function: its steps run once, in order, on local state they
+// share; split, each would only pass that state on to the next.
 func Render(template []byte, podCIDRs []string, s Settings) ([]byte, error) {
 	pods, err := nodes.ParsePodCIDRs(podCIDRs)
 	if err != nil {
@@ -142,6 +144,9 @@ func Render(template []byte, podCIDRs []string, s Settings) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
+// renderMain fills the main plugin (minibridge or another) of the template.
+// It stays one function: its steps run once, in order, on local state they
+// share; split, each would only pass that state on to the next.
 func renderMain(p *object, pods []netip.Prefix, s Settings) error {
 	if s.Bridge != "" {
 		if err := p.set("bridge", s.Bridge); err != nil {

@@ -26,6 +26,8 @@ const Alias = "minicni overlay"
 // local address or learning differ is recreated (the kernel cannot change
 // them); MAC, MTU, up state and addresses are set in place. It returns the
 // device's index and one description per change made.
+// It stays one function: its steps run once, in order, on local state they
+// share; split, each would only pass that state on to the next.
 func Ensure(h netlinksafe.Handle, d Device) (index int, changes []string, err error) {
 	link, err := h.LinkByName(d.Name)
 	var notFound netlink.LinkNotFoundError
@@ -166,9 +168,15 @@ func SyncPeers(h netlinksafe.Handle, index int, peers []Peer) ([]string, error) 
 			wantNeigh[nh] = p.MAC
 		}
 	}
+	changes, err := syncFDB(h, index, peers, wantFDB)
+	more, nerr := syncNeighbours(h, index, peers, wantNeigh)
+	return append(changes, more...), errors.Join(err, nerr)
+}
+
+// syncFDB is SyncPeers' pass over the forwarding entries.
+func syncFDB(h netlinksafe.Handle, index int, peers []Peer, wantFDB map[string]netip.Addr) ([]string, error) {
 	var changes []string
 	var errs []error
-
 	fdb, err := retry(func() ([]netlink.Neigh, error) { return h.NeighList(index, unix.AF_BRIDGE) })
 	if err != nil {
 		return nil, fmt.Errorf("list FDB entries: %w", err)
@@ -199,6 +207,13 @@ func SyncPeers(h netlinksafe.Handle, index int, peers []Peer) ([]string, error) 
 		changes = append(changes, fmt.Sprintf("added FDB entry %s dst %s node %s", p.MAC, p.Underlay, p.Node))
 	}
 
+	return changes, errors.Join(errs...)
+}
+
+// syncNeighbours is SyncPeers' pass over the permanent neighbour entries.
+func syncNeighbours(h netlinksafe.Handle, index int, peers []Peer, wantNeigh map[netip.Addr]net.HardwareAddr) ([]string, error) {
+	var changes []string
+	var errs []error
 	for _, family := range []int{unix.AF_INET, unix.AF_INET6} {
 		list, err := retry(func() ([]netlink.Neigh, error) { return h.NeighList(index, family) })
 		if err != nil {

@@ -72,6 +72,8 @@ func New(h netlinksafe.Handle, log *slog.Logger) *Reconciler {
 // desired set for self and list: first the device (or its removal), then
 // its FDB and neighbour entries, then the routes. It attempts every step
 // even when one fails and returns the failures joined.
+// It stays one function: its steps run once, in order, on local state they
+// share; split, each would only pass that state on to the next.
 func (r *Reconciler) Sync(self string, list []nodes.Node) (Stats, error) {
 	local, err := r.LocalNets()
 	if err != nil {

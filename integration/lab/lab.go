@@ -187,6 +187,8 @@ func hostIP(n *net.IPNet, host int) net.IP {
 
 // Up creates the lab: underlay, outside host, nodes with their conflists. On
 // error everything created so far is removed.
+// It stays one function: its steps run once, in order, on local state they
+// share; split, each would only pass that state on to the next.
 func Up(ctx context.Context, o Options) (_ *Lab, retErr error) {
 	if err := o.defaults(); err != nil {
 		return nil, err

@@ -57,6 +57,9 @@ func usage() {
 // stateDir is where a kept lab records itself for status and down.
 func stateDir(name string) string { return filepath.Join("/run/minicni-lab", name) }
 
+// up brings the lab up, runs the matrix and prints each step as it goes.
+// It stays one function: its steps run once, in order, on local state they
+// share; split, each would only pass that state on to the next.
 func up(ctx context.Context, args []string) (retErr error) {
 	fs := flag.NewFlagSet("up", flag.ExitOnError)
 	name := fs.String("name", "lab", "prefix of every namespace the lab creates (1-8 bytes)")

@@ -135,6 +135,8 @@ func layer(entries []entry) (gz []byte, diffID string, err error) {
 // write writes an OCI image layout archive (oci-layout, index.json and
 // blobs/sha256/: a config, a manifest and one gzip layer) holding one image
 // named ref, the form `ctr images import` reads.
+// It stays one function: its steps run once, in order, on local state they
+// share; split, each would only pass that state on to the next.
 func write(path, ref string, entries []entry, entrypoint, cmd []string) error {
 	gz, diffID, err := layer(entries)
 	if err != nil {
