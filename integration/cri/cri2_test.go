@@ -12,7 +12,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -78,20 +77,8 @@ func TestCRIContainerd2(t *testing.T) {
 		}
 	}
 
-	var mu sync.Mutex
-	var pods []*pod
-	sandboxIDs := func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		var ids []string
-		for _, p := range pods {
-			if p.id != "" {
-				ids = append(ids, p.id)
-			}
-		}
-		return ids
-	}
-	h := newHost(t, sandboxIDs)
+	pods := &podList{}
+	h := newHost(t, pods.ids)
 	t.Logf("pod subnet %s on bridge %s, gateway %s", h.subnet, bridgeName, h.gateway)
 
 	plugins := []string{"minibridge", "miniipam", "miniroute", "loopback", "portmap"}
@@ -231,7 +218,7 @@ func TestCRIContainerd2(t *testing.T) {
 		}
 		return nil
 	})
-	a, b := runPods(t, d, h, &mu, &pods, dir, dataDir, pluginLog, freePort(t), "1.1.0")
+	a, b := runPods(t, d, h, pods, dir, dataDir, pluginLog, freePort(t), "1.1.0")
 	step(t, "ping pod to pod and pod to node", 30*time.Second, func(ctx context.Context) error {
 		return pingAll(ctx, d, h, a, b)
 	})
@@ -273,13 +260,13 @@ func TestCRIContainerd2(t *testing.T) {
 		return pingAll(ctx, d, h, a, b)
 	})
 
-	for _, p := range pods {
+	for _, p := range pods.all() {
 		step(t, "stop and remove pod "+p.name, 30*time.Second, func(ctx context.Context) error {
 			return stopAndRemove(ctx, d, h, p, dataDir, pluginLog)
 		})
 	}
 	step(t, "nothing left of the pods", 10*time.Second, func(ctx context.Context) error {
-		return checkNothingLeft(h, pods, dataDir)
+		return checkNothingLeft(h, pods.all(), dataDir)
 	})
 	step(t, "what containerd 2.x sent", time.Second, func(context.Context) error {
 		counts := verbCounts(verbLog)

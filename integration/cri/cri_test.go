@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -78,20 +79,8 @@ func TestCRI(t *testing.T) {
 		}
 	}
 
-	var mu sync.Mutex
-	var pods []*pod
-	sandboxIDs := func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		var ids []string
-		for _, p := range pods {
-			if p.id != "" {
-				ids = append(ids, p.id)
-			}
-		}
-		return ids
-	}
-	h := newHost(t, sandboxIDs)
+	pods := &podList{}
+	h := newHost(t, pods.ids)
 	t.Logf("pod subnet %s on bridge %s, gateway %s", h.subnet, bridgeName, h.gateway)
 
 	pauseTar, busyboxTar := filepath.Join(dir, "pause.oci.tar"), filepath.Join(dir, "busybox.oci.tar")
@@ -151,7 +140,7 @@ func TestCRI(t *testing.T) {
 	})
 
 	hostPort := freePort(t)
-	a, b := runPods(t, d, h, &mu, &pods, dir, dataDir, pluginLog, hostPort, "1.0.0")
+	a, b := runPods(t, d, h, pods, dir, dataDir, pluginLog, hostPort, "1.0.0")
 	step(t, "ping pod to pod and pod to node", 30*time.Second, func(ctx context.Context) error {
 		return pingAll(ctx, d, h, a, b)
 	})
@@ -167,20 +156,53 @@ func TestCRI(t *testing.T) {
 		return nil
 	})
 
-	for _, p := range pods {
+	for _, p := range pods.all() {
 		step(t, "stop and remove pod "+p.name, 30*time.Second, func(ctx context.Context) error {
 			return stopAndRemove(ctx, d, h, p, dataDir, pluginLog)
 		})
 	}
 	step(t, "nothing left", 10*time.Second, func(ctx context.Context) error {
-		return checkNothingLeft(h, pods, dataDir)
+		return checkNothingLeft(h, pods.all(), dataDir)
 	})
 }
 
 // runPods runs pod sandboxes a and b (b publishing containerPort on
 // hostPort) with a busybox container each, checks their attachment (the
 // cached result in version wantVersion) and returns them.
-func runPods(t *testing.T, d *containerd.Daemon, h *host, mu *sync.Mutex, pods *[]*pod, dir, dataDir, pluginLog string, hostPort int, wantVersion string) (a, b *pod) {
+// podList is a test's pods: runPods adds them, runPod sets their sandbox
+// IDs under mu, and the host's cleanup reads the IDs concurrently.
+type podList struct {
+	mu   sync.Mutex
+	pods []*pod
+}
+
+func (l *podList) add(p *pod) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.pods = append(l.pods, p)
+}
+
+// all returns the pods in the order they were added.
+func (l *podList) all() []*pod {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.pods)
+}
+
+// ids returns the sandbox IDs of the pods that have one.
+func (l *podList) ids() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var ids []string
+	for _, p := range l.pods {
+		if p.id != "" {
+			ids = append(ids, p.id)
+		}
+	}
+	return ids
+}
+
+func runPods(t *testing.T, d *containerd.Daemon, h *host, pods *podList, dir, dataDir, pluginLog string, hostPort int, wantVersion string) (a, b *pod) {
 	t.Helper()
 	for _, name := range []string{"a", "b"} {
 		p := &pod{name: name, config: &runtimeapi.PodSandboxConfig{
@@ -194,16 +216,15 @@ func runPods(t *testing.T, d *containerd.Daemon, h *host, mu *sync.Mutex, pods *
 			p.config.PortMappings = []*runtimeapi.PortMapping{{Protocol: runtimeapi.Protocol_TCP,
 				ContainerPort: containerPort, HostPort: int32(hostPort)}}
 		}
-		mu.Lock()
-		*pods = append(*pods, p)
-		mu.Unlock()
-		step(t, "run pod sandbox "+name, 30*time.Second, func(ctx context.Context) error { return runPod(ctx, d, p, mu) })
+		pods.add(p)
+		step(t, "run pod sandbox "+name, 30*time.Second, func(ctx context.Context) error { return runPod(ctx, d, p, &pods.mu) })
 		step(t, "check pod "+name+"'s address", 10*time.Second, func(ctx context.Context) error {
 			return checkAttached(ctx, h, p, dataDir, pluginLog, wantVersion)
 		})
 		step(t, "run busybox in pod "+name, 30*time.Second, func(ctx context.Context) error { return runContainer(ctx, d, p) })
 	}
-	a, b = (*pods)[0], (*pods)[1]
+	all := pods.all()
+	a, b = all[0], all[1]
 	if a.ip.Equal(b.ip) {
 		t.Fatalf("both pods got %s", a.ip)
 	}
