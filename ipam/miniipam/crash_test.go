@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"os"
 	"path/filepath"
@@ -125,27 +124,8 @@ func killAt(t *testing.T, c call, point string) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	paused := make(chan bool, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if sc.Text() == crashpoint.Announce+point {
-				paused <- true
-				return
-			}
-		}
-		paused <- false
-	}()
-	select {
-	case ok := <-paused:
-		if !ok {
-			_ = cmd.Wait()
-			t.Fatalf("%s exited without reaching crash point %s: stdout %s", c.bin, point, stdout.Bytes())
-		}
-	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		t.Fatalf("%s did not reach crash point %s", c.bin, point)
+	if err := crashpoint.Await(cmd, stderr, point, 30*time.Second); err != nil {
+		t.Fatalf("%s: %v (stdout %s)", c.bin, err, stdout.Bytes())
 	}
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)

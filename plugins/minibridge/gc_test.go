@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -56,27 +55,8 @@ func killAt(t *testing.T, host ns.NetNS, c call, point string) {
 		if err := cmd.Start(); err != nil {
 			return err
 		}
-		paused := make(chan bool, 1)
-		go func() {
-			sc := bufio.NewScanner(stderr)
-			for sc.Scan() {
-				if sc.Text() == crashpoint.Announce+point {
-					paused <- true
-					return
-				}
-			}
-			paused <- false
-		}()
-		select {
-		case ok := <-paused:
-			if !ok {
-				_ = cmd.Wait()
-				return fmt.Errorf("minibridge-crash ended before reaching %s", point)
-			}
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			return fmt.Errorf("minibridge-crash did not reach %s", point)
+		if err := crashpoint.Await(cmd, stderr, point, 30*time.Second); err != nil {
+			return fmt.Errorf("minibridge-crash: %w", err)
 		}
 		if err := cmd.Process.Kill(); err != nil {
 			return err
