@@ -196,11 +196,16 @@ func plugHost(conf *NetConf, br *netlink.Bridge, hostName string, timeout time.D
 	// Marked as this network's at once, so that GC can tell it from the
 	// host ends of other networks (and collect it) even if this ADD dies
 	// before it reaches the bridge.
-	if err := setOwner(hostName, conf.Name); err != nil {
+	// The index changed when the link moved netns: look it up once, here.
+	l, err := netlinksafe.LinkByName(hostName)
+	if err != nil {
+		return nil, linkErr(err, "finding host veth %s", hostName)
+	}
+	if err := setOwner(l, conf.Name); err != nil {
 		return nil, err
 	}
 	crashpoint.Hit(crashpoint.VethCreated)
-	if err := attach(conf, br, hostName); err != nil {
+	if err := attach(conf, br, l); err != nil {
 		return nil, err
 	}
 	crashpoint.Hit(crashpoint.VethAttached)
@@ -563,20 +568,19 @@ func configurePod(ifName string, res *current.Result, v6, dad bool) error {
 
 // attach enslaves the host end to the bridge, sets its hairpin mode and
 // isolated flag and, with a vlan, makes it an untagged port of that VLAN.
-func attach(conf *NetConf, br *netlink.Bridge, hostName string) error {
-	// The index changed when the link moved netns: look it up again.
-	l, err := netlinksafe.LinkByName(hostName)
-	if err != nil {
-		return linkErr(err, "finding host veth %s", hostName)
-	}
+func attach(conf *NetConf, br *netlink.Bridge, l netlink.Link) error {
+	hostName := l.Attrs().Name
 	if err := netlink.LinkSetMaster(l, br); err != nil {
 		return linkErr(err, "attaching %s to bridge %s", hostName, conf.Bridge)
 	}
 	if err := netlink.LinkSetHairpin(l, conf.HairpinMode); err != nil {
 		return linkErr(err, "setting hairpin mode of %s", hostName)
 	}
-	if err := netlink.LinkSetIsolated(l, conf.PortIsolation); err != nil {
-		return linkErr(err, "setting the isolated flag of %s to %v", hostName, conf.PortIsolation)
+	// A new port is not isolated: one request less per ADD by default.
+	if conf.PortIsolation {
+		if err := netlink.LinkSetIsolated(l, true); err != nil {
+			return linkErr(err, "setting the isolated flag of %s to true", hostName)
+		}
 	}
 	if conf.Vlan != 0 {
 		return setPortVlan(l, conf.Vlan, conf.PreserveDefaultVlan)

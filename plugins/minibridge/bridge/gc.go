@@ -110,14 +110,10 @@ func IsHostVethName(name string) bool {
 	return true
 }
 
-// setOwner marks host end name as network's (ownerAlias).
-func setOwner(name, network string) error {
-	l, err := netlinksafe.LinkByName(name)
-	if err == nil {
-		err = netlink.LinkSetAlias(l, ownerAlias(network))
-	}
-	if err != nil {
-		return linkErr(err, "setting the alias of %s", name)
+// setOwner marks host end l as network's (ownerAlias).
+func setOwner(l netlink.Link, network string) error {
+	if err := netlink.LinkSetAlias(l, ownerAlias(network)); err != nil {
+		return linkErr(err, "setting the alias of %s", l.Attrs().Name)
 	}
 	return nil
 }
