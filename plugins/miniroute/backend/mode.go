@@ -3,7 +3,6 @@ package backend
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -35,7 +34,7 @@ func ParseMode(s string) (Mode, error) {
 	case string(NFT), "nft":
 		return NFT, nil
 	}
-	return "", fmt.Errorf("%q is not an iptables mode (auto, legacy or nf_tables)", s)
+	return "", fmt.Errorf("not an iptables mode: auto, legacy or nf_tables")
 }
 
 // infix is what the mode inserts in a tool's name: iptables-nft-save.
@@ -92,19 +91,30 @@ func countRules(save []byte) int {
 // A mode whose tools are not installed is skipped; its saves count as empty.
 // The error is only for step 4 failing: no iptables-save at all.
 func Detect(ctx context.Context, dirs []string) (Mode, string, error) {
-	d, err := decide(ctx, dirs)
+	d, err := Decide(ctx, dirs)
 	return d.Mode, d.Reason, err
 }
 
-// decision is Detect's answer; byDefault says step 4 chose it, so nothing
-// on the node asks for that mode in particular.
-type decision struct {
-	Mode      Mode
-	Reason    string
-	byDefault bool
+// Decision is Detect's answer.
+type Decision struct {
+	Mode   Mode
+	Reason string
+	// Default says step 4 chose Mode: nothing on the node asks for a mode,
+	// so miniroute keeps running the plain iptables-save and -restore.
+	Default bool
 }
 
-func decide(ctx context.Context, dirs []string) (decision, error) {
+// Pin is the Exec.Mode that follows d: its Mode, or "" (the plain tools)
+// for a default decision.
+func (d Decision) Pin() Mode {
+	if d.Default {
+		return ""
+	}
+	return d.Mode
+}
+
+// Decide is Detect with the whole decision.
+func Decide(ctx context.Context, dirs []string) (Decision, error) {
 	save := func(m Mode, f rules.Family, args ...string) []byte {
 		out, _ := Exec{Family: f, Dirs: dirs, Mode: m}.run(ctx, "save", nil, args...)
 		return out
@@ -112,14 +122,14 @@ func decide(ctx context.Context, dirs []string) (decision, error) {
 	families := []rules.Family{rules.IPv4, rules.IPv6}
 	for _, f := range families {
 		if c, ok := kubeletChain(save(NFT, f, "-t", "mangle")); ok {
-			return decision{Mode: NFT, Reason: fmt.Sprintf("the kubelet's %s chain is in nf_tables (%s-nft-save)", c, f.Command())}, nil
+			return Decision{Mode: NFT, Reason: fmt.Sprintf("the kubelet's %s chain is in nf_tables (%s-nft-save)", c, f.Command())}, nil
 		}
 	}
 	var legacy, nft int
 	for _, f := range families {
 		out := save(Legacy, f)
 		if c, ok := kubeletChain(out); ok {
-			return decision{Mode: Legacy, Reason: fmt.Sprintf("the kubelet's %s chain is in legacy (%s-legacy-save)", c, f.Command())}, nil
+			return Decision{Mode: Legacy, Reason: fmt.Sprintf("the kubelet's %s chain is in legacy (%s-legacy-save)", c, f.Command())}, nil
 		}
 		legacy += countRules(out)
 	}
@@ -128,43 +138,41 @@ func decide(ctx context.Context, dirs []string) (decision, error) {
 	}
 	switch {
 	case legacy > nft:
-		return decision{Mode: Legacy, Reason: fmt.Sprintf("no kubelet hint chain; legacy holds more rules (%d against %d in nf_tables)", legacy, nft)}, nil
+		return Decision{Mode: Legacy, Reason: fmt.Sprintf("no kubelet hint chain; legacy holds more rules (%d against %d in nf_tables)", legacy, nft)}, nil
 	case nft > legacy:
-		return decision{Mode: NFT, Reason: fmt.Sprintf("no kubelet hint chain; nf_tables holds more rules (%d against %d in legacy)", nft, legacy)}, nil
+		return Decision{Mode: NFT, Reason: fmt.Sprintf("no kubelet hint chain; nf_tables holds more rules (%d against %d in legacy)", nft, legacy)}, nil
 	}
-	m, err := Exec{Family: rules.IPv4, Dirs: dirs}.installedMode(ctx)
+	d := Decision{Default: true, Reason: fmt.Sprintf("no kubelet hint chain and %d rules in each mode: the default iptables-save", legacy)}
+	m, err := Exec{Family: rules.IPv4, Dirs: dirs}.installedMode()
 	if err != nil {
-		return decision{}, err
+		return d, err
 	}
-	return decision{Mode: m, byDefault: true,
-		Reason: fmt.Sprintf("no kubelet hint chain and %d rules in each mode: the default iptables-save, which is %s", legacy, m)}, nil
+	d.Mode = m
+	if m == "" {
+		d.Reason += ", whose mode cannot be told"
+	} else {
+		d.Reason += ", which is " + string(m)
+	}
+	return d, nil
 }
 
-// installedMode is the mode of e's save tool: what its --version says
-// ("iptables-save v1.8.9 (nf_tables)"), else what the binary it resolves to
-// is named (xtables-nft-multi, xtables-legacy-multi).
-func (e Exec) installedMode(ctx context.Context) (Mode, error) {
-	out, err := e.run(ctx, "save", nil, "--version")
-	if errors.As(err, new(*MissingToolError)) {
-		return "", err
-	}
-	switch v := string(out); {
-	case strings.Contains(v, "(nf_tables)"):
-		return NFT, nil
-	case strings.Contains(v, "(legacy)"):
-		return Legacy, nil
-	}
+// installedMode is the mode of e's save tool, told by the name of the
+// binary it resolves to (xtables-nft-multi, xtables-legacy-multi), as
+// NFTables tells it; "" for any other binary (a wrapper script).
+func (e Exec) installedMode() (Mode, error) {
 	path, err := e.lookPath("save")
 	if err != nil {
 		return "", err
 	}
-	if real, err := filepath.EvalSymlinks(path); err == nil {
-		switch base := filepath.Base(real); {
-		case strings.Contains(base, "nft"):
-			return NFT, nil
-		case strings.Contains(base, "legacy"):
-			return Legacy, nil
-		}
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return "", nil
 	}
-	return "", nil // a wrapper of some kind: its mode cannot be told
+	switch base := filepath.Base(real); {
+	case strings.Contains(base, "nft"):
+		return NFT, nil
+	case strings.Contains(base, "legacy"):
+		return Legacy, nil
+	}
+	return "", nil
 }
