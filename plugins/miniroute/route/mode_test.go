@@ -210,3 +210,32 @@ func TestModeCachedPerBoot(t *testing.T) {
 		t.Errorf("after Forget the cache dir holds %d files, want 1 (the other namespace's)", got)
 	}
 }
+
+// BenchmarkDecide is the cost of one detection in a namespace with no
+// kubelet hint and no rules, the most expensive case (every save tool runs),
+// and of a decision read back from the cache.
+func BenchmarkDecide(b *testing.B) {
+	n := minitest.NewNS(b)
+	ctx := context.Background()
+	b.Run("detect", func(b *testing.B) {
+		do(b, n, func() error {
+			for b.Loop() {
+				if _, err := backend.Decide(ctx, nil); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	})
+	b.Run("cached", func(b *testing.B) {
+		c := backend.ModeCache{Dir: b.TempDir()}
+		do(b, n, func() error {
+			for b.Loop() {
+				if _, _, err := c.Decide(ctx, nil); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	})
+}
