@@ -99,7 +99,7 @@ func readDecision(path, boot string) (Decision, bool) {
 }
 
 func writeDecision(path, boot string, d Decision) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
 	how := "detected"
