@@ -84,7 +84,7 @@ func runPings(t *testing.T, c *cluster, cases []pingCase, podIP map[string]net.I
 	}
 }
 
-// routeVia waits until each node of pairs routes the other's IPv6 podCIDR
+// routeVia6 waits until each node of pairs routes the other's IPv6 podCIDR
 // via the other's IPv6 InternalIP (a direct route).
 func routeVia6(ctx context.Context, c *cluster, pairs ...[2]*node) error {
 	return poll(ctx, 250*time.Millisecond, func() (bool, string, error) {

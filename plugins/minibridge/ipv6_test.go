@@ -74,11 +74,11 @@ func TestRouterAdvertIgnored(t *testing.T) {
 			// The same multicast frame reached every port at once; give the
 			// others' softirqs a moment.
 			time.Sleep(200 * time.Millisecond)
-			for what, ns := range map[string]ns.NetNS{"pod": victim.ns, "node": host} {
-				if rs := raRoutes(t, ns); len(rs) > 0 {
+			for what, n := range map[string]ns.NetNS{"pod": victim.ns, "node": host} {
+				if rs := raRoutes(t, n); len(rs) > 0 {
 					t.Errorf("the %s took routes from a pod's router advertisement: %v", what, rs)
 				}
-				if a := rogueAddrs(t, ns); len(a) > 0 {
+				if a := rogueAddrs(t, n); len(a) > 0 {
 					t.Errorf("the %s took addresses from a pod's router advertisement: %v", what, a)
 				}
 			}
