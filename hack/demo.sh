@@ -2,7 +2,7 @@
 # The local lab: a simulated cluster in network namespaces on this machine
 # (two nodes; three on two underlay subnets with --topology routed), pods
 # attached by the real chain, the connectivity matrix printed.
-# Extra arguments go to `minicni-lab up` (e.g. --topology routed, --keep,
+# Extra arguments go to `minicni-lab up` (e.g. --topology routed, --dual-stack, --keep,
 # --nodes 1, --pods 3).
 set -euo pipefail
 cd "$(dirname "$0")/.."

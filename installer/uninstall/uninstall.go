@@ -42,8 +42,9 @@ type Options struct {
 	From           string
 	// Routes is the namespace whose routes and VXLAN devices are removed.
 	Routes netlinksafe.Handle
-	// IPTables returns a family's backend; nil means miniroute's real one
-	// (iptables-save/-restore in the calling thread's namespace).
+	// IPTables returns a family's backend; nil means miniroute's real ones
+	// (iptables-save/-restore in the calling thread's namespace), in both
+	// iptables modes, legacy and nf_tables, whose tools are installed.
 	IPTables func(rules.Family) route.Backend
 	// Stamps are miniroute's nf_tables stamps (stamps.Default() on a node),
 	// forgotten for the calling thread's namespace before its chains are
@@ -115,20 +116,47 @@ func Run(ctx context.Context, o Options) error {
 // removeChains removes miniroute's chains of both families, and first the
 // stamps that say their rules were verified.
 func removeChains(ctx context.Context, o Options, log *slog.Logger) []error {
-	iptables := o.IPTables
-	if iptables == nil {
-		iptables = func(f rules.Family) route.Backend { return backend.New(f) }
+	cleanup := cleanupEveryMode
+	if o.IPTables != nil {
+		cleanup = func(ctx context.Context, f rules.Family) error { return route.Cleanup(ctx, o.IPTables(f)) }
 	}
 	var errs []error
 	for _, f := range []rules.Family{rules.IPv4, rules.IPv6} {
 		if o.Stamps != nil {
 			_ = o.Stamps.Forget(f) // a stamp left behind is only litter
 		}
-		if err := route.Cleanup(ctx, iptables(f)); err != nil {
+		if err := cleanup(ctx, f); err != nil {
 			errs = append(errs, fmt.Errorf("%s chains: %w", f, err))
 			continue
 		}
 		log.Info("removed minicni's iptables chains, if any", "family", f.String())
 	}
 	return errs
+}
+
+// cleanupEveryMode removes f's chains in both iptables modes, legacy and
+// nf_tables: miniroute writes in the mode the node uses (backend.Decide) or
+// the one its config forces, which may have changed since. A mode whose
+// tools are not installed is skipped; with neither installed, the plain
+// iptables-save and -restore are used. Reading a mode creates nothing in
+// it, and a mode without minicni's chains is not written.
+func cleanupEveryMode(ctx context.Context, f rules.Family) error {
+	var errs []error
+	ran := false
+	for _, m := range []backend.Mode{backend.Legacy, backend.NFT} {
+		b := backend.New(f)
+		b.Mode = m
+		err := route.Cleanup(ctx, b)
+		if errors.As(err, new(*backend.MissingToolError)) {
+			continue
+		}
+		ran = true
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", m, err))
+		}
+	}
+	if !ran {
+		return route.Cleanup(ctx, backend.New(f))
+	}
+	return errors.Join(errs...)
 }

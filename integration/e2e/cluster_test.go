@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,8 +24,12 @@ const (
 	nsPrefix    = "mce2e-"
 	underlayLen = 24
 	clusterCIDR = "10.244.0.0/16" // the manifest's default cluster-cidr
-	serviceCIDR = "10.96.0.0/16"
-	apiPort     = "6443"
+	// clusterCIDR6 makes the cluster dual-stack: the controller-manager
+	// gives every node a /64 of it besides its IPv4 /24 (ULA, used only in
+	// the test's namespaces, as the underlay's IPv6 subnets fd00:97:<s>::/64).
+	clusterCIDR6 = "fd00:10:244::/56"
+	serviceCIDR  = "10.96.0.0/16"
+	apiPort      = "6443"
 )
 
 // otherSubnetNode is the first node (1-based) on the underlay's second
@@ -46,6 +51,13 @@ func nodeIP(i int) string { return fmt.Sprintf("10.97.%d.%d", subnet(i), 10+i) }
 // the default route of the nodes on it.
 func gatewayIP(s int) string { return fmt.Sprintf("10.97.%d.1", s) }
 
+// nodeIP6 and gatewayIP6 are their IPv6 twins, on fd00:97:<s>::/64, in
+// the canonical form ip prints (fd00:97::11).
+func nodeIP6(i int) string {
+	return net.ParseIP(fmt.Sprintf("fd00:97:%d::%d", subnet(i), 10+i)).String()
+}
+func gatewayIP6(s int) string { return net.ParseIP(fmt.Sprintf("fd00:97:%d::1", s)).String() }
+
 // nodeMounts are the machine paths a node sees as its own: each node's
 // mount namespace binds a private directory over each, so the manifest's
 // hostPath volumes, containerd's and libcni's fixed paths (shim sockets,
@@ -59,6 +71,9 @@ var nodeMounts = []string{"/opt/cni/bin", "/etc/cni/net.d", "/var/lib/cni", "/va
 // cluster is everything the test started; each piece registers its own
 // teardown with the test's cleanup list.
 type cluster struct {
+	// podCIDR6 is each node's IPv6 podCIDR, by node name, as
+	// waitNetworkReady last read it.
+	podCIDR6 map[string]*net.IPNet
 	dir, bin string
 	image    string // minicni's image reference, as make image printed it
 	pki      *pki
@@ -71,6 +86,7 @@ type cluster struct {
 // namespace with private copies of nodeMounts, a containerd and a kubelet.
 type node struct {
 	name, ns, ip, dir, mntns string
+	ip6                      string // its IPv6 underlay address
 	ctrd                     *containerd.Daemon
 	kubelet                  *proc
 }
@@ -108,8 +124,8 @@ func (c *cleanupList) run(logf func(string, ...any)) error {
 }
 
 // underlay creates the underlay: a namespace holding bridges br0 and br1,
-// one per subnet, with the subnets' gateway addresses, forwarding between
-// them.
+// one per subnet, with the subnets' gateway addresses (IPv4 and IPv6, no
+// duplicate address detection: see noDAD), forwarding between them.
 func (c *cluster) underlay(ctx context.Context) error {
 	ul := nsPrefix + "ul"
 	_, _ = run(ctx, "ip", "netns", "del", ul) // a crashed run's
@@ -124,15 +140,20 @@ func (c *cluster) underlay(ctx context.Context) error {
 	for s := range 2 {
 		br := fmt.Sprintf("br%d", s)
 		cmds = append(cmds, []string{"link", "add", br, "type", "bridge"},
+			[]string{"netns", "exec", ul, "sysctl", "-qw", "net.ipv6.conf." + br + ".accept_dad=0"},
 			[]string{"addr", "add", fmt.Sprintf("%s/%d", gatewayIP(s), underlayLen), "dev", br},
+			[]string{"addr", "add", gatewayIP6(s) + "/64", "dev", br, "nodad"},
 			[]string{"link", "set", br, "up"})
 	}
 	for _, args := range cmds {
-		if _, err := run(ctx, "ip", append([]string{"-n", ul}, args...)...); err != nil {
+		if args[0] != "netns" {
+			args = append([]string{"-n", ul}, args...)
+		}
+		if _, err := run(ctx, "ip", args...); err != nil {
 			return err
 		}
 	}
-	_, err := run(ctx, "ip", "netns", "exec", ul, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	_, err := run(ctx, "ip", "netns", "exec", ul, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
 	return err
 }
 
@@ -222,7 +243,8 @@ func (c *cluster) controlPlane(ctx context.Context, n1 *node) error {
 		"--use-service-account-credentials=true", "--service-account-private-key-file="+p.path("sa.key"),
 		"--root-ca-file="+p.path("ca.crt"), "--cluster-signing-cert-file="+p.path("ca.crt"),
 		"--cluster-signing-key-file="+p.path("ca.key"),
-		"--allocate-node-cidrs=true", "--cluster-cidr="+clusterCIDR, "--node-cidr-mask-size=24",
+		"--allocate-node-cidrs=true", "--cluster-cidr="+clusterCIDR+","+clusterCIDR6,
+		"--node-cidr-mask-size-ipv4=24", "--node-cidr-mask-size-ipv6=64",
 		"--service-cluster-ip-range="+serviceCIDR, "--flex-volume-plugin-dir="+filepath.Join(cp, "flexvolume"), "--v=1")
 	if err != nil {
 		return err
@@ -268,7 +290,7 @@ func (c *cluster) apply(ctx context.Context, manifest string) error {
 // its mount namespace, containerd with the test images, and a kubelet
 // registered as mce2e-n<i>.
 func (c *cluster) addNode(ctx context.Context, i int) (*node, error) {
-	n := &node{name: fmt.Sprintf("%sn%d", nsPrefix, i), ns: fmt.Sprintf("%sn%d", nsPrefix, i), ip: nodeIP(i),
+	n := &node{name: fmt.Sprintf("%sn%d", nsPrefix, i), ns: fmt.Sprintf("%sn%d", nsPrefix, i), ip: nodeIP(i), ip6: nodeIP6(i),
 		dir: filepath.Join(c.dir, fmt.Sprintf("n%d", i))}
 	c.nodes = append(c.nodes, n)
 	if err := c.nodeNetwork(ctx, n, i); err != nil {
@@ -285,8 +307,11 @@ func (c *cluster) addNode(ctx context.Context, i int) (*node, error) {
 }
 
 // nodeNetwork creates the node's network namespace with eth0 on its
-// subnet's underlay bridge, its address and a default route via the
-// subnet's gateway.
+// subnet's underlay bridge, its addresses and default routes via the
+// subnet's gateways, IPv4 and IPv6. eth0 runs no duplicate address
+// detection: a new link's tentative link-local address keeps the node from
+// sending neighbour solicitations for packets it forwards for a second or
+// two, which a real node's uplink has long finished.
 func (c *cluster) nodeNetwork(ctx context.Context, n *node, i int) error {
 	_, _ = run(ctx, "ip", "netns", "del", n.ns)
 	if _, err := run(ctx, "ip", "netns", "add", n.ns); err != nil {
@@ -302,9 +327,12 @@ func (c *cluster) nodeNetwork(ctx context.Context, n *node, i int) error {
 		{"-n", ul, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", n.ns},
 		{"-n", ul, "link", "set", port, "master", fmt.Sprintf("br%d", subnet(i)), "up"},
 		{"-n", n.ns, "link", "set", "lo", "up"},
+		{"netns", "exec", n.ns, "sysctl", "-qw", "net.ipv6.conf.eth0.accept_dad=0"},
 		{"-n", n.ns, "addr", "add", fmt.Sprintf("%s/%d", n.ip, underlayLen), "dev", "eth0"},
+		{"-n", n.ns, "addr", "add", n.ip6 + "/64", "dev", "eth0", "nodad"},
 		{"-n", n.ns, "link", "set", "eth0", "up"},
 		{"-n", n.ns, "route", "add", "default", "via", gatewayIP(subnet(i))},
+		{"-n", n.ns, "-6", "route", "add", "default", "via", gatewayIP6(subnet(i))},
 	} {
 		if _, err := run(ctx, "ip", args...); err != nil {
 			return err
@@ -458,7 +486,7 @@ func (c *cluster) startKubelet(ctx context.Context, n *node) error {
 	}
 	k, err := startProc(n.dir, "kubelet", n.enter(), filepath.Join(c.bin, "kubelet"),
 		"--config="+cfgPath, "--kubeconfig="+kc, "--root-dir="+dir, "--cert-dir="+filepath.Join(dir, "pki"),
-		"--hostname-override="+n.name, "--node-ip="+n.ip, "--v=1")
+		"--hostname-override="+n.name, "--node-ip="+n.ip+","+n.ip6, "--v=1")
 	if err != nil {
 		return err
 	}

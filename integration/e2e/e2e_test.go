@@ -157,7 +157,8 @@ func TestE2E(t *testing.T) {
 
 // renderManifest is installer/manifests/minicni.yaml with both image:
 // lines set to image, the reference make image printed (what README.md
-// says to do) and, since no kube-proxy runs here to serve the kubernetes
+// says to do), cluster-cidr set to the controller-manager's two cluster
+// CIDRs (the cluster is dual-stack) and, since no kube-proxy runs here to serve the kubernetes
 // Service, the agent pointed at the apiserver's address through the
 // in-cluster variables.
 func renderManifest(m, image, apiserver string) (string, error) {
@@ -166,6 +167,11 @@ func renderManifest(m, image, apiserver string) (string, error) {
 		return "", fmt.Errorf("the manifest has %d image: lines, want 2 (install and agent)", n)
 	}
 	m = imageLine.ReplaceAllString(m, "${1}"+image)
+	cidrLine := regexp.MustCompile(`(?m)^(  cluster-cidr: )"[^"]*"$`)
+	if n := len(cidrLine.FindAllString(m, -1)); n != 1 {
+		return "", fmt.Errorf("the manifest has %d cluster-cidr: lines, want 1", n)
+	}
+	m = cidrLine.ReplaceAllString(m, `${1}"`+clusterCIDR+","+clusterCIDR6+`"`)
 	env := "          env: &env\n"
 	if !strings.Contains(m, env) {
 		return "", fmt.Errorf("the manifest has no %q", env)
@@ -198,36 +204,49 @@ spec:
 `, name, nodeName, ociimage.BusyboxRef, cmd, ports)
 }
 
-// waitDaemonSetOn waits until the DaemonSet's pod on each node is ready
-// and each node Ready with a podCIDR and the conflist the install step
-// wrote from it; it returns the podCIDRs.
+// waitNetworkReady waits until the DaemonSet's pod on each node is ready
+// and each node Ready with two podCIDRs, an IPv4 and an IPv6 one, both in
+// the conflist the install step wrote from them; it returns the IPv4
+// podCIDRs, and leaves the IPv6 ones in c.podCIDR6.
 func waitNetworkReady(ctx context.Context, c *cluster, nodes ...*node) (map[string]*net.IPNet, error) {
 	cidrs := map[string]*net.IPNet{}
+	c.podCIDR6 = map[string]*net.IPNet{}
 	err := poll(ctx, 500*time.Millisecond, func() (bool, string, error) {
 		for _, n := range nodes {
 			if err := n.kubelet.alive(); err != nil {
 				return false, "", err
 			}
 			out, err := c.kubectl(ctx, "get", "node", n.name, "-o",
-				`jsonpath={.spec.podCIDR} {.status.conditions[?(@.type=="Ready")].status}`)
+				`jsonpath={.status.conditions[?(@.type=="Ready")].status} {.spec.podCIDRs[*]}`)
 			if err != nil {
 				return false, err.Error(), nil
 			}
 			f := strings.Fields(out)
-			if len(f) != 2 || f[1] != "True" {
-				return false, fmt.Sprintf("node %s: podCIDR and Ready: %q", n.name, out), nil
+			if len(f) != 3 || f[0] != "True" {
+				return false, fmt.Sprintf("node %s: Ready and podCIDRs: %q", n.name, out), nil
 			}
-			_, cidr, err := net.ParseCIDR(f[0])
-			if err != nil {
-				return false, "", fmt.Errorf("node %s podCIDR %q: %v", n.name, f[0], err)
+			for _, s := range f[1:] {
+				_, cidr, err := net.ParseCIDR(s)
+				if err != nil {
+					return false, "", fmt.Errorf("node %s podCIDR %q: %v", n.name, s, err)
+				}
+				if cidr.IP.To4() != nil {
+					cidrs[n.name] = cidr
+				} else {
+					c.podCIDR6[n.name] = cidr
+				}
 			}
-			cidrs[n.name] = cidr
+			if cidrs[n.name] == nil || c.podCIDR6[n.name] == nil {
+				return false, "", fmt.Errorf("node %s: podCIDRs %v, want an IPv4 and an IPv6 one", n.name, f[1:])
+			}
 			b, err := os.ReadFile(n.private("/etc/cni/net.d") + "/10-minicni.conflist")
 			if err != nil {
 				return false, err.Error(), nil
 			}
-			if !strings.Contains(string(b), cidr.String()) {
-				return false, "", fmt.Errorf("node %s: conflist does not hold its podCIDR %s:\n%s", n.name, cidr, b)
+			for _, cidr := range []*net.IPNet{cidrs[n.name], c.podCIDR6[n.name]} {
+				if !strings.Contains(string(b), `"`+cidr.String()+`"`) {
+					return false, "", fmt.Errorf("node %s: conflist does not hold its podCIDR %s:\n%s", n.name, cidr, b)
+				}
 			}
 		}
 		out, err := c.kubectl(ctx, "-n", "kube-system", "get", "daemonset", "minicni", "-o",
@@ -364,8 +383,9 @@ func oneNode(t *testing.T, c *cluster, n1 *node, ds string) {
 		if ips["sleeper"].Equal(ips["web"]) {
 			return fmt.Errorf("both pods got %s", ips["web"])
 		}
-		if got := len(reservations(n1)); got != 2 {
-			return fmt.Errorf("%d miniipam reservations on the node, want 2: %v", got, reservations(n1))
+		// An IPv4 and an IPv6 address per pod.
+		if got := len(reservations(n1)); got != 4 {
+			return fmt.Errorf("%d miniipam reservations on the node, want 4: %v", got, reservations(n1))
 		}
 		return nil
 	})
@@ -375,6 +395,26 @@ func oneNode(t *testing.T, c *cluster, n1 *node, ds string) {
 			to   net.IP
 		}{{"sleeper", ips["web"]}, {"web", ips["sleeper"]}, {"sleeper", net.ParseIP(n1.ip)}} {
 			if err := ping(ctx, c, p.from, p.to); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	check(t, "IPv6: both pods have an address in the IPv6 podCIDR; kubectl exec: ping pod to pod and pod to node; the node pings the pod in both families", time.Minute, func(ctx context.Context) error {
+		ips6, err := podIPs6(ctx, c, map[string]*node{"sleeper": n1, "web": n1})
+		if err != nil {
+			return err
+		}
+		for _, p := range []struct {
+			from string
+			to   net.IP
+		}{{"sleeper", ips6["web"]}, {"web", ips6["sleeper"]}, {"sleeper", net.ParseIP(n1.ip6)}} {
+			if err := ping(ctx, c, p.from, p.to); err != nil {
+				return err
+			}
+		}
+		for _, to := range []net.IP{ips["sleeper"], ips6["sleeper"]} {
+			if err := nodePing(ctx, n1, to); err != nil {
 				return err
 			}
 		}
@@ -531,6 +571,9 @@ func twoNodes(t *testing.T, c *cluster, n1 *node, ds string, images []string) *n
 			return true, "", nil
 		})
 	})
+	check(t, "agents route each node's IPv6 pod subnet via the other node's IPv6 address", time.Minute, func(ctx context.Context) error {
+		return routeVia6(ctx, c, [2]*node{n1, n2}, [2]*node{n2, n1})
+	})
 	var ips map[string]net.IP
 	check(t, "pods a1, b1 on node 1 and a2 on node 2", 2*time.Minute, func(ctx context.Context) error {
 		var err error
@@ -565,6 +608,25 @@ func twoNodes(t *testing.T, c *cluster, n1 *node, ds string, images []string) *n
 			return ping(ctx, c, p.from, p.to)
 		})
 	}
+	var ips6 map[string]net.IP
+	check(t, "IPv6: pods a1, b1, a2 have an address in their node's IPv6 podCIDR", 30*time.Second, func(ctx context.Context) error {
+		var err error
+		ips6, err = podIPs6(ctx, c, map[string]*node{"a1": n1, "b1": n1, "a2": n2})
+		return err
+	})
+	runPings(t, c, []pingCase{
+		{what: "kubectl exec, IPv6: pod → own host", from: "a1", to: net.ParseIP(n1.ip6)},
+		{what: "kubectl exec, IPv6: pod → other host", from: "a1", to: net.ParseIP(n2.ip6)},
+		{what: "kubectl exec, IPv6: pod → pod on the same node", from: "a1", to: ips6["b1"]},
+		{what: "kubectl exec, IPv6: pod → pod across nodes", from: "a1", to: ips6["a2"]},
+		{what: "kubectl exec, IPv6: pod → pod across nodes (back)", from: "a2", to: ips6["a1"]},
+		{what: "kubectl exec, IPv6: pod → own host (node 2)", from: "a2", to: net.ParseIP(n2.ip6)},
+		{what: "kubectl exec, IPv6: pod → other host (node 2)", from: "a2", to: net.ParseIP(n1.ip6)},
+		{what: "node → pod on it", fromNode: n1, to: ips["a1"]},
+		{what: "node → pod on it, IPv6", fromNode: n1, to: ips6["a1"]},
+		{what: "node → pod on the other node", fromNode: n1, to: ips["a2"]},
+		{what: "node → pod on the other node, IPv6", fromNode: n1, to: ips6["a2"]},
+	}, nil, nil)
 	check(t, "delete the pods: addresses released on both nodes", 2*time.Minute, func(ctx context.Context) error {
 		if err := deletePods(ctx, c, "a1", "b1", "a2"); err != nil {
 			return err
@@ -668,6 +730,23 @@ func otherSubnet(t *testing.T, c *cluster, n1, n2 *node, images []string) {
 			return ping(ctx, c, p.from, p.to)
 		})
 	}
+	var ips6 map[string]net.IP
+	check(t, "IPv6: pods a1, b1, a3 have an address in their node's IPv6 podCIDR", 30*time.Second, func(ctx context.Context) error {
+		var err error
+		ips6, err = podIPs6(ctx, c, map[string]*node{"a1": n1, "b1": n1, "a3": n3})
+		return err
+	})
+	runPings(t, c, []pingCase{
+		{what: "kubectl exec, IPv6: pod → own host", from: "a1", to: net.ParseIP(n1.ip6)},
+		{what: "kubectl exec, IPv6: pod → other host", from: "a1", to: net.ParseIP(n3.ip6)},
+		{what: "kubectl exec, IPv6: pod → pod on the same node", from: "a1", to: ips6["b1"]},
+		{what: "kubectl exec, IPv6: pod → pod across subnets, over VXLAN", from: "a1", to: ips6["a3"], vxlan: true},
+		{what: "kubectl exec, IPv6: pod → pod across subnets, over VXLAN (back)", from: "a3", to: ips6["a1"], vxlan: true},
+		{what: "kubectl exec, IPv6: pod → own host (node 3)", from: "a3", to: net.ParseIP(n3.ip6)},
+		{what: "kubectl exec, IPv6: pod → other host (node 3)", from: "a3", to: net.ParseIP(n1.ip6)},
+		{what: "node → pod on a node across subnets", fromNode: n1, to: ips["a3"]},
+		{what: "node → pod on a node across subnets, IPv6", fromNode: n1, to: ips6["a3"]},
+	}, ips6, podNode)
 	check(t, "delete the pods: addresses released on both nodes", 2*time.Minute, func(ctx context.Context) error {
 		if err := deletePods(ctx, c, "a1", "b1", "a3"); err != nil {
 			return err

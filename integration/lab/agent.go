@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,7 +33,12 @@ type agentNode struct {
 func (l *Lab) startAgents() error {
 	var nodes []agentNode
 	for _, n := range l.Nodes {
-		nodes = append(nodes, agentNode{Name: n.Name, InternalIPs: []string{n.IP.String()}, PodCIDRs: []string{n.PodCIDR.String()}})
+		an := agentNode{Name: n.Name, InternalIPs: []string{n.IP.String()}, PodCIDRs: []string{n.PodCIDR.String()}}
+		if n.PodCIDR6 != nil {
+			an.InternalIPs = append(an.InternalIPs, n.IP6.String())
+			an.PodCIDRs = append(an.PodCIDRs, n.PodCIDR6.String())
+		}
+		nodes = append(nodes, an)
 	}
 	b, err := json.MarshalIndent(nodes, "", "  ")
 	if err != nil {
@@ -77,7 +83,7 @@ func (l *Lab) startAgents() error {
 }
 
 // waitRoutes waits until every node has a route to every other node's pod
-// subnet, as the agents program them: via that node, or through the VXLAN
+// subnets (both families with DualStack), as the agents program them: via that node, or through the VXLAN
 // device (which route it is, Path tells).
 // An agent that exits meanwhile ends the wait with its log.
 func (l *Lab) waitRoutes(timeout time.Duration, exited <-chan string) error {
@@ -104,7 +110,7 @@ func (l *Lab) missingRoutes() string {
 		var routes []netlink.Route
 		if err := n.Do(func() error {
 			var err error
-			routes, err = netlinksafe.RouteList(nil, netlink.FAMILY_V4)
+			routes, err = netlinksafe.RouteList(nil, netlink.FAMILY_ALL)
 			return err
 		}); err != nil {
 			return err.Error()
@@ -113,14 +119,19 @@ func (l *Lab) missingRoutes() string {
 			if o == n {
 				continue
 			}
-			found := false
-			for _, r := range routes {
-				if r.Dst != nil && r.Dst.String() == o.PodCIDR.String() {
-					found = true
+			for _, cidr := range []*net.IPNet{o.PodCIDR, o.PodCIDR6} {
+				if cidr == nil {
+					continue
 				}
-			}
-			if !found {
-				return fmt.Sprintf("a route to %s (node %s) on %s", o.PodCIDR, o.Name, n.Name)
+				found := false
+				for _, r := range routes {
+					if r.Dst != nil && r.Dst.String() == cidr.String() {
+						found = true
+					}
+				}
+				if !found {
+					return fmt.Sprintf("a route to %s (node %s) on %s", cidr, o.Name, n.Name)
+				}
 			}
 		}
 	}

@@ -9,6 +9,7 @@ package lab
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -26,6 +28,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/minicni/minicni/installer/overlay"
+	"github.com/minicni/minicni/plugins/miniroute/backend"
 	"github.com/minicni/minicni/plugins/miniroute/stamps"
 )
 
@@ -70,6 +73,16 @@ type Options struct {
 	// StaticRoutes programs the routes between nodes through miniroute's
 	// static "routes" key.
 	StaticRoutes bool
+	// DualStack adds IPv6 everywhere: every node gets an IPv6 pod subnet
+	// too, the /64 number i of ClusterCIDR6, and every host (node, outside
+	// host, router) an IPv6 address on its segment, fd99::/64 (the second
+	// segment fd99:1::/64), the IPv4 address's last number written as the
+	// last group (node i is fd99::11+i, the outside host fd99::200). ULA
+	// addresses, used only inside the lab's namespaces.
+	DualStack bool
+	// ClusterCIDR6 is, with DualStack, split into one /64 per node
+	// (default fd18::/48: node i gets fd18:0:0:i::/64).
+	ClusterCIDR6 string
 	// Agent, when set, is the minicni-installer binary: one agent per node,
 	// fed a nodes file, programs the routes between nodes (as on a real
 	// cluster, where it reads Node objects).
@@ -86,13 +99,17 @@ type Lab struct {
 	Outside  *Host // a host outside the cluster, on the (first) underlay segment
 	Nodes    []*Node
 	ownState bool
-	mu       sync.Mutex // guards Pods of every node, for concurrent AddPod/DelPod
+	segs6    []*net.IPNet // DualStack: each segment's IPv6 subnet
+	gw6      []net.IP     // DualStack, Routed: the router's IPv6 address on each segment
+	mu       sync.Mutex   // guards Pods of every node, for concurrent AddPod/DelPod
 }
 
-// Host is a network namespace with one address on the underlay.
+// Host is a network namespace with one address on the underlay (two with
+// DualStack).
 type Host struct {
 	Name string // netns name under /run/netns
 	IP   net.IP
+	IP6  net.IP `json:",omitempty"` // DualStack: its IPv6 address
 }
 
 // Path is the namespace's bind-mount path.
@@ -116,7 +133,9 @@ type Node struct {
 	Segment  int        // underlay segment: 0 (Underlay) or 1 (Underlay2)
 	Subnet   *net.IPNet // the segment's subnet, holding IP
 	PodCIDR  *net.IPNet
-	Gateway  net.IP // first address of PodCIDR, held by the bridge
+	Gateway  net.IP     // first address of PodCIDR, held by the bridge
+	PodCIDR6 *net.IPNet // DualStack: the node's IPv6 pod subnet
+	Gateway6 net.IP     // DualStack: first address of PodCIDR6
 	Conflist *libcni.NetworkConfigList
 	CNI      *libcni.CNIConfig
 	Pods     []*Pod
@@ -160,6 +179,9 @@ func (o *Options) defaults() error {
 	if o.Underlay2 == "" {
 		o.Underlay2 = "10.99.1.0/24"
 	}
+	if o.DualStack && o.ClusterCIDR6 == "" {
+		o.ClusterCIDR6 = "fd18::/48"
+	}
 	if o.Topology == Routed && o.StaticRoutes {
 		return fmt.Errorf("the %s topology needs the agents: a static route via a node on another segment is not on-link", Routed)
 	}
@@ -183,6 +205,33 @@ func nth24(cluster *net.IPNet, i int) *net.IPNet {
 func hostIP(n *net.IPNet, host int) net.IP {
 	ip := n.IP.To4()
 	return net.IPv4(ip[0], ip[1], ip[2], ip[3]+byte(host)).To4()
+}
+
+// underlay6 is the IPv6 subnet of underlay segment seg: fd99::/64,
+// fd99:1::/64.
+func underlay6(seg int) *net.IPNet {
+	_, n, _ := net.ParseCIDR(fmt.Sprintf("fd99:%x::/64", seg))
+	return n
+}
+
+// nth64 returns the i-th /64 of an IPv6 cluster CIDR of at most 64 bits.
+func nth64(cluster *net.IPNet, i int) (*net.IPNet, error) {
+	if ones, bits := cluster.Mask.Size(); bits != 128 || ones > 64 || i >= 1<<(64-ones) {
+		return nil, fmt.Errorf("IPv6 cluster CIDR %s: want an IPv6 prefix of at most 64 bits with room for node %d's /64", cluster, i)
+	}
+	ip := make(net.IP, net.IPv6len)
+	binary.BigEndian.PutUint64(ip, binary.BigEndian.Uint64(cluster.IP.To16())+uint64(i)) //nolint:gosec // i >= 0, checked above
+	return &net.IPNet{IP: ip, Mask: net.CIDRMask(64, 128)}, nil
+}
+
+// hostIP6 is the address of host on an IPv6 subnet: host's decimal digits
+// as the last group, so that .11 becomes ::11 and .200 ::200.
+func hostIP6(n *net.IPNet, host int) net.IP {
+	v, _ := strconv.ParseUint(strconv.Itoa(host), 16, 16)
+	ip := make(net.IP, net.IPv6len)
+	copy(ip, n.IP.To16())
+	binary.BigEndian.PutUint16(ip[14:], uint16(v))
+	return ip
 }
 
 // Up creates the lab: underlay, outside host, nodes with their conflists. On
@@ -213,6 +262,15 @@ func Up(ctx context.Context, o Options) (_ *Lab, retErr error) {
 		return nil, fmt.Errorf("underlays %s and %s overlap", segs[0], segs[1])
 	}
 	l := &Lab{Opts: o}
+	var cluster6 *net.IPNet
+	if o.DualStack {
+		if _, cluster6, err = net.ParseCIDR(o.ClusterCIDR6); err != nil || cluster6.IP.To4() != nil {
+			return nil, fmt.Errorf("IPv6 cluster CIDR %q: want an IPv6 CIDR", o.ClusterCIDR6)
+		}
+		for i := range segs {
+			l.segs6 = append(l.segs6, underlay6(i))
+		}
+	}
 	if l.Opts.StateDir == "" {
 		if l.Opts.StateDir, err = os.MkdirTemp("", "minicni-lab-"+o.Name+"-"); err != nil {
 			return nil, err
@@ -244,6 +302,9 @@ func Up(ctx context.Context, o Options) (_ *Lab, retErr error) {
 		}
 	}
 	l.Outside = &Host{Name: o.Name + "-out", IP: hostIP(segs[0], 200)}
+	if o.DualStack {
+		l.Outside.IP6 = hostIP6(l.segs6[0], 200)
+	}
 	if err := l.attach(l.Outside, "out", 0, segs, gw); err != nil {
 		return nil, err
 	}
@@ -257,7 +318,16 @@ func Up(ctx context.Context, o Options) (_ *Lab, retErr error) {
 		n.PodCIDR = nth24(cluster, i)
 		n.Gateway = hostIP(n.PodCIDR, 1)
 		ones, _ := segs[seg].Mask.Size()
-		o.Logf("node %s: underlay %s/%d, pod subnet %s", n.Name, n.IP, ones, n.PodCIDR)
+		if o.DualStack {
+			if n.PodCIDR6, err = nth64(cluster6, i); err != nil {
+				return nil, err
+			}
+			n.Gateway6 = hostIP6(n.PodCIDR6, 1)
+			n.IP6 = hostIP6(l.segs6[seg], 11+i)
+			o.Logf("node %s: underlay %s/%d and %s/64, pod subnets %s and %s", n.Name, n.IP, ones, n.IP6, n.PodCIDR, n.PodCIDR6)
+		} else {
+			o.Logf("node %s: underlay %s/%d, pod subnet %s", n.Name, n.IP, ones, n.PodCIDR)
+		}
 		if err := l.attach(&n.Host, fmt.Sprintf("n%d", i), seg, segs, gw); err != nil {
 			return nil, err
 		}
@@ -292,24 +362,46 @@ func (l *Lab) addRouter(segs []*net.IPNet) ([]net.IP, error) {
 		gw = append(gw, addr)
 		ones, _ := seg.Mask.Size()
 		dev, port := fmt.Sprintf("eth%d", i), fmt.Sprintf("rt%d", i)
-		for _, args := range [][]string{
+		cmds := [][]string{
 			{"link", "add", "name", dev, "netns", l.Router.Name, "type", "veth", "peer", "name", port, "netns", l.Underlay.Name},
 			{"-n", l.Underlay.Name, "link", "set", port, "master", segBridge(i), "up"},
 			{"-n", l.Router.Name, "addr", "add", fmt.Sprintf("%s/%d", addr, ones), "dev", dev},
-			{"-n", l.Router.Name, "link", "set", dev, "up"},
-		} {
+		}
+		if l.segs6 != nil {
+			a6 := hostIP6(l.segs6[i], 1)
+			l.gw6 = append(l.gw6, a6)
+			cmds = append(cmds, []string{"-n", l.Router.Name, "addr", "add", a6.String() + "/64", "dev", dev, "nodad"})
+		}
+		cmds = append(cmds, []string{"-n", l.Router.Name, "link", "set", dev, "up"})
+		for j, args := range cmds {
 			if err := ipcmd(args...); err != nil {
 				return nil, err
+			}
+			if j == 0 && l.segs6 != nil {
+				if err := noDAD(l.Router, dev); err != nil {
+					return nil, err
+				}
 			}
 		}
 	}
 	err := l.Router.Do(func() error {
-		return os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644) //nolint:gosec // a sysctl: the mode is ignored
+		if err := writeSysctl("net/ipv4/ip_forward", "1"); err != nil {
+			return err
+		}
+		if l.segs6 != nil {
+			return writeSysctl("net/ipv6/conf/all/forwarding", "1")
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("forwarding in %s: %w", l.Router.Name, err)
 	}
-	l.Opts.Logf("router %s: %s on %s, %s on %s", l.Router.Name, gw[0], segs[0], gw[1], segs[1])
+	if l.segs6 != nil {
+		l.Router.IP6 = l.gw6[0]
+		l.Opts.Logf("router %s: %s and %s on the first segment, %s and %s on the second", l.Router.Name, gw[0], l.gw6[0], gw[1], l.gw6[1])
+	} else {
+		l.Opts.Logf("router %s: %s on %s, %s on %s", l.Router.Name, gw[0], segs[0], gw[1], segs[1])
+	}
 	return gw, nil
 }
 
@@ -333,10 +425,19 @@ func (l *Lab) attach(h *Host, port string, seg int, segs []*net.IPNet, gw []net.
 	cmds := [][]string{
 		{"-n", l.Underlay.Name, "link", "set", port, "master", segBridge(seg), "up"},
 		{"-n", h.Name, "addr", "add", fmt.Sprintf("%s/%d", h.IP, ones), "dev", "eth0"},
-		{"-n", h.Name, "link", "set", "eth0", "up"},
 	}
+	if h.IP6 != nil {
+		if err := noDAD(h, "eth0"); err != nil {
+			return err
+		}
+		cmds = append(cmds, []string{"-n", h.Name, "addr", "add", h.IP6.String() + "/64", "dev", "eth0", "nodad"})
+	}
+	cmds = append(cmds, []string{"-n", h.Name, "link", "set", "eth0", "up"})
 	if gw != nil {
 		cmds = append(cmds, []string{"-n", h.Name, "route", "add", "default", "via", gw[seg].String()})
+		if h.IP6 != nil {
+			cmds = append(cmds, []string{"-n", h.Name, "-6", "route", "add", "default", "via", l.gw6[seg].String()})
+		}
 	}
 	for _, args := range cmds {
 		if err := ipcmd(args...); err != nil {
@@ -344,6 +445,19 @@ func (l *Lab) attach(h *Host, port string, seg int, segs []*net.IPNet, gw []net.
 		}
 	}
 	return nil
+}
+
+// noDAD turns duplicate address detection off on dev in h before it is up:
+// the lab's underlay links are new, and a tentative link-local address
+// would hold back the node's neighbour solicitations for the packets it
+// forwards for a second or two; a real node's uplink has long finished DAD.
+func noDAD(h *Host, dev string) error {
+	return h.Do(func() error { return writeSysctl("net/ipv6/conf/"+dev+"/accept_dad", "0") })
+}
+
+// writeSysctl writes a sysctl of the calling thread's namespace.
+func writeSysctl(key, value string) error {
+	return os.WriteFile("/proc/sys/"+key, []byte(value), 0o644) //nolint:gosec // a sysctl: the mode is ignored
 }
 
 // configureNode renders the node's conflist and its libcni handle.
@@ -356,6 +470,9 @@ func (l *Lab) configureNode(n *Node) error {
 	for _, o := range l.Nodes {
 		if o != n {
 			others = append(others, route{Dst: o.PodCIDR.String(), Via: o.IP.String()})
+			if o.PodCIDR6 != nil {
+				others = append(others, route{Dst: o.PodCIDR6.String(), Via: o.IP6.String()})
+			}
 		}
 	}
 	var static []route
@@ -377,7 +494,11 @@ func (l *Lab) configureNode(n *Node) error {
 			return fmt.Errorf("node %s: overlay MTU: %w", n.Name, err)
 		}
 	}
-	b, err := Render(l.Opts.Conflist, n.PodCIDR.String(), l.Opts.ClusterCIDR, filepath.Join(dir, "ipam"), static, autoMTU)
+	podCIDRs, clusterCIDRs := []string{n.PodCIDR.String()}, []string{l.Opts.ClusterCIDR}
+	if n.PodCIDR6 != nil {
+		podCIDRs, clusterCIDRs = append(podCIDRs, n.PodCIDR6.String()), append(clusterCIDRs, l.Opts.ClusterCIDR6)
+	}
+	b, err := Render(l.Opts.Conflist, podCIDRs, clusterCIDRs, filepath.Join(dir, "ipam"), static, autoMTU)
 	if err != nil {
 		return err
 	}
@@ -397,16 +518,26 @@ type route struct {
 }
 
 // Render fills a conflist template for one node: every plugin with an ipam
-// section allocates its IPv4 addresses from podCIDR, keeps its data in
-// dataDir and, when autoMTU is not 0 and its mtu is automatic (0 or
-// absent), gets autoMTU; miniroute's IPv4 cluster CIDR becomes clusterCIDR
-// and, when static is not empty, it gets those routes to the other nodes.
-// IPv6 ranges and every other key are kept as the template has them.
-func Render(template []byte, podCIDR, clusterCIDR, dataDir string, static []route, autoMTU int) ([]byte, error) {
+// section allocates from podCIDRs (one range set each, at most one per
+// family), keeps its data in dataDir and, when autoMTU is not 0 and its mtu
+// is automatic (0 or absent), gets autoMTU; miniroute's cluster CIDRs become
+// clusterCIDRs and, when static is not empty, it gets those routes to the
+// other nodes. A family podCIDRs (or clusterCIDRs) lacks keeps the
+// template's range sets (cluster CIDRs) of that family; every other key is
+// kept as the template has it.
+func Render(template []byte, podCIDRs, clusterCIDRs []string, dataDir string, static []route, autoMTU int) ([]byte, error) {
 	var list map[string]any
 	if err := json.Unmarshal(template, &list); err != nil {
 		return nil, fmt.Errorf("conflist template: %w", err)
 	}
+	given := func(cidrs []string) map[bool]bool { // by "is IPv6"
+		m := map[bool]bool{}
+		for _, c := range cidrs {
+			m[isV6(c)] = true
+		}
+		return m
+	}
+	podFams, clusterFams := given(podCIDRs), given(clusterCIDRs)
 	plugins, _ := list["plugins"].([]any)
 	for _, p := range plugins {
 		pm, ok := p.(map[string]any)
@@ -414,10 +545,13 @@ func Render(template []byte, podCIDR, clusterCIDR, dataDir string, static []rout
 			continue
 		}
 		if ipam, ok := pm["ipam"].(map[string]any); ok {
-			ranges := []any{[]any{map[string]any{"subnet": podCIDR}}}
+			var ranges []any
+			for _, c := range podCIDRs {
+				ranges = append(ranges, []any{map[string]any{"subnet": c}})
+			}
 			if old, ok := ipam["ranges"].([]any); ok {
 				for _, set := range old {
-					if !isV4Set(set) {
+					if !podFams[!isV4Set(set)] {
 						ranges = append(ranges, set)
 					}
 				}
@@ -430,10 +564,13 @@ func Render(template []byte, podCIDR, clusterCIDR, dataDir string, static []rout
 			}
 		}
 		if pm["type"] == "miniroute" {
-			cidrs := []any{clusterCIDR}
+			var cidrs []any
+			for _, c := range clusterCIDRs {
+				cidrs = append(cidrs, c)
+			}
 			if old, ok := pm["clusterCIDR"].([]any); ok {
 				for _, c := range old {
-					if s, _ := c.(string); strings.Contains(s, ":") {
+					if s, _ := c.(string); !clusterFams[isV6(s)] {
 						cidrs = append(cidrs, s)
 					}
 				}
@@ -446,6 +583,8 @@ func Render(template []byte, podCIDR, clusterCIDR, dataDir string, static []rout
 	}
 	return json.MarshalIndent(list, "", "  ")
 }
+
+func isV6(cidr string) bool { return strings.Contains(cidr, ":") }
 
 // isV4Set reports whether a range set's first range has an IPv4 subnet.
 func isV4Set(set any) bool {
@@ -506,20 +645,32 @@ func (l *Lab) Attach(ctx context.Context, p *Pod) error {
 	if p.Result, err = current.NewResultFromResult(res); err != nil {
 		return err
 	}
+	p.setIPs()
+	l.mu.Lock()
+	n.Pods = append(n.Pods, p)
+	l.mu.Unlock()
+	if p.IP6 != nil && !p.IP6.Equal(p.IP) {
+		l.Opts.Logf("pod %s on %s: %s, %s", p.Name, n.Name, p.IP, p.IP6)
+	} else {
+		l.Opts.Logf("pod %s on %s: %s", p.Name, n.Name, p.IP)
+	}
+	return nil
+}
+
+// setIPs sets p.IP to the result's first IPv4 address (the first address
+// when there is none) and p.IP6 to its first IPv6 address.
+func (p *Pod) setIPs() {
 	for _, ipc := range p.Result.IPs {
-		if ipc.Address.IP.To4() != nil {
+		if ipc.Address.IP.To4() != nil && p.IP == nil {
 			p.IP = ipc.Address.IP.To4()
-			break
+		}
+		if ipc.Address.IP.To4() == nil && p.IP6 == nil {
+			p.IP6 = ipc.Address.IP
 		}
 	}
 	if p.IP == nil && len(p.Result.IPs) > 0 {
 		p.IP = p.Result.IPs[0].Address.IP
 	}
-	l.mu.Lock()
-	n.Pods = append(n.Pods, p)
-	l.mu.Unlock()
-	l.Opts.Logf("pod %s on %s: %s", p.Name, n.Name, p.IP)
-	return nil
 }
 
 // CheckPod runs the chain's CHECK for p.
@@ -586,9 +737,11 @@ func DownByName(prefix string) error {
 	var errs []error
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), prefix+"-") {
-			// miniroute's stamp files would outlive the namespace.
+			// miniroute's stamp and iptables mode files would outlive the namespace.
 			if n, err := ns.GetNS(filepath.Join(NetnsDir, e.Name())); err == nil {
-				_ = n.Do(func(ns.NetNS) error { return stamps.Default().Forget() })
+				_ = n.Do(func(ns.NetNS) error {
+					return errors.Join(stamps.Default().Forget(), backend.ModeCache{Dir: stamps.DefaultDir}.Forget())
+				})
 				n.Close()
 			}
 			if err := ipcmd("netns", "del", e.Name()); err != nil {

@@ -1,7 +1,9 @@
 package lab
 
 import (
+	"bytes"
 	"encoding/json"
+	"net"
 	"testing"
 )
 
@@ -25,7 +27,7 @@ func TestRenderAutoMTU(t *testing.T) {
 			tmpl := `{"cniVersion": "1.0.0", "name": "minicni", "plugins": [
 				{"type": "minibridge", ` + tt.mtu + ` "ipam": {"type": "miniipam", "ranges": [[{"subnet": "172.18.0.0/24"}]]}},
 				{"type": "miniroute", "clusterCIDR": ["172.18.0.0/16"]}]}`
-			b, err := Render([]byte(tmpl), "172.18.3.0/24", "172.18.0.0/16", "/tmp/x", nil, tt.autoMTU)
+			b, err := Render([]byte(tmpl), []string{"172.18.3.0/24"}, []string{"172.18.0.0/16"}, "/tmp/x", nil, tt.autoMTU)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -97,5 +99,86 @@ func TestOptionsDefaults(t *testing.T) {
 				t.Errorf("defaults left topology %q, underlay2 %q", o.Topology, o.Underlay2)
 			}
 		})
+	}
+}
+
+// TestRenderFamilies: the node's pod subnets replace the template's range
+// sets of their families, and its cluster CIDRs miniroute's of theirs; a
+// family not given keeps the template's.
+func TestRenderFamilies(t *testing.T) {
+	const tmpl = `{"cniVersion": "1.0.0", "name": "minicni", "plugins": [
+		{"type": "minibridge", "ipam": {"type": "miniipam", "ranges": [[{"subnet": "172.18.0.0/24"}], [{"subnet": "fd00:1::/64"}]]}},
+		{"type": "miniroute", "clusterCIDR": ["172.18.0.0/16", "fd00:1::/56"]}]}`
+	tests := []struct {
+		name                   string
+		pod, cluster           []string
+		wantRanges, wantRoutes string
+	}{
+		{"ipv4 given", []string{"172.18.3.0/24"}, []string{"172.18.0.0/16"},
+			`[[{"subnet":"172.18.3.0/24"}],[{"subnet":"fd00:1::/64"}]]`, `["172.18.0.0/16","fd00:1::/56"]`},
+		{"both given", []string{"172.18.3.0/24", "fd18:0:0:3::/64"}, []string{"172.18.0.0/16", "fd18::/48"},
+			`[[{"subnet":"172.18.3.0/24"}],[{"subnet":"fd18:0:0:3::/64"}]]`, `["172.18.0.0/16","fd18::/48"]`},
+		{"ipv6 given", []string{"fd18:0:0:3::/64"}, []string{"fd18::/48"},
+			`[[{"subnet":"fd18:0:0:3::/64"}],[{"subnet":"172.18.0.0/24"}]]`, `["fd18::/48","172.18.0.0/16"]`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := Render([]byte(tmpl), tt.pod, tt.cluster, "/tmp/x", nil, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var list struct {
+				Plugins []struct {
+					IPAM struct {
+						Ranges json.RawMessage `json:"ranges"`
+					} `json:"ipam"`
+					ClusterCIDR json.RawMessage `json:"clusterCIDR"`
+				} `json:"plugins"`
+			}
+			if err := json.Unmarshal(b, &list); err != nil {
+				t.Fatal(err)
+			}
+			if got := compact(t, list.Plugins[0].IPAM.Ranges); got != tt.wantRanges {
+				t.Errorf("ranges %s, want %s", got, tt.wantRanges)
+			}
+			if got := compact(t, list.Plugins[1].ClusterCIDR); got != tt.wantRoutes {
+				t.Errorf("clusterCIDR %s, want %s", got, tt.wantRoutes)
+			}
+		})
+	}
+}
+
+func compact(t *testing.T, raw json.RawMessage) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := json.Compact(&b, raw); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// TestIPv6Addressing: node i's IPv6 pod subnet is the i-th /64 of the
+// IPv6 cluster CIDR; a host's IPv6 address writes its IPv4 host number's
+// digits as the last group.
+func TestIPv6Addressing(t *testing.T) {
+	_, cluster, _ := net.ParseCIDR("fd18::/48")
+	for i, want := range []string{"fd18::/64", "fd18:0:0:1::/64", "fd18:0:0:ff::/64"} {
+		n := []int{0, 1, 255}[i]
+		got, err := nth64(cluster, n)
+		if err != nil || got.String() != want {
+			t.Errorf("nth64(%s, %d) = %v, %v; want %s", cluster, n, got, err, want)
+		}
+	}
+	_, small, _ := net.ParseCIDR("fd18::/63")
+	if _, err := nth64(small, 2); err == nil {
+		t.Errorf("nth64(%s, 2): no error, but a /63 holds two /64s", small)
+	}
+	for host, want := range map[int]string{1: "fd99::1", 11: "fd99::11", 200: "fd99::200"} {
+		if got := hostIP6(underlay6(0), host).String(); got != want {
+			t.Errorf("hostIP6(fd99::/64, %d) = %s, want %s", host, got, want)
+		}
+	}
+	if got := hostIP6(underlay6(1), 13).String(); got != "fd99:1::13" {
+		t.Errorf("hostIP6(fd99:1::/64, 13) = %s, want fd99:1::13", got)
 	}
 }

@@ -25,15 +25,21 @@ const (
 // `ip route get DST from POD iif BRIDGE` prints in the node's namespace,
 // classified by the device it leaves through and its gateway.
 func (l *Lab) Path(p *Pod, dst net.IP) (string, error) {
+	return l.PathFrom(p, p.IP, dst)
+}
+
+// PathFrom is Path for a packet from src, one of p's addresses (its IPv6
+// one for an IPv6 dst).
+func (l *Lab) PathFrom(p *Pod, src, dst net.IP) (string, error) {
 	var path string
 	err := p.Node.Do(func() error {
-		toPod, err := netlink.RouteGet(p.IP)
+		toPod, err := netlink.RouteGet(src)
 		if err != nil || len(toPod) == 0 {
-			return fmt.Errorf("route to the pod %s on %s: %v", p.IP, p.Node.Name, err)
+			return fmt.Errorf("route to the pod %s on %s: %v", src, p.Node.Name, err)
 		}
-		rs, err := netlink.RouteGetWithOptions(dst, &netlink.RouteGetOptions{IifIndex: toPod[0].LinkIndex, SrcAddr: p.IP})
+		rs, err := netlink.RouteGetWithOptions(dst, &netlink.RouteGetOptions{IifIndex: toPod[0].LinkIndex, SrcAddr: src})
 		if err != nil || len(rs) == 0 {
-			return fmt.Errorf("%s: no route from %s to %s: %v", p.Node.Name, p.IP, dst, err)
+			return fmt.Errorf("%s: no route from %s to %s: %v", p.Node.Name, src, dst, err)
 		}
 		r := rs[0]
 		if r.Type == unix.RTN_LOCAL {
@@ -64,7 +70,7 @@ func (l *Lab) Path(p *Pod, dst net.IP) (string, error) {
 // nodeAt is the node whose underlay address is ip, or nil.
 func (l *Lab) nodeAt(ip net.IP) *Node {
 	for _, n := range l.Nodes {
-		if n.IP.Equal(ip) {
+		if n.IP.Equal(ip) || (n.IP6 != nil && n.IP6.Equal(ip)) {
 			return n
 		}
 	}

@@ -60,10 +60,16 @@ func pingError(s string) string {
 // the source address the listener saw: the node's address when the pod's
 // traffic was masqueraded, the pod's own otherwise.
 func SourceSeen(ctx context.Context, from, at *Host) (net.IP, error) {
+	return SourceSeenAt(ctx, from, at, at.IP)
+}
+
+// SourceSeenAt is SourceSeen with the listener on addr, one of at's
+// addresses: IPv4 or IPv6.
+func SourceSeenAt(ctx context.Context, from, at *Host, addr net.IP) (net.IP, error) {
 	var ln net.Listener
 	err := at.Do(func() error {
 		var err error
-		ln, err = net.Listen("tcp4", net.JoinHostPort(at.IP.String(), "0"))
+		ln, err = net.Listen("tcp", net.JoinHostPort(addr.String(), "0"))
 		return err
 	})
 	if err != nil {
@@ -82,7 +88,7 @@ func SourceSeen(ctx context.Context, from, at *Host) (net.IP, error) {
 	}()
 	err = from.Do(func() error {
 		d := net.Dialer{Timeout: 3 * time.Second}
-		c, err := d.DialContext(ctx, "tcp4", ln.Addr().String())
+		c, err := d.DialContext(ctx, "tcp", ln.Addr().String())
 		if err != nil {
 			return err
 		}
@@ -96,7 +102,10 @@ func SourceSeen(ctx context.Context, from, at *Host) (net.IP, error) {
 		if !ok {
 			return nil, fmt.Errorf("listener in %s failed", at.Name)
 		}
-		return ip.To4(), nil
+		if v4 := ip.To4(); v4 != nil {
+			return v4, nil
+		}
+		return ip, nil
 	case <-time.After(3 * time.Second):
 		return nil, fmt.Errorf("listener in %s saw no connection", at.Name)
 	}
@@ -114,18 +123,22 @@ const (
 
 // Check is one cell of the connectivity matrix.
 type Check struct {
-	From   *Pod
+	From *Pod
+	// Src is the pod's address of the target's family: From.IP, or
+	// From.IP6 in an IPv6 cell.
+	Src    net.IP
 	To     *Host // the target's namespace: a pod's, a node's or the outside host's
 	Kind   string
 	Target net.IP
 	// Size is, for KindPodOtherDF, the ICMP payload sent with DF set: the
-	// pod's MTU minus 28 (IPv4 and ICMP headers), the largest that fits.
+	// pod's MTU minus 28 (IPv4 and ICMP headers; 48 for IPv6 and ICMPv6),
+	// the largest that fits.
 	Size int
 	// Want is the path the cell must take (see Path); Path is the one the
 	// node's routes gave.
 	Want, Path string
 	// Masq: the target (another node, the outside host) saw the node's
-	// address as the source.
+	// address (of the cell's family) as the source.
 	Masq bool
 	RTT  time.Duration
 	Err  error
@@ -156,11 +169,13 @@ func (c Check) Label() string {
 // also reads the path the node gives the packet (Path) and fails when it is
 // not the one the lab's topology and routing call for: a pod on a peer on
 // the same segment directly, one on the other segment over VXLAN (with the
-// agents' default overlay).
+// agents' default overlay). With DualStack, each pod's cells are followed
+// by the same cells over IPv6: from its IPv6 address to each target's.
 func (l *Lab) Matrix(ctx context.Context) []Check {
 	var checks []Check
 	for _, n := range l.Nodes {
 		for _, p := range n.Pods {
+			first := len(checks)
 			checks = append(checks, Check{From: p, To: &n.Host, Kind: KindOwnNode, Target: n.IP, Want: PathLocal})
 			for _, o := range l.Nodes {
 				if o != n {
@@ -178,6 +193,16 @@ func (l *Lab) Matrix(ctx context.Context) []Check {
 				}
 			}
 			checks = append(checks, Check{From: p, To: l.Outside, Kind: KindOutside, Target: l.Outside.IP, Want: underlayPath(n, 0)})
+			for i := first; i < len(checks); i++ {
+				checks[i].Src = p.IP
+			}
+			if p.IP6 == nil || !l.Opts.DualStack {
+				continue
+			}
+			for _, c := range checks[first:] {
+				c.Src, c.Target = p.IP6, c.To.IP6
+				checks = append(checks, c)
+			}
 		}
 	}
 	for i := range checks {
@@ -189,28 +214,39 @@ func (l *Lab) Matrix(ctx context.Context) []Check {
 // probe runs one cell: the path, the ping, and for a host off the pod
 // network the source address it sees.
 func (l *Lab) probe(ctx context.Context, c *Check) error {
+	if c.Src == nil {
+		c.Src = c.From.IP
+	}
+	v6 := c.Target.To4() == nil
 	if c.Kind == KindPodOtherDF {
 		mtu, err := c.From.MTU()
 		if err != nil {
 			return err
 		}
 		c.Size = mtu - 28
+		if v6 {
+			c.Size = mtu - 48
+		}
 	}
 	var err error
-	if c.Path, err = l.Path(c.From, c.Target); err != nil {
+	if c.Path, err = l.PathFrom(c.From, c.Src, c.Target); err != nil {
 		return err
 	}
 	if c.RTT, err = PingDF(ctx, &c.From.Host, c.Target, c.Size); err != nil {
 		return err
 	}
 	if c.Kind == KindOtherNode || c.Kind == KindOutside {
-		src, err := SourceSeen(ctx, &c.From.Host, c.To)
+		src, err := SourceSeenAt(ctx, &c.From.Host, c.To, c.Target)
 		if err != nil {
 			return err
 		}
-		c.Masq = src.Equal(c.From.Node.IP)
+		node := c.From.Node.IP
+		if v6 {
+			node = c.From.Node.IP6
+		}
+		c.Masq = src.Equal(node)
 		if !c.Masq && c.Kind == KindOutside {
-			return fmt.Errorf("outside host saw source %s, want the node's %s (no masquerade)", src, c.From.Node.IP)
+			return fmt.Errorf("outside host saw source %s, want the node's %s (no masquerade)", src, node)
 		}
 	}
 	if c.Want != "" && c.Path != c.Want {

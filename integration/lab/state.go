@@ -16,6 +16,8 @@ import (
 type saved struct {
 	Name, BinDir, StateDir, ClusterCIDR, Underlay string
 	Topology, Underlay2, Agent, Overlay           string
+	DualStack                                     bool   `json:",omitempty"`
+	ClusterCIDR6                                  string `json:",omitempty"`
 	Outside                                       Host
 	Router                                        *Host `json:",omitempty"`
 	Nodes                                         []savedNode
@@ -27,7 +29,9 @@ type savedNode struct {
 	Segment int
 	Subnet  string
 	PodCIDR string
-	Pods    []savedPod
+	// PodCIDR6 is the IPv6 pod subnet of a DualStack lab.
+	PodCIDR6 string `json:",omitempty"`
+	Pods     []savedPod
 }
 
 type savedPod struct {
@@ -41,9 +45,13 @@ type savedPod struct {
 func (l *Lab) Save() error {
 	s := saved{Name: l.Opts.Name, BinDir: l.Opts.BinDir, StateDir: l.Opts.StateDir,
 		ClusterCIDR: l.Opts.ClusterCIDR, Underlay: l.Opts.Underlay, Topology: l.Opts.Topology, Underlay2: l.Opts.Underlay2,
-		Agent: l.Opts.Agent, Overlay: l.Opts.Overlay, Outside: *l.Outside, Router: l.Router}
+		Agent: l.Opts.Agent, Overlay: l.Opts.Overlay, Outside: *l.Outside, Router: l.Router,
+		DualStack: l.Opts.DualStack, ClusterCIDR6: l.Opts.ClusterCIDR6}
 	for _, n := range l.Nodes {
 		sn := savedNode{Host: n.Host, Index: n.Index, Segment: n.Segment, Subnet: n.Subnet.String(), PodCIDR: n.PodCIDR.String()}
+		if n.PodCIDR6 != nil {
+			sn.PodCIDR6 = n.PodCIDR6.String()
+		}
 		for _, p := range n.Pods {
 			res, err := json.Marshal(p.Result)
 			if err != nil {
@@ -73,7 +81,7 @@ func Load(stateDir string) (*Lab, error) {
 	}
 	l := &Lab{Opts: Options{Name: s.Name, BinDir: s.BinDir, StateDir: s.StateDir, ClusterCIDR: s.ClusterCIDR,
 		Underlay: s.Underlay, Topology: s.Topology, Underlay2: s.Underlay2, Agent: s.Agent, Overlay: s.Overlay,
-		Logf: func(string, ...any) {}}, Router: s.Router, ownState: true}
+		DualStack: s.DualStack, ClusterCIDR6: s.ClusterCIDR6, Logf: func(string, ...any) {}}, Router: s.Router, ownState: true}
 	out := s.Outside
 	l.Outside = &out
 	l.Underlay = &Host{Name: s.Name + "-ul"}
@@ -86,6 +94,12 @@ func Load(stateDir string) (*Lab, error) {
 			return nil, err
 		}
 		n.Gateway = hostIP(n.PodCIDR, 1)
+		if sn.PodCIDR6 != "" {
+			if _, n.PodCIDR6, err = net.ParseCIDR(sn.PodCIDR6); err != nil {
+				return nil, err
+			}
+			n.Gateway6 = hostIP6(n.PodCIDR6, 1)
+		}
 		dir := filepath.Join(s.StateDir, n.Name)
 		if n.Conflist, err = libcni.ConfListFromFile(filepath.Join(dir, "chain.conflist")); err != nil {
 			return nil, err
@@ -97,6 +111,7 @@ func Load(stateDir string) (*Lab, error) {
 			if err := json.Unmarshal(sp.Result, p.Result); err != nil {
 				return nil, err
 			}
+			p.setIPs()
 			p.rt = &libcni.RuntimeConf{ContainerID: p.ContainerID, NetNS: p.Path(), IfName: p.IfName}
 			n.Pods = append(n.Pods, p)
 		}

@@ -4,7 +4,7 @@
 // minicni walkthrough, with the path each check took. It exits non-zero
 // when any check fails.
 //
-//	minicni-lab up [--topology flat|routed] [--nodes 2 (flat), 3 (routed)] [--pods 2] [--keep]
+//	minicni-lab up [--topology flat|routed] [--nodes 2 (flat), 3 (routed)] [--pods 2] [--dual-stack] [--keep]
 //	               [--routes agent|static] [--overlay auto|vxlan|none] [--bin bin] [--conflist conflist/10-minicni.conflist]
 //	minicni-lab status [--name lab]
 //	minicni-lab down [--name lab]
@@ -71,6 +71,7 @@ func up(ctx context.Context, args []string) (retErr error) {
 	conflist := fs.String("conflist", "conflist/10-minicni.conflist", "chain template")
 	routes := fs.String("routes", "agent", "how nodes learn each other's pod subnets: agent (one minicni-installer agent per node, fed a nodes file) or static (miniroute's routes key)")
 	overlay := fs.String("overlay", "", "the agents' --overlay: auto, vxlan or none (default: the agent's, auto)")
+	dualStack := fs.Bool("dual-stack", false, "IPv6 too: every node an IPv6 pod subnet (fd18:0:0:<i>::/64) and underlay address (fd99::<11+i>), every pod an IPv6 address, the matrix in both families")
 	_ = fs.Parse(args)
 
 	start := time.Now()
@@ -100,7 +101,7 @@ func up(ctx context.Context, args []string) (retErr error) {
 		}
 	}
 	opts := lab.Options{Name: *name, Nodes: *nodes, BinDir: binDir, Conflist: tmpl, StateDir: dir, Topology: *topology,
-		Overlay: *overlay, Logf: logf}
+		Overlay: *overlay, DualStack: *dualStack, Logf: logf}
 	how := *routes
 	switch *routes {
 	case "agent":
@@ -116,7 +117,11 @@ func up(ctx context.Context, args []string) (retErr error) {
 	default:
 		return fmt.Errorf("--routes must be agent or static, not %q", *routes)
 	}
-	logf("bringing up %d node(s), %s topology, with %s, routes between nodes: %s", *nodes, *topology, *conflist, how)
+	family := ""
+	if *dualStack {
+		family = ", dual-stack"
+	}
+	logf("bringing up %d node(s), %s topology%s, with %s, routes between nodes: %s", *nodes, *topology, family, *conflist, how)
 	l, err := lab.Up(ctx, opts)
 	if err != nil {
 		_ = os.RemoveAll(dir)
@@ -162,7 +167,7 @@ func printMatrix(w io.Writer, checks []lab.Check) (failed int) {
 		if path == "" {
 			path = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s (%s)\t%s\t%s\t%s\n", c.From.Name, c.From.IP, c.From.Node.Name, c.Label(),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s (%s)\t%s\t%s\t%s\n", c.From.Name, c.Src, c.From.Node.Name, c.Label(),
 			c.Target, c.To.Name, path, res, rtt)
 	}
 	tw.Flush()
@@ -182,9 +187,17 @@ func status(ctx context.Context, args []string) error {
 	}
 	for _, n := range l.Nodes {
 		ones, _ := n.Subnet.Mask.Size()
-		fmt.Printf("node %s  underlay %s/%d  pod subnet %s  (ip netns exec %s sh)\n", n.Name, n.IP, ones, n.PodCIDR, n.Name)
+		if n.PodCIDR6 != nil {
+			fmt.Printf("node %s  underlay %s/%d %s/64  pod subnets %s %s  (ip netns exec %s sh)\n", n.Name, n.IP, ones, n.IP6, n.PodCIDR, n.PodCIDR6, n.Name)
+		} else {
+			fmt.Printf("node %s  underlay %s/%d  pod subnet %s  (ip netns exec %s sh)\n", n.Name, n.IP, ones, n.PodCIDR, n.Name)
+		}
 		for _, p := range n.Pods {
-			fmt.Printf("  pod %s  %s  (ip netns exec %s sh)\n", p.Name, p.IP, p.Name)
+			if p.IP6 != nil {
+				fmt.Printf("  pod %s  %s %s  (ip netns exec %s sh)\n", p.Name, p.IP, p.IP6, p.Name)
+			} else {
+				fmt.Printf("  pod %s  %s  (ip netns exec %s sh)\n", p.Name, p.IP, p.Name)
+			}
 		}
 	}
 	if failed := printMatrix(os.Stdout, l.Matrix(ctx)); failed > 0 {

@@ -387,7 +387,8 @@ func gatewayNets(ips []*current.IPConfig) []*net.IPNet {
 }
 
 // ensureBridge creates the bridge or repairs it (type, MTU, promiscuous
-// mode, VLAN filtering when conf has a vlan, up, accept_ra=0). Concurrent
+// mode, VLAN filtering when conf has a vlan, up, accept_ra=0 and
+// accept_dad=0 before it is up: gatewayLinkIPv6). Concurrent
 // ADDs race to create it: EEXIST is not an error, and the link is read back
 // either way.
 func ensureBridge(conf *NetConf, mtu int) (*netlink.Bridge, error) {
@@ -421,8 +422,7 @@ func ensureBridge(conf *NetConf, mtu int) (*netlink.Bridge, error) {
 	if !ok {
 		return nil, libmini.Errorf(libmini.CodeLink, "%s exists but is a %s link, not a bridge", conf.Bridge, l.Type())
 	}
-	// CVE-2020-10749: a pod's router advertisements must not configure the host.
-	if err := setSysctl(fmt.Sprintf("net/ipv6/conf/%s/accept_ra", conf.Bridge), "0", true); err != nil {
+	if err := gatewayLinkIPv6(conf.Bridge); err != nil {
 		return nil, err
 	}
 	if conf.Vlan != 0 && !vlanFiltering(br) {
@@ -530,13 +530,16 @@ func enableForwarding(v6 bool) error {
 }
 
 // configurePod runs inside the pod's netns: arp_notify (announce the new
-// MAC), for IPv6 accept_dad=0 (the IPAM guarantees uniqueness, and DAD would
+// MAC), accept_ra=0 (refuseRouterAdverts), for IPv6 accept_dad=0 (the IPAM guarantees uniqueness, and DAD would
 // hold the address back for a second or more) unless dad asks for
 // duplicate address detection (accept_dad=1, enhanced_dad=1, as the
 // reference bridge's enabledad), then addresses and up (the plugins
 // library), then the routes as given (addRoutes).
 func configurePod(ifName string, res *current.Result, v6, dad bool) error {
 	if err := setSysctl(fmt.Sprintf("net/ipv4/conf/%s/arp_notify", ifName), "1", false); err != nil {
+		return err
+	}
+	if err := refuseRouterAdverts(ifName); err != nil {
 		return err
 	}
 	if v6 {

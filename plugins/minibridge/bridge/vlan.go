@@ -98,7 +98,7 @@ func vlanGatewayPeer(br string, vid int) string {
 // ensureVlanGateway returns the link that holds the gateway addresses of
 // VLAN vid: a veth named VlanGateway(bridge, vid), created when missing,
 // whose peer is an untagged port of vid on the bridge (PVID); both ends up,
-// accept_ra=0. Concurrent ADDs race to create it: EEXIST is not an error,
+// accept_ra=0 and accept_dad=0 (gatewayLinkIPv6). Concurrent ADDs race to create it: EEXIST is not an error,
 // and either way the peer is (re)configured, which is idempotent. A link of
 // that name made by the reference bridge (a veth with another peer name) is
 // used as it is.
@@ -134,7 +134,7 @@ func ensureVlanGateway(br *netlink.Bridge, vid int, preserve bool, mtu int) (net
 	if err := setPortVlan(peer, vid, preserve); err != nil {
 		return nil, err
 	}
-	if err := setSysctl(fmt.Sprintf("net/ipv6/conf/%s/accept_ra", name), "0", true); err != nil {
+	if err := gatewayLinkIPv6(name); err != nil {
 		return nil, err
 	}
 	for _, end := range []netlink.Link{peer, gw} {

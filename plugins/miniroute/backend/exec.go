@@ -40,6 +40,11 @@ type Exec struct {
 	Dirs []string
 	// Timeout bounds each exec; zero means DefaultTimeout.
 	Timeout time.Duration
+	// Mode pins the iptables mode: Legacy runs iptables-legacy-save and
+	// iptables-legacy-restore, NFT the iptables-nft pair (ip6tables-… for
+	// IPv6). "" runs the plain iptables-save and iptables-restore, whichever
+	// mode they are (the node's alternatives decide).
+	Mode Mode
 }
 
 // New returns the real backend for f, with the default search and timeout.
@@ -57,7 +62,7 @@ func (e Exec) timeout() time.Duration {
 
 // lookPath finds the family's variant of tool ("save" or "restore").
 func (e Exec) lookPath(tool string) (string, error) {
-	name := e.Family.Command() + "-" + tool
+	name := e.Family.Command() + e.Mode.infix() + "-" + tool
 	if e.Dirs == nil {
 		if p, err := exec.LookPath(name); err == nil {
 			return p, nil
@@ -164,10 +169,14 @@ func (e Exec) Lock(ctx context.Context) (func(), error) {
 }
 
 // NFTables reports whether e's iptables-save is the nf_tables variant
-// (xtables-nft-multi, as on Debian 12) rather than the legacy one: only then
+// (e.Mode NFT, or with no Mode a binary resolving to xtables-nft-multi, as
+// on Debian 12) rather than the legacy one: only then
 // do its changes bump the namespace's nf_tables generation, which stamps
 // rely on.
 func (e Exec) NFTables() bool {
+	if e.Mode != "" {
+		return e.Mode == NFT
+	}
 	path, err := e.lookPath("save")
 	if err != nil {
 		return false

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 
 	"github.com/minicni/minicni/libmini"
+	"github.com/minicni/minicni/plugins/miniroute/backend"
 )
 
 // NetConf is miniroute's config.
@@ -32,7 +33,12 @@ type NetConf struct {
 	// (the node's): the manual `ip route add` for clusters without the
 	// installer's route agent.
 	Routes []Static `json:"routes,omitempty"`
+	// IPTablesMode forces the iptables mode: "legacy" or "nf_tables";
+	// "auto" (the default) detects it (see backend.Decide).
+	IPTablesMode string `json:"iptablesMode,omitempty"`
 
+	// Mode is IPTablesMode parsed: "" for auto.
+	Mode backend.Mode `json:"-"`
 	// Cluster is ClusterCIDR parsed, without duplicates.
 	Cluster []netip.Prefix `json:"-"`
 }
@@ -81,6 +87,11 @@ func LoadConf(stdin []byte) (*NetConf, error) {
 }
 
 func (c *NetConf) validate() error {
+	m, err := backend.ParseMode(c.IPTablesMode)
+	if err != nil {
+		return libmini.ConfigErrorf("invalid iptablesMode %q: %v", c.IPTablesMode, err)
+	}
+	c.Mode = m
 	seen := map[netip.Prefix]bool{}
 	for i, s := range c.ClusterCIDR {
 		n, err := libmini.ParsePrefix(fmt.Sprintf("clusterCIDR[%d]", i), s, libmini.NotWhole)

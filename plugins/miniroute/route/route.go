@@ -27,23 +27,60 @@ type Node struct {
 	// Stamps, when set, let ADD skip reading a family's ruleset while the
 	// namespace's nf_tables generation is the one it was verified at.
 	Stamps *stamps.Stamps
+	// Modes, when set, is where the namespace's iptables mode is detected
+	// and kept for the boot (backend.ModeCache); the backend.Exec that
+	// IPTables returns is then pinned to it. nil leaves the backends as
+	// IPTables makes them: the plain iptables-save and -restore.
+	Modes *backend.ModeCache
+
+	// mode pins the backend.Exec backends (withMode).
+	mode backend.Mode
 }
 
 // NewNode is the binary's Node: the real iptables backends with their
-// default timeout, the stamps in stamps.DefaultDir, and log.
+// default timeout, the stamps and the cached iptables mode in
+// stamps.DefaultDir, and log.
 func NewNode(log *slog.Logger) Node {
 	return Node{
 		IPTables: func(f rules.Family) Backend { return backend.New(f) },
 		Log:      log,
 		Stamps:   stamps.Default(),
+		Modes:    &backend.ModeCache{Dir: stamps.DefaultDir},
 	}
 }
 
 func (n Node) backend(f rules.Family) Backend {
+	var b Backend
 	if n.IPTables == nil {
-		return backend.New(f)
+		b = backend.New(f)
+	} else {
+		b = n.IPTables(f)
 	}
-	return n.IPTables(f)
+	if e, ok := b.(backend.Exec); ok && e.Mode == "" {
+		e.Mode = n.mode
+		return e
+	}
+	return b
+}
+
+// withMode is n with its exec backends pinned to the iptables mode conf
+// forces, or else to the one n.Modes decides (the plain tools when nothing on
+// the node asks for a mode). The decision is logged when it is made, not
+// when it comes from the cache.
+func (n Node) withMode(ctx context.Context, conf *NetConf) Node {
+	switch {
+	case conf.Mode != "":
+		n.mode = conf.Mode
+	case n.Modes != nil:
+		d, cached, err := n.Modes.Decide(ctx, nil)
+		if err != nil {
+			n.log().Warn("iptables mode: using the plain iptables tools", "err", err)
+		} else if !cached {
+			n.log().Info("iptables mode detected", "mode", string(d.Mode), "pinned", d.Pin() != "", "reason", d.Reason)
+		}
+		n.mode = d.Pin()
+	}
+	return n
 }
 
 // stamp is the stamp of s's rules when n keeps stamps and b's changes bump
@@ -89,6 +126,9 @@ func Add(ctx context.Context, conf *NetConf, node Node) (*current.Result, error)
 	if err != nil {
 		return nil, err
 	}
+	if len(specs) > 0 && (conf.Forward || conf.Masquerade) {
+		node = node.withMode(ctx, conf)
+	}
 	for _, s := range specs {
 		if s.Empty() {
 			continue
@@ -125,6 +165,9 @@ func Check(ctx context.Context, conf *NetConf, node Node) error {
 	specs, err := Specs(conf, prev)
 	if err != nil {
 		return err
+	}
+	if len(specs) > 0 && (conf.Forward || conf.Masquerade) {
+		node = node.withMode(ctx, conf)
 	}
 	var problems []string
 	for _, s := range specs {

@@ -25,6 +25,7 @@ func Status(ctx context.Context, conf *NetConf, node Node) error {
 	if !conf.Forward && !conf.Masquerade {
 		return nil
 	}
+	node = node.withMode(ctx, conf)
 	for _, f := range statusFamilies(conf) {
 		b := node.backend(f)
 		err := b.Restore(ctx, nil)
