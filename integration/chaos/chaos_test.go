@@ -33,11 +33,11 @@ const (
 	reportEnv = "MINICNI_CHAOS_REPORT" // when set, the counts table is written there (markdown)
 
 	defaultSeed   = 20261130
-	defaultCycles = 300
+	defaultCycles = 240
 	concurrency   = 16
 	// epoch is how many cycles run between two quiescent points, where the
 	// runtime's GC runs (as CRI-O's at a restart) and the node is audited.
-	epoch = 150
+	epoch = 120
 )
 
 // The runtime's choices, per cycle.
@@ -111,6 +111,7 @@ type Counts struct {
 	DelRetries, GCs                          int64
 	Duplicates, Leaks                        int64
 	Live                                     int64
+	KillsBy                                  map[string]int // hits by plugin
 }
 
 func (c *Counts) String() string {
@@ -196,7 +197,7 @@ func TestChurnWithFaults(t *testing.T) {
 	}
 	counts := c.summary()
 	t.Logf("%d cycles in %s", counts.Cycles, time.Since(start).Round(time.Millisecond))
-	t.Logf("kills by plugin: %v", c.kexec.Killed())
+	t.Logf("kills by plugin: %v", counts.KillsBy)
 	t.Logf("chaos: %s", counts)
 	if counts.Cycles != int64(cycles) {
 		t.Errorf("%d cycles ran, want %d", counts.Cycles, cycles)
@@ -218,14 +219,15 @@ func (c *churn) summary() *Counts {
 		KillsPlanned: c.kexec.Planned.Load(), Kills: c.kexec.Hit.Load(), NetnsGoneDels: c.counts.netnsGone.Load(),
 		RepeatedAdds: c.counts.repeated.Load(), SkippedDels: c.counts.skipped.Load(), NoDelAfterFailedAdd: c.counts.noDelAfter.Load(),
 		SecondDels: c.counts.secondDels.Load(), DelRetries: c.counts.delRetries.Load(), GCs: c.gcs,
-		Duplicates: int64(len(c.dups)), Leaks: c.leaks, Live: int64(len(c.residents))}
+		Duplicates: int64(len(c.dups)), Leaks: c.leaks, Live: int64(len(c.residents)), KillsBy: c.kexec.Killed()}
 }
 
 func (c *Counts) table() string {
 	var b strings.Builder
 	rows := [][2]any{
 		{"cycles (pod sandboxes)", c.Cycles}, {"successful ADDs", c.Adds}, {"failed ADDs", c.FailedAdds},
-		{"SIGKILLs that hit a running plugin", c.Kills}, {"SIGKILLs drawn", c.KillsPlanned},
+		{"SIGKILLs that hit a running plugin", c.Kills}, {"… of minibridge (miniipam runs in it)", c.KillsBy["minibridge"]},
+		{"… of miniroute", c.KillsBy["miniroute"]}, {"… of portmap", c.KillsBy["portmap"]}, {"SIGKILLs drawn", c.KillsPlanned},
 		{"DELs after the namespace was gone", c.NetnsGoneDels}, {"repeated ADDs", c.RepeatedAdds},
 		{"pods that never got a DEL (namespace gone)", c.SkippedDels}, {"failed ADDs that never got a DEL", c.NoDelAfterFailedAdd},
 		{"second DELs (CNI_NETNS=\"\")", c.SecondDels}, {"DELs retried after a kill", c.DelRetries},

@@ -75,6 +75,9 @@ func (e *KillExec) ExecPlugin(ctx context.Context, pluginPath string, stdinData 
 	cmd.Stdin = bytes.NewReader(stdinData)
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
+	// A child the plugin started may outlive a kill holding the output
+	// pipes; the plugin's own end is what matters.
+	cmd.WaitDelay = time.Second
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
