@@ -24,6 +24,9 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/minicni/minicni/integration/lab"
 	"github.com/minicni/minicni/libmini/minitest"
+	"github.com/minicni/minicni/plugins/miniroute/backend"
+	"github.com/minicni/minicni/plugins/miniroute/stamps"
+	"golang.org/x/sys/unix"
 )
 
 // The knobs, read from the environment (hack/chaos.sh sets them).
@@ -108,7 +111,7 @@ type Counts struct {
 	KillsPlanned, Kills                      int64
 	NetnsGoneDels, RepeatedAdds, SkippedDels int64
 	NoDelAfterFailedAdd, SecondDels          int64
-	DelRetries, GCs                          int64
+	DelRetries, GCs, PortmapErrors           int64
 	Duplicates, Leaks                        int64
 	Live                                     int64
 	KillsBy                                  map[string]int // hits by plugin
@@ -116,9 +119,9 @@ type Counts struct {
 
 func (c *Counts) String() string {
 	return fmt.Sprintf("cycles %d, kills %d (of %d drawn), netns-gone DELs %d, repeated ADDs %d, skipped DELs %d (%d after a failed ADD), "+
-		"failed ADDs %d, DEL retries %d, second DELs %d, GCs %d, live at the end %d, duplicates %d, leaks %d, seed %d",
+		"failed ADDs %d (%d portmap's own), DEL retries %d, second DELs %d, GCs %d, live at the end %d, duplicates %d, leaks %d, seed %d",
 		c.Cycles, c.Kills, c.KillsPlanned, c.NetnsGoneDels, c.RepeatedAdds, c.SkippedDels+c.NoDelAfterFailedAdd, c.NoDelAfterFailedAdd,
-		c.FailedAdds, c.DelRetries, c.SecondDels, c.GCs, c.Live, c.Duplicates, c.Leaks, c.Seed)
+		c.FailedAdds, c.PortmapErrors, c.DelRetries, c.SecondDels, c.GCs, c.Live, c.Duplicates, c.Leaks, c.Seed)
 }
 
 // churn is the runtime: it owns the node, the executor and the bookkeeping.
@@ -130,7 +133,7 @@ type churn struct {
 	cni    *libcni.CNIConfig
 	seed   uint64
 	counts struct {
-		cycles, adds, failedAdds, netnsGone, repeated, skipped, noDelAfter, secondDels, delRetries atomic.Int64
+		cycles, adds, failedAdds, netnsGone, repeated, skipped, noDelAfter, secondDels, delRetries, portmapErrs atomic.Int64
 	}
 
 	mu        sync.Mutex
@@ -195,6 +198,7 @@ func TestChurnWithFaults(t *testing.T) {
 			break
 		}
 	}
+	c.forgetNode()
 	counts := c.summary()
 	t.Logf("%d cycles in %s", counts.Cycles, time.Since(start).Round(time.Millisecond))
 	t.Logf("kills by plugin: %v", counts.KillsBy)
@@ -219,13 +223,15 @@ func (c *churn) summary() *Counts {
 		KillsPlanned: c.kexec.Planned.Load(), Kills: c.kexec.Hit.Load(), NetnsGoneDels: c.counts.netnsGone.Load(),
 		RepeatedAdds: c.counts.repeated.Load(), SkippedDels: c.counts.skipped.Load(), NoDelAfterFailedAdd: c.counts.noDelAfter.Load(),
 		SecondDels: c.counts.secondDels.Load(), DelRetries: c.counts.delRetries.Load(), GCs: c.gcs,
-		Duplicates: int64(len(c.dups)), Leaks: c.leaks, Live: int64(len(c.residents)), KillsBy: c.kexec.Killed()}
+		PortmapErrors: c.counts.portmapErrs.Load(),
+		Duplicates:    int64(len(c.dups)), Leaks: c.leaks, Live: int64(len(c.residents)), KillsBy: c.kexec.Killed()}
 }
 
 func (c *Counts) table() string {
 	var b strings.Builder
 	rows := [][2]any{
 		{"cycles (pod sandboxes)", c.Cycles}, {"successful ADDs", c.Adds}, {"failed ADDs", c.FailedAdds},
+		{"… of them portmap's own error, not a kill (its race creating its shared chains)", c.PortmapErrors},
 		{"SIGKILLs that hit a running plugin", c.Kills}, {"… of minibridge (miniipam runs in it)", c.KillsBy["minibridge"]},
 		{"… of miniroute", c.KillsBy["miniroute"]}, {"… of portmap", c.KillsBy["portmap"]}, {"SIGKILLs drawn", c.KillsPlanned},
 		{"DELs after the namespace was gone", c.NetnsGoneDels}, {"repeated ADDs", c.RepeatedAdds},
@@ -287,7 +293,16 @@ func (c *churn) cycle(ctx context.Context, i int) error {
 	if err != nil {
 		c.counts.failedAdds.Add(1)
 		if !errors.Is(err, ErrKilled) {
-			return fmt.Errorf("ADD failed without a kill: %w", err)
+			// The reference portmap races itself creating its shared
+			// chains on a node where they do not exist yet (`iptables -N`
+			// exits 4 in one of two concurrent ADDs): the runtime DELs and
+			// moves on. Any other failure is a bug.
+			if !strings.Contains(err.Error(), `plugin type="portmap" failed (add)`) {
+				return fmt.Errorf("ADD failed without a kill: %w", err)
+			}
+			if c.counts.portmapErrs.Add(1) <= 3 {
+				c.t.Logf("cycle %d: portmap's ADD failed (not killed): %v", i, err)
+			}
 		}
 		// The runtime sends DEL for a failed ADD (containerd tears the
 		// sandbox's network down before it gives up on it), unless it died
@@ -651,6 +666,38 @@ func quotedID(rule string) string {
 		return ""
 	}
 	return rest[:j]
+}
+
+// forgetNode does what whoever deletes a node's namespace must (the lab
+// does it again in Down): forget miniroute's stamps and cached iptables
+// mode of the namespace; then nothing in their directory, a killed
+// writer's temporary file included, may name the namespace.
+func (c *churn) forgetNode() {
+	var cookie uint64
+	err := c.n.Do(func() error {
+		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		if cookie, err = unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_NETNS_COOKIE); err != nil {
+			return err
+		}
+		return errors.Join(stamps.Default().Forget(), backend.ModeCache{Dir: stamps.DefaultDir}.Forget())
+	})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	left, err := filepath.Glob(filepath.Join(stamps.DefaultDir, fmt.Sprintf("*%016x*", cookie)))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	for _, f := range left {
+		c.t.Errorf("leak: %s, of the node's namespace, after Forget", f)
+	}
+	c.mu.Lock()
+	c.leaks += int64(len(left))
+	c.mu.Unlock()
 }
 
 // connectivity: every live pod passes the chain's CHECK and pings its
