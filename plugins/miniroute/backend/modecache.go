@@ -106,7 +106,12 @@ func writeDecision(path, boot string, d Decision) error {
 	if d.Default {
 		how = "default"
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".iptables-mode-*")
+	// The temporary file is named after the cache file, so one left by a
+	// writer killed before its rename is found: the next write removes it,
+	// and so does Forget (named otherwise it stayed, nobody's, for the rest
+	// of the boot). A concurrent writer whose temporary file goes that way
+	// fails its rename: it only detects again next time.
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+tempInfix+"*")
 	if err != nil {
 		return err
 	}
@@ -119,11 +124,33 @@ func writeDecision(path, boot string, d Decision) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), path)
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	return removeTemps(path)
+}
+
+// tempInfix joins a cache file's name and the random part of its writers'
+// temporary files.
+const tempInfix = ".tmp-"
+
+// removeTemps removes the temporary files of path's writers.
+func removeTemps(path string) error {
+	temps, err := filepath.Glob(path + tempInfix + "*")
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, t := range temps {
+		if err := os.Remove(t); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Forget removes the cached decision of the calling thread's network
-// namespace. Whoever deletes a namespace miniroute ran in should call it (as
+// namespace, and any temporary file a killed writer left of it. Whoever deletes a namespace miniroute ran in should call it (as
 // stamps.Forget), since the file outlives the namespace as litter.
 func (c ModeCache) Forget() error {
 	cookie, err := netnsCookie()
@@ -132,9 +159,9 @@ func (c ModeCache) Forget() error {
 	}
 	err = os.Remove(c.path(cookie))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		err = nil
 	}
-	return err
+	return errors.Join(err, removeTemps(c.path(cookie)))
 }
 
 func (c ModeCache) path(cookie uint64) string {

@@ -156,6 +156,11 @@ func (st *Stamps) Lookup(f rules.Family, digest string) Stamp {
 }
 
 // Record writes the stamp; failing to is harmless (the next ADD reads).
+// The temporary file is named after the stamp (<stamp>.tmp-<random>), so
+// one left by a writer killed before its rename is found: the next Record
+// of the stamp removes it, and so does Forget. (Named otherwise it stayed in
+// /run, nobody's, for the rest of the boot.) A concurrent writer whose
+// temporary file goes that way fails its rename, which is harmless too.
 func (s Stamp) Record() {
 	if s.path == "" || s.fresh {
 		return
@@ -164,18 +169,40 @@ func (s Stamp) Record() {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return
 	}
-	f, err := os.CreateTemp(dir, ".tmp-")
+	f, err := os.CreateTemp(dir, filepath.Base(s.path)+tempInfix+"*")
 	if err != nil {
 		return
 	}
 	_, werr := f.WriteString(s.want)
 	if cerr := f.Close(); werr != nil || cerr != nil || os.Rename(f.Name(), s.path) != nil {
 		_ = os.Remove(f.Name())
+		return
 	}
+	_ = removeTemps(s.path)
+}
+
+// tempInfix joins a stamp's name and the random part of its writers'
+// temporary files.
+const tempInfix = ".tmp-"
+
+// removeTemps removes the temporary files of path's writers.
+func removeTemps(path string) error {
+	temps, err := filepath.Glob(path + tempInfix + "*")
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, t := range temps {
+		if err := os.Remove(t); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Forget removes the stamps of the calling thread's network namespace (of
-// the given families, or all). Uninstall calls it, and whoever deletes a
+// the given families, or all), and any temporary file a killed writer left
+// of them. Uninstall calls it, and whoever deletes a
 // namespace miniroute ran in should, since a stamp file outlives its
 // namespace (its cookie is never reused, so it is only litter).
 func (st *Stamps) Forget(families ...rules.Family) error {
@@ -188,8 +215,12 @@ func (st *Stamps) Forget(families ...rules.Family) error {
 	}
 	var errs []error
 	for _, f := range families {
-		err := os.Remove(st.path(nft.cookie, f))
+		path := st.path(nft.cookie, f)
+		err := os.Remove(path)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+		if err := removeTemps(path); err != nil {
 			errs = append(errs, err)
 		}
 	}

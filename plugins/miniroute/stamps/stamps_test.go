@@ -1,11 +1,15 @@
 package stamps
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/minicni/minicni/libmini/minitest"
+	"github.com/minicni/minicni/plugins/miniroute/rules"
 )
 
 // readIn is readNFT in namespace n.
@@ -59,5 +63,46 @@ func BenchmarkReadNFT(b *testing.B) {
 	})
 	if err != nil {
 		b.Fatal(err)
+	}
+}
+
+// TestKilledWriterTemps: a writer SIGKILLed between its temporary file and
+// the rename (integration/chaos kills miniroute there) leaves the temporary
+// file; it is named after the stamp, so the next Record of that stamp and
+// Forget remove it, and another namespace's files stay.
+func TestKilledWriterTemps(t *testing.T) {
+	n := minitest.NewNS(t)
+	st := &Stamps{Dir: t.TempDir()}
+	other := filepath.Join(st.Dir, "0000000000000001-IPv4"+tempInfix+"7") // another namespace's
+	if err := os.WriteFile(other, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	killed := func(s Stamp) {
+		t.Helper()
+		f, err := os.CreateTemp(st.Dir, filepath.Base(s.path)+tempInfix+"*") // as Record names it
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	err := n.Do(func(ns.NetNS) error {
+		s := st.Lookup(rules.IPv4, "digest")
+		killed(s)
+		killed(s)
+		s.Record()
+		if got := minitest.DirNames(t, st.Dir); !slices.Equal(got, []string{filepath.Base(other), filepath.Base(s.path)}) {
+			t.Errorf("after Record: %v, want the stamp and the other namespace's file", got)
+		}
+		killed(s)
+		if err := st.Forget(); err != nil {
+			return err
+		}
+		if got := minitest.DirNames(t, st.Dir); !slices.Equal(got, []string{filepath.Base(other)}) {
+			t.Errorf("after Forget: %v, want only the other namespace's file", got)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
