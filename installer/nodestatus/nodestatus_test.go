@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,9 +19,12 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/google/go-cmp/cmp"
+	"github.com/minicni/minicni/installer/nodes"
 	"github.com/minicni/minicni/installer/nodestatus"
+	"github.com/minicni/minicni/installer/overlay"
 	"github.com/minicni/minicni/libmini/minitest"
 	"github.com/minicni/minicni/plugins/minibridge/bridge"
+	"github.com/minicni/minicni/plugins/miniroute/rules"
 	"github.com/vishvananda/netlink"
 )
 
@@ -207,7 +211,7 @@ func TestCleanNode(t *testing.T) {
 type broken struct {
 	*node
 	healthy, oldRes, newRes, noRes, cacheOnly, gone, noVeth, earlier pod
-	bootID, stat                                                      string
+	bootID, stat                                                     string
 }
 
 func delLink(t *testing.T, n ns.NetNS, name string) {
@@ -391,5 +395,155 @@ func TestOrphans(t *testing.T) {
 	wantLinks := slices.DeleteFunc(links, func(l string) bool { return l == n.gone.veth })
 	if diff := cmp.Diff(wantLinks, minitest.LinkNames(t, n.ns)); diff != "" {
 		t.Errorf("links after --fix (-want +got):\n%s", diff)
+	}
+}
+
+// iptables runs an iptables command line in n.
+func iptables(t *testing.T, n ns.NetNS, line string) {
+	t.Helper()
+	minitest.Do(t, n, func() error {
+		args, err := rules.Tokenize(line)
+		if err != nil {
+			return err
+		}
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			return fmt.Errorf("%s: %v: %s", line, err, out)
+		}
+		return nil
+	})
+}
+
+func sections(rep *nodestatus.Report) []string {
+	var out []string
+	for _, p := range rep.Problems {
+		out = append(out, p.Section+": "+p.What)
+	}
+	return out
+}
+
+// TestRulesInOtherMode: the kubelet's hint chain says the node's mode;
+// minicni's rules found in the other mode are flagged, and the problem's
+// commands remove them.
+func TestRulesInOtherMode(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		setup []string // run after a pod's ADD wrote the rules (in nf_tables, Debian's default)
+		other string   // the mode flagged
+		want  []string // miniroute's problems, with %s for the reason
+		// after: the problems left once the flagged rules are removed
+		after []string
+	}{{
+		name: "nf_tables node, stray legacy rules",
+		setup: []string{
+			"iptables-nft -t mangle -N KUBE-IPTABLES-HINT",
+			"iptables-legacy -t nat -N MINICNI-POSTROUTING",
+			`iptables-legacy -t nat -A POSTROUTING -m comment --comment "minicni: masquerade pod traffic leaving the cluster" -j MINICNI-POSTROUTING`,
+			"iptables-legacy -t nat -A MINICNI-POSTROUTING -s 10.123.7.0/28 -j MASQUERADE",
+		},
+		other: "legacy",
+		want: []string{"miniroute: minicni's IPv4 rules are in legacy, but the node uses nf_tables (the kubelet's KUBE-IPTABLES-HINT chain is in nf_tables (iptables-nft-save)): " +
+			"the kernel runs them, the node's tools do not show them"},
+	}, {
+		name:  "legacy node, rules written in nf_tables",
+		setup: []string{"iptables-legacy -t mangle -N KUBE-IPTABLES-HINT"},
+		other: "nf_tables",
+		want: []string{
+			"miniroute: minicni's IPv4 rules are in nf_tables, but the node uses legacy (the kubelet's KUBE-IPTABLES-HINT chain is in legacy (iptables-legacy-save)): " +
+				"the kernel runs them, the node's tools do not show them",
+			"miniroute: pods are attached but minicni's IPv4 rules are not in legacy: pods cannot leave the node",
+		},
+		after: []string{"miniroute: pods are attached but minicni's IPv4 rules are not in legacy: pods cannot leave the node"},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newNode(t)
+			n.add(t, "mode-pod")
+			for _, line := range tc.setup {
+				iptables(t, n.ns, line)
+			}
+			rep := n.collect(t, n.opt())
+			if diff := cmp.Diff(tc.want, sections(rep)); diff != "" {
+				t.Fatalf("problems (-want +got):\n%s", diff)
+			}
+			var flagged []string
+			for _, mr := range rep.Miniroute.Families[0].Modes {
+				if mr.Mode == tc.other {
+					flagged = mr.Rules
+				}
+			}
+			if len(flagged) == 0 {
+				t.Fatalf("no IPv4 rules listed in %s: %+v", tc.other, rep.Miniroute)
+			}
+			for _, cmd := range strings.Split(rep.Problems[0].Do[len("delete them: "):], "; ") {
+				iptables(t, n.ns, cmd)
+			}
+			rep = n.collect(t, n.opt())
+			if diff := cmp.Diff(tc.after, sections(rep)); diff != "" {
+				t.Errorf("problems once the commands ran (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestPeers: with the node list, the peers the agent cannot route, the
+// invalid ones and the routes missing from the kernel are problems; a
+// route with minicni's protocol is listed.
+func TestPeers(t *testing.T) {
+	n := newNode(t)
+	minitest.Do(t, n.ns, func() error {
+		d := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "underlay0"}, PeerName: "underlay0p"}
+		if err := netlink.LinkAdd(d); err != nil {
+			return err
+		}
+		if err := netlink.LinkSetUp(d); err != nil {
+			return err
+		}
+		a, _ := netlink.ParseAddr("10.77.0.1/24")
+		return netlink.AddrAdd(d, a)
+	})
+	file := filepath.Join(t.TempDir(), "nodes.json")
+	list := `[{"name":"n0","internalIPs":["10.77.0.1"],"podCIDRs":["10.123.7.0/24"]},
+	  {"name":"n1","internalIPs":["10.77.0.2"],"podCIDRs":["10.123.8.0/24"]},
+	  {"name":"n2","internalIPs":["10.78.0.5"],"podCIDRs":["10.123.9.0/24"]},
+	  {"name":"n3","internalIPs":["10.77.0.3"],"podCIDRs":["not-a-cidr"]}]`
+	if err := os.WriteFile(file, []byte(list), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := nodes.NewFile(file)
+	if err := src.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	opt := n.opt()
+	opt.Nodes, opt.Self, opt.Overlay = src, "n0", overlay.None
+
+	rep := n.collect(t, opt)
+	got := sections(rep)
+	want := []string{
+		"routes: node n2 cannot be routed: ",
+		"routes: node n3 is ignored: ",
+		"routes: route 10.123.8.0/24 via 10.77.0.2 to node n1 is not in the kernel: pods there are unreachable",
+	}
+	if len(got) != len(want) {
+		t.Fatalf("problems: want %d like %q, got %q", len(want), want, got)
+	}
+	for i := range want {
+		if !strings.HasPrefix(got[i], want[i]) {
+			t.Errorf("problem %d: want %q…, got %q", i, want[i], got[i])
+		}
+	}
+	if rep.ExitCode() != nodestatus.ExitProblem || !rep.Routes.Checked || len(rep.Routes.Kernel) != 0 {
+		t.Errorf("exit %d, routes %+v", rep.ExitCode(), rep.Routes)
+	}
+
+	minitest.Do(t, n.ns, func() error {
+		_, dst, _ := net.ParseCIDR("10.123.8.0/24")
+		l, err := netlink.LinkByName("underlay0")
+		if err != nil {
+			return err
+		}
+		return netlink.RouteAdd(&netlink.Route{Dst: dst, Gw: net.ParseIP("10.77.0.2"), LinkIndex: l.Attrs().Index, Protocol: 109})
+	})
+	rep = n.collect(t, opt)
+	if len(rep.Problems) != 2 || !slices.Equal(rep.Routes.Kernel, []string{"10.123.8.0/24 via 10.77.0.2 dev underlay0"}) || len(rep.Routes.Missing) != 0 {
+		t.Errorf("with the route: problems %q, routes %+v", sections(rep), rep.Routes)
 	}
 }
