@@ -28,6 +28,7 @@ import (
 	"github.com/minicni/minicni/installer/conflist"
 	"github.com/minicni/minicni/installer/install"
 	"github.com/minicni/minicni/installer/nodes"
+	"github.com/minicni/minicni/installer/nodestatus"
 	"github.com/minicni/minicni/installer/overlay"
 	"github.com/minicni/minicni/installer/routes"
 	"github.com/minicni/minicni/installer/uninstall"
@@ -249,6 +250,7 @@ func cmdAgent(ctx context.Context, log *slog.Logger, args []string) error {
 	resync := fs.Duration("resync", 30*time.Second, "full reconcile period without events")
 	listen := fs.String("listen", "127.0.0.1:9655", "address of /healthz and /metrics (empty: none)")
 	manageFiles := fs.Bool("manage-files", true, "keep the binaries and the conflist current (false: routes only)")
+	cacheDir := fs.String("cni-cache-dir", "/var/lib/cni", "libcni's cache dir, for the orphan counts on /metrics (as minicni status --cache-dir)")
 	ov := overlay.DefaultConfig()
 	fs.StringVar(&ov.Device, "vxlan-device", ov.Device, "name of the VXLAN device (at most 15 bytes)")
 	fs.IntVar(&ov.VNI, "vxlan-vni", ov.VNI, "VXLAN network identifier, 1-16777215, the same on every node")
@@ -298,6 +300,9 @@ func cmdAgent(ctx context.Context, log *slog.Logger, args []string) error {
 		Metrics: metrics,
 	}
 	a.Routes.Overlay = ov
+	a.Orphans = func() (map[string]int, error) {
+		return nodestatus.Orphans(nodestatus.Options{ConfDir: r.confDir, BinDir: r.binDir, CacheDir: *cacheDir})
+	}
 	if *manageFiles {
 		if a.Files, err = r.files(h); err != nil {
 			return err

@@ -24,7 +24,9 @@ import (
 	"github.com/minicni/minicni/libmini"
 )
 
-const usage = `minicni %s: the node's CNI state
+// usage starts like a plugin's about line (libmini.About), so that status,
+// finding this binary in the CNI bin dir, knows its version.
+const usage = `minicni %s (minicni): the node's CNI state
 
   minicni status [flags]   what minicni looks like on this node, and what to do about it
   minicni version          this binary's version

@@ -123,10 +123,18 @@ func cacheEntries(cacheDir, network string) ([]cacheEntry, error) {
 	return out, nil
 }
 
-// netnsGone reports whether path is no longer a network namespace.
+// netnsGone reports whether path is provably no longer a network
+// namespace: it is not one (or not there) while its directory is. Unknown
+// is not gone: no path (a libcni before v1.2 does not record it), a
+// directory this process cannot see (a container without the host's
+// /var/run/netns), or a /proc/<pid>/ns/net path (another PID namespace's
+// pids are not ours).
 func netnsGone(path string) bool {
-	if path == "" {
-		return false // unknown (a libcni before v1.2 does not record it)
+	if path == "" || !filepath.IsAbs(path) || strings.HasPrefix(filepath.Clean(path), "/proc/") {
+		return false
+	}
+	if fi, err := os.Stat(filepath.Dir(path)); err != nil || !fi.IsDir() {
+		return false
 	}
 	n, err := ns.GetNS(path)
 	if err != nil {

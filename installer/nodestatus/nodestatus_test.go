@@ -195,6 +195,17 @@ func TestCleanNode(t *testing.T) {
 		}
 	}
 
+	var table bytes.Buffer
+	if err := nodestatus.WriteTable(&table, rep, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"CONFLIST\n", "BINARIES", "BRIDGE\n  stbr0  up: yes", "ADDRESSES", "  " + p1.ip + "  clean-one", "MINIROUTE",
+		"ROUTES", "\nno problem found\n"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, table.String())
+		}
+	}
+
 	bin, code := n.run(t)
 	if code != nodestatus.ExitOK {
 		t.Errorf("minicni status exited %d, want 0: %+v", code, bin.Problems)
@@ -353,10 +364,39 @@ func TestOrphans(t *testing.T) {
 	if len(rep.Problems) != len(rep.Orphans) || rep.ExitCode() != nodestatus.ExitProblem {
 		t.Errorf("want one problem per orphan and exit 1; got exit %d, problems:\n%+v", rep.ExitCode(), rep.Problems)
 	}
+	// The agent's /metrics counts (Orphans) are the report's, and this
+	// node has every kind.
+	var counts map[string]int
+	minitest.Do(t, n.ns, func() error {
+		var err error
+		counts, err = nodestatus.Orphans(n.opt())
+		return err
+	})
+	want := map[string]int{}
+	for _, o := range rep.Orphans {
+		want[o.Kind]++
+	}
+	for _, k := range nodestatus.Kinds {
+		if want[k] == 0 {
+			t.Errorf("no orphan of kind %s made", k)
+		}
+	}
+	if diff := cmp.Diff(want, counts); diff != "" {
+		t.Errorf("Orphans counts (-report +Orphans):\n%s", diff)
+	}
 	for _, p := range rep.Problems {
 		if p.Do == "" || strings.Contains(p.Do, "\n") || strings.Contains(p.What, "\n") {
 			t.Errorf("problem without a one-line what-to-do: %+v", p)
 		}
+	}
+	var table bytes.Buffer
+	if err := nodestatus.WriteTable(&table, rep, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the table:\n%s", table.String())
+	if want := fmt.Sprintf("PROBLEMS (%d)\n", len(rep.Problems)); !strings.Contains(table.String(), want) ||
+		strings.Count(table.String(), "\n  do: ") != len(rep.Problems) {
+		t.Errorf("table lacks %q or a do: line per problem", want)
 	}
 	bin, code := n.run(t, n.args()...)
 	if code != nodestatus.ExitProblem {

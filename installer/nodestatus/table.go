@@ -13,6 +13,11 @@ import (
 func WriteTable(w io.Writer, rep *Report, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	p := func(format string, args ...any) { fmt.Fprintf(tw, format+"\n", args...) }
+	// end closes a section: each aligns its own columns.
+	end := func() {
+		fmt.Fprintln(tw)
+		_ = tw.Flush()
+	}
 	yes := func(b bool) string {
 		if b {
 			return "yes"
@@ -32,7 +37,7 @@ func WriteTable(w io.Writer, rep *Report, now time.Time) error {
 			p("  not used\t%s", strings.Join(c.Others, ", "))
 		}
 	}
-	p("")
+	end()
 	if rep.Binaries != nil {
 		p("BINARIES\tVERSION\tCNI VERSIONS")
 		for _, b := range rep.Binaries {
@@ -45,7 +50,7 @@ func WriteTable(w io.Writer, rep *Report, now time.Time) error {
 			}
 			p("  %s\t%s\t%s", b.Name, v, strings.Join(b.CNIVersions, " "))
 		}
-		p("")
+		end()
 	}
 	if b := rep.Bridge; b != nil {
 		p("BRIDGE")
@@ -54,12 +59,12 @@ func WriteTable(w io.Writer, rep *Report, now time.Time) error {
 		} else {
 			p("  %s\tup: %s\tmtu %d\t%d ports\tgateway %s", b.Name, yes(b.Up), b.MTU, b.Ports, orNone(strings.Join(b.Addresses, " ")))
 		}
-		p("")
+		end()
 	}
 	if a := rep.Addresses; a != nil {
-		p("ADDRESSES\tIPAM %s\t%s", a.IPAM, a.Store)
+		fmt.Fprintf(tw, "ADDRESSES (IPAM %s, store %s)\n", a.IPAM, orNone(a.Store))
 		for _, pool := range a.Pools {
-			p("  pool\t%s\tsize %d\tused %d\tfree %d", pool.Ranges, pool.Size, pool.Used, pool.Free)
+			fmt.Fprintf(tw, "  pool %s: size %d, used %d, free %d\n", pool.Ranges, pool.Size, pool.Used, pool.Free)
 		}
 		if len(a.Reservations) > 0 {
 			p("  IP\tCONTAINER\tIFNAME\tVETH\tCACHE\tAGE")
@@ -78,8 +83,8 @@ func WriteTable(w io.Writer, rep *Report, now time.Time) error {
 			}
 			p("  %s\t%s\t%s\t%s\t%s\t%s", res.IP, short(res.ContainerID), orNone(res.IfName), veth, yes(res.HasCache), age)
 		}
-		p("  host veths %d, libcni cache entries %d", a.Veths, a.CacheEntries)
-		p("")
+		fmt.Fprintf(tw, "  host veths %d, libcni cache entries %d\n", a.Veths, a.CacheEntries)
+		end()
 	}
 	if len(rep.Orphans) > 0 {
 		p("ORPHANS\tWHAT\tFIXABLE")
@@ -87,14 +92,14 @@ func WriteTable(w io.Writer, rep *Report, now time.Time) error {
 			what := strings.Join(nonEmpty(o.IP, o.Veth, short(o.ContainerID), o.IfName), " ")
 			p("  %s\t%s\t%s", o.Kind, what, yes(o.Fixable))
 		}
-		p("")
+		end()
 	}
 	if m := rep.Miniroute; m != nil {
 		conf := ""
 		if m.Configured != "" {
-			conf = "\tconfigured: " + m.Configured
+			conf = "; configured: " + m.Configured
 		}
-		p("MINIROUTE\tnode's iptables mode: %s (%s)%s", orNone(m.NodeMode), m.Reason, conf)
+		fmt.Fprintf(tw, "MINIROUTE (node's iptables mode: %s: %s%s)\n", orNone(m.NodeMode), m.Reason, conf)
 		for _, f := range m.Families {
 			for _, mr := range f.Modes {
 				switch {
@@ -113,10 +118,10 @@ func WriteTable(w io.Writer, rep *Report, now time.Time) error {
 				}
 			}
 		}
-		p("")
+		end()
 	}
 	if rt := rep.Routes; rt != nil {
-		p("ROUTES\t(protocol 109, the agent's)")
+		p("ROUTES (protocol 109, the agent's)")
 		if len(rt.Kernel) == 0 {
 			p("  none")
 		}
@@ -126,7 +131,7 @@ func WriteTable(w io.Writer, rep *Report, now time.Time) error {
 		if !rt.Checked {
 			p("  peers not checked: pass --kubeconfig or --nodes-file")
 		}
-		p("")
+		end()
 	}
 	if err := tw.Flush(); err != nil {
 		return err
