@@ -102,12 +102,12 @@ func (f *fileFlags) register(fs *flag.FlagSet) {
 	if exe, err := os.Executable(); err == nil {
 		from = filepath.Dir(exe)
 	}
-	f.binaries = listFlag{"minibridge", "miniipam", "miniroute", "portmap", "loopback"}
+	f.binaries = listFlag{"minibridge", "miniipam", "miniroute", "portmap", "loopback", "minicni"}
 	fs.StringVar(&f.binDir, "bin-dir", "/opt/cni/bin", "the host's CNI bin dir")
 	fs.StringVar(&f.confDir, "conf-dir", "/etc/cni/net.d", "the host's CNI conf dir")
 	fs.StringVar(&f.conflistName, "conflist-name", "10-minicni.conflist", "file name of the conflist in --conf-dir")
 	fs.StringVar(&f.from, "from", from, "directory holding the binaries to install; by default this binary's own directory")
-	fs.Var(&f.binaries, "binaries", "comma-separated binaries to copy from --from; the reference ones (not minibridge, miniipam, miniroute) are skipped when absent")
+	fs.Var(&f.binaries, "binaries", "comma-separated binaries to copy from --from; the others than minibridge, miniipam, miniroute (the reference ones, minicni) are skipped when absent")
 }
 
 func (f *fileFlags) confPath() string { return filepath.Join(f.confDir, f.conflistName) }
