@@ -10,6 +10,7 @@ import (
 
 	"github.com/minicni/minicni/plugins/miniroute/backend"
 	"github.com/minicni/minicni/plugins/miniroute/rules"
+	"github.com/minicni/minicni/plugins/miniroute/stamps"
 )
 
 // Miniroute is where minicni's iptables rules are, per family and mode.
@@ -34,7 +35,10 @@ type Family struct {
 type ModeRules struct {
 	Mode  string   `json:"mode"`
 	Rules []string `json:"rules"`
-	Error string   `json:"error,omitempty"`
+	// Remove, for rules in a mode the node does not use, are the commands
+	// that delete them (rules.Teardown as that mode's tool's commands).
+	Remove []string `json:"remove,omitempty"`
+	Error  string   `json:"error,omitempty"`
 }
 
 const secMiniroute = "miniroute"
@@ -88,8 +92,10 @@ func (r *Report) miniroute(ctx context.Context, opt Options, n *network) {
 				}
 				mr.Rules = append(mr.Rules, rules.Owned(rs)...)
 				if len(mr.Rules) > 0 && string(mode) != want {
+					mr.Remove = teardownCommands(f, mode, rs)
 					r.problem(secMiniroute, fmt.Sprintf("minicni's %s rules are in %s, but the node uses %s (%s): the kernel runs them, the node's tools do not show them",
-						f, mode, want, m.Reason), "delete them: "+teardownCommands(f, mode, rs))
+						f, mode, want, m.Reason), fmt.Sprintf("delete them (%s), then rm -f %s/iptables-mode-* so that miniroute detects the mode again at the next pod",
+						strings.Join(mr.Remove, "; "), stamps.DefaultDir))
 				}
 				if len(mr.Rules) > 0 && string(mode) == want {
 					found = true
@@ -126,7 +132,7 @@ func modeInfix(m backend.Mode) string {
 }
 
 // teardownCommands is rules.Teardown as commands of the mode's tool.
-func teardownCommands(f rules.Family, m backend.Mode, rs rules.Ruleset) string {
+func teardownCommands(f rules.Family, m backend.Mode, rs rules.Ruleset) []string {
 	tool := f.Command() + "-" + modeInfix(m)
 	var cmds []string
 	table := ""
@@ -141,5 +147,5 @@ func teardownCommands(f rules.Family, m backend.Mode, rs rules.Ruleset) string {
 			cmds = append(cmds, fmt.Sprintf("%s -t %s %s", tool, table, line))
 		}
 	}
-	return strings.Join(cmds, "; ")
+	return cmds
 }

@@ -504,16 +504,16 @@ func TestRulesInOtherMode(t *testing.T) {
 			if diff := cmp.Diff(tc.want, sections(rep)); diff != "" {
 				t.Fatalf("problems (-want +got):\n%s", diff)
 			}
-			var flagged []string
+			var flagged, remove []string
 			for _, mr := range rep.Miniroute.Families[0].Modes {
 				if mr.Mode == tc.other {
-					flagged = mr.Rules
+					flagged, remove = mr.Rules, mr.Remove
 				}
 			}
-			if len(flagged) == 0 {
-				t.Fatalf("no IPv4 rules listed in %s: %+v", tc.other, rep.Miniroute)
+			if len(flagged) == 0 || len(remove) == 0 || !strings.Contains(rep.Problems[0].Do, strings.Join(remove, "; ")) {
+				t.Fatalf("IPv4 rules in %s and the commands removing them not listed, or not in the problem: %+v\n%s", tc.other, rep.Miniroute, rep.Problems[0].Do)
 			}
-			for _, cmd := range strings.Split(rep.Problems[0].Do[len("delete them: "):], "; ") {
+			for _, cmd := range remove {
 				iptables(t, n.ns, cmd)
 			}
 			rep = n.collect(t, n.opt())
