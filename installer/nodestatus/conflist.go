@@ -1,6 +1,7 @@
 package nodestatus
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -115,17 +116,21 @@ func (r *Report) conflist(opt Options) *network {
 	return found
 }
 
-// loadList reads a .conflist, or a single .conf as a list of one, as libcni
-// does.
+// loadList reads a .conflist, or a single .conf (or .json) as a list of one
+// with its name and cniVersion, as runtimes still read them.
 func loadList(path string, data []byte) (*libcni.NetworkConfigList, error) {
 	if filepath.Ext(path) == ".conflist" {
 		return libcni.ConfListFromBytes(data)
 	}
-	conf, err := libcni.ConfFromBytes(data)
+	var single map[string]any
+	if err := json.Unmarshal(data, &single); err != nil {
+		return nil, fmt.Errorf("error parsing configuration: %w", err)
+	}
+	list, err := json.Marshal(map[string]any{"cniVersion": single["cniVersion"], "name": single["name"], "plugins": []any{single}})
 	if err != nil {
 		return nil, err
 	}
-	return libcni.ConfListFromConf(conf)
+	return libcni.ConfListFromBytes(list)
 }
 
 func listTypes(list *libcni.NetworkConfigList) []string {

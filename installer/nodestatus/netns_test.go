@@ -31,3 +31,20 @@ func TestNetnsGoneOnlyWhenProvable(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadList: a single .conf is read as a list of one, named as it says.
+func TestLoadList(t *testing.T) {
+	list, err := loadList("/x/10-one.conf", []byte(`{"cniVersion":"0.4.0","name":"one","type":"bridge","ipam":{"type":"host-local"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if list.Name != "one" || list.CNIVersion != "0.4.0" || len(list.Plugins) != 1 || list.Plugins[0].Network.Type != "bridge" {
+		t.Errorf("list %+v", list)
+	}
+	if got := listTypes(list); len(got) != 2 || got[0] != "bridge" || got[1] != "host-local" {
+		t.Errorf("types %q", got)
+	}
+	if _, err := loadList("/x/10-bad.conf", []byte(`{`)); err == nil {
+		t.Error("a .conf that is not JSON loaded")
+	}
+}

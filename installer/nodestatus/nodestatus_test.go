@@ -587,3 +587,78 @@ func TestPeers(t *testing.T) {
 		t.Errorf("with the route: problems %q, routes %+v", sections(rep), rep.Routes)
 	}
 }
+
+// TestConflistProblems: what the conflist and binaries sections flag.
+func TestConflistProblems(t *testing.T) {
+	other := `{"cniVersion":"1.0.0","name":"other","plugins":[{"type":"bridge","bridge":"cni0"}]}`
+	for _, tc := range []struct {
+		name  string
+		edit  func(t *testing.T, n *node, opt *nodestatus.Options)
+		want  []string
+		valid bool
+	}{{
+		name:  "minicni's",
+		edit:  func(*testing.T, *node, *nodestatus.Options) {},
+		valid: true,
+	}, {
+		name: "no configuration",
+		edit: func(t *testing.T, n *node, _ *nodestatus.Options) { rm(t, filepath.Join(n.conf, "10-minicni.conflist")) },
+		want: []string{"conflist: no CNI configuration in "},
+	}, {
+		name: "another sorts first",
+		edit: func(t *testing.T, n *node, _ *nodestatus.Options) {
+			if err := os.WriteFile(filepath.Join(n.conf, "05-other.conflist"), []byte(other), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		},
+		want: []string{`conflist: the runtime uses `},
+	}, {
+		name: "refused by minibridge",
+		edit: func(t *testing.T, n *node, _ *nodestatus.Options) {
+			path := filepath.Join(n.conf, "10-minicni.conflist")
+			data, _ := os.ReadFile(path)
+			data = bytes.Replace(data, []byte(`"bridge":"stbr0"`), []byte(`"bridge":"stbr0","mtu":-5`), 1)
+			if err := os.WriteFile(path, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		},
+		want: []string{"conflist: ", "is refused by a plugin: "},
+	}, {
+		name: "binaries missing",
+		edit: func(t *testing.T, _ *node, opt *nodestatus.Options) { opt.BinDir = t.TempDir() },
+		want: []string{"binaries: minibridge, named in the conflist, is not an executable in ",
+			"binaries: miniipam, named in the conflist, is not an executable in ",
+			"binaries: miniroute, named in the conflist, is not an executable in "},
+		valid: true,
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newNode(t)
+			opt := n.opt()
+			tc.edit(t, n, &opt)
+			rep := n.collect(t, opt)
+			got := sections(rep)
+			want := tc.want
+			if tc.name == "refused by minibridge" {
+				want = []string{want[0] + filepath.Join(n.conf, "10-minicni.conflist") + " " + want[1]}
+			}
+			if len(got) != len(want) {
+				t.Fatalf("problems: want %d like %q, got %q", len(want), want, got)
+			}
+			for i := range want {
+				if !strings.HasPrefix(got[i], want[i]) {
+					t.Errorf("problem %d: want %q…, got %q", i, want[i], got[i])
+				}
+			}
+			if rep.Conflist.Valid != tc.valid {
+				t.Errorf("valid = %t, want %t (%s)", rep.Conflist.Valid, tc.valid, rep.Conflist.Error)
+			}
+			wantExit := nodestatus.ExitProblem
+			if len(want) == 0 {
+				wantExit = nodestatus.ExitOK
+			}
+			if rep.ExitCode() != wantExit {
+				t.Errorf("exit %d, want %d", rep.ExitCode(), wantExit)
+			}
+		})
+	}
+}
