@@ -602,7 +602,9 @@ func TestConflistProblems(t *testing.T) {
 		valid: true,
 	}, {
 		name: "no configuration",
-		edit: func(t *testing.T, n *node, _ *nodestatus.Options) { rm(t, filepath.Join(n.conf, "10-minicni.conflist")) },
+		edit: func(t *testing.T, n *node, _ *nodestatus.Options) {
+			rm(t, filepath.Join(n.conf, "10-minicni.conflist"))
+		},
 		want: []string{"conflist: no CNI configuration in "},
 	}, {
 		name: "another sorts first",
