@@ -79,8 +79,10 @@ func (r *Report) miniroute(ctx context.Context, opt Options, n *network) {
 			case errors.As(err, &missing):
 				mr.Error = missing.Error()
 			case err != nil:
+				// Only the mode the rules belong in must be readable: a
+				// kernel without legacy x_tables cannot hold rules there.
 				mr.Error = err.Error()
-				if usedFamily {
+				if usedFamily && string(mode) == want {
 					r.blind(secMiniroute, fmt.Sprintf("%s-%s-save failed: %v", f.Command(), modeInfix(mode), err), "run as root")
 				}
 			default:
