@@ -90,6 +90,13 @@ func TestUninstall(t *testing.T) {
 			if _, err := route.Ensure(ctx, backend.New(s.Family), s); err != nil {
 				return err
 			}
+			// And in legacy, as miniroute writes on a node whose kubelet
+			// uses it.
+			legacy := backend.New(s.Family)
+			legacy.Mode = backend.Legacy
+			if _, err := route.Ensure(ctx, legacy, s); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
@@ -101,6 +108,7 @@ func TestUninstall(t *testing.T) {
 	}
 	run(t, a.NS, "iptables", "-N", "OTHER-FORWARD")
 	run(t, a.NS, "iptables", "-A", "FORWARD", "-j", "OTHER-FORWARD")
+	run(t, a.NS, "iptables-legacy", "-A", "FORWARD", "-s", "10.50.0.0/24", "-j", "ACCEPT")
 	if save := run(t, a.NS, "iptables-save"); !strings.Contains(save, rules.ForwardChain) || !strings.Contains(save, rules.PostroutingChain) {
 		t.Fatalf("setup: miniroute's chains missing:\n%s", save)
 	}
@@ -154,7 +162,7 @@ func TestUninstall(t *testing.T) {
 	if got := twonode.Routes(t, a.H, unix.RTPROT_STATIC); !cmp.Equal(got, []string{"10.50.0.0/24 via 10.99.0.12"}) {
 		t.Errorf("the admin's route: %v", got)
 	}
-	for _, cmd := range []string{"iptables-save", "ip6tables-save"} {
+	for _, cmd := range []string{"iptables-save", "ip6tables-save", "iptables-legacy-save", "ip6tables-legacy-save"} {
 		save := run(t, a.NS, cmd)
 		if strings.Contains(save, "MINICNI") || strings.Contains(save, "minicni") {
 			t.Errorf("%s still shows minicni:\n%s", cmd, save)
@@ -165,6 +173,9 @@ func TestUninstall(t *testing.T) {
 	}
 	if save := run(t, a.NS, "iptables-save"); !strings.Contains(save, "-A FORWARD -j OTHER-FORWARD") {
 		t.Errorf("someone else's chain was removed:\n%s", save)
+	}
+	if save := run(t, a.NS, "iptables-legacy-save"); !strings.Contains(save, "-A FORWARD -s 10.50.0.0/24 -j ACCEPT") {
+		t.Errorf("someone else's legacy rule was removed:\n%s", save)
 	}
 	if diff := cmp.Diff([]string{"99-other.conflist"}, minitest.DirNames(t, conf)); diff != "" {
 		t.Errorf("conf dir (-want +got):\n%s", diff)

@@ -26,6 +26,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/minicni/minicni/installer/overlay"
+	"github.com/minicni/minicni/plugins/miniroute/backend"
 	"github.com/minicni/minicni/plugins/miniroute/stamps"
 )
 
@@ -586,9 +587,11 @@ func DownByName(prefix string) error {
 	var errs []error
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), prefix+"-") {
-			// miniroute's stamp files would outlive the namespace.
+			// miniroute's stamp and iptables mode files would outlive the namespace.
 			if n, err := ns.GetNS(filepath.Join(NetnsDir, e.Name())); err == nil {
-				_ = n.Do(func(ns.NetNS) error { return stamps.Default().Forget() })
+				_ = n.Do(func(ns.NetNS) error {
+					return errors.Join(stamps.Default().Forget(), backend.ModeCache{Dir: stamps.DefaultDir}.Forget())
+				})
 				n.Close()
 			}
 			if err := ipcmd("netns", "del", e.Name()); err != nil {

@@ -7,7 +7,6 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/minicni/minicni/libmini"
 	"github.com/minicni/minicni/libmini/minitest"
-	"github.com/minicni/minicni/plugins/miniroute/stamps"
 )
 
 // badConf is a miniroute config in the run's version with extra keys and a
@@ -45,7 +44,9 @@ func TestBadInput(t *testing.T) {
 		bad("route via link-local", `,"routes":[{"dst":"fd00:172:18:1::/64","via":"fe80::12"}]`, `"fe80::12"`),
 		bad("route twice", `,"routes":[{"dst":"172.18.1.0/24","via":"10.99.0.12"},{"dst":"172.18.1.0/24","via":"10.99.0.13"}]`, `routes[1].dst`),
 		bad("network name a/b", `,"name":"a/b"`, `a/b`),
+		bad("iptablesMode unknown", `,"iptablesMode":"nftables"`, `iptablesMode "nftables"`),
 		{Name: "clusterCIDR not a string", Conf: badConf(`,"clusterCIDR":[17]`, false), Code: libmini.CodeDecode, Mention: []string{"clusterCIDR"}},
+		{Name: "iptablesMode not a string", Conf: badConf(`,"iptablesMode":2`, false), Code: libmini.CodeDecode, Mention: []string{"iptablesMode"}},
 		{Name: "ADD without prevResult", Conf: badConf(dualStack, true), Code: libmini.CodeNoPrevResult},
 		{Name: "CHECK without prevResult", Cmd: "CHECK", Conf: badConf(dualStack, true), Versions: minitest.From("0.4.0"), Code: libmini.CodeNoPrevResult},
 	}
@@ -53,6 +54,6 @@ func TestBadInput(t *testing.T) {
 		Bin:  filepath.Join(binDir, "miniroute"),
 		Good: badConf(dualStack, false),
 		// A run that wrongly succeeded would have stamped its namespace.
-		Cleanup: func(r *minitest.Run) { _ = r.Host.Do(func(ns.NetNS) error { return stamps.Default().Forget() }) },
+		Cleanup: func(r *minitest.Run) { _ = r.Host.Do(func(ns.NetNS) error { return forgetState() }) },
 	}.Check(t, append(minitest.CommonBadInputs(), cases...))
 }

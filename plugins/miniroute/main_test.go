@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/minicni/minicni/libmini"
 	"github.com/minicni/minicni/libmini/minitest"
+	"github.com/minicni/minicni/plugins/miniroute/backend"
 	"github.com/minicni/minicni/plugins/miniroute/stamps"
 )
 
@@ -84,10 +86,17 @@ func finish(t testing.TB, cmd *exec.Cmd, stdout, stderr *bytes.Buffer, runErr er
 	return r
 }
 
-// forgetStamps removes, when t ends and before n goes, the stamps the
-// binary wrote for n (in stamps.DefaultDir: the binary's own place).
+// forgetStamps removes, when t ends and before n goes, the stamps and the
+// iptables mode the binary wrote for n (in stamps.DefaultDir: the binary's
+// own place).
 func forgetStamps(t testing.TB, n ns.NetNS) {
-	t.Cleanup(func() { _ = n.Do(func(ns.NetNS) error { return stamps.Default().Forget() }) })
+	t.Cleanup(func() { _ = n.Do(func(ns.NetNS) error { return forgetState() }) })
+}
+
+// forgetState removes what the binary keeps for the calling thread's
+// namespace: the stamps and the cached iptables mode.
+func forgetState() error {
+	return errors.Join(stamps.Default().Forget(), backend.ModeCache{Dir: stamps.DefaultDir}.Forget())
 }
 
 // run runs c inside n and waits for it.

@@ -3,7 +3,9 @@ package backend
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,7 +45,7 @@ func (c ModeCache) Decide(ctx context.Context, dirs []string) (d Decision, cache
 		d, err := Decide(ctx, dirs)
 		return d, false, err
 	}
-	path := filepath.Join(c.Dir, fmt.Sprintf("iptables-mode-%016x", cookie))
+	path := c.path(cookie)
 	if d, ok := readDecision(path, string(boot)); ok {
 		return d, true, nil
 	}
@@ -97,7 +99,7 @@ func readDecision(path, boot string) (Decision, bool) {
 }
 
 func writeDecision(path, boot string, d Decision) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
 	how := "detected"
@@ -118,4 +120,23 @@ func writeDecision(path, boot string, d Decision) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// Forget removes the cached decision of the calling thread's network
+// namespace. Whoever deletes a namespace miniroute ran in should call it (as
+// stamps.Forget), since the file outlives the namespace as litter.
+func (c ModeCache) Forget() error {
+	cookie, err := netnsCookie()
+	if err != nil {
+		return err
+	}
+	err = os.Remove(c.path(cookie))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+func (c ModeCache) path(cookie uint64) string {
+	return filepath.Join(c.Dir, fmt.Sprintf("iptables-mode-%016x", cookie))
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/minicni/minicni/libmini"
+	"github.com/minicni/minicni/plugins/miniroute/backend"
 )
 
 func cniCode(t *testing.T, err error) uint {
@@ -26,6 +27,7 @@ func TestLoadConfValid(t *testing.T) {
 		Masquerade bool
 		Forward    bool
 		Routes     []string
+		Mode       backend.Mode
 	}
 	tests := []struct {
 		name  string
@@ -43,6 +45,9 @@ func TestLoadConfValid(t *testing.T) {
 			view{Masquerade: true, Forward: true, Routes: []string{"172.18.1.0/24 via 10.99.0.12", "fd00:172:18:1::/64 via fd00:99::12"}}},
 		{"IPv4-mapped gateway is IPv4", `,"routes":[{"dst":"172.18.1.0/24","via":"::ffff:10.99.0.12"}]`,
 			view{Masquerade: true, Forward: true, Routes: []string{"172.18.1.0/24 via 10.99.0.12"}}},
+		{"iptablesMode auto", `,"iptablesMode":"auto"`, view{Masquerade: true, Forward: true}},
+		{"iptablesMode legacy", `,"iptablesMode":"legacy"`, view{Masquerade: true, Forward: true, Mode: backend.Legacy}},
+		{"iptablesMode nf_tables", `,"iptablesMode":"nf_tables"`, view{Masquerade: true, Forward: true, Mode: backend.NFT}},
 		{"unknown keys ignored", `,"somethingElse":{"a":1},"logFile":"/tmp/x.log"`, view{Masquerade: true, Forward: true}},
 	}
 	for _, tt := range tests {
@@ -51,7 +56,7 @@ func TestLoadConfValid(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := view{Masquerade: conf.Masquerade, Forward: conf.Forward}
+			got := view{Masquerade: conf.Masquerade, Forward: conf.Forward, Mode: conf.Mode}
 			for _, c := range conf.Cluster {
 				got.Cluster = append(got.Cluster, c.String())
 			}
@@ -94,6 +99,8 @@ func TestLoadConfInvalid(t *testing.T) {
 		{"bad type", `"type":"../miniroute"`, libmini.CodeInvalidConfig, "../miniroute"},
 		{"clusterCIDR a number", `"clusterCIDR":5`, libmini.CodeDecode, "clusterCIDR"},
 		{"masquerade a string", `"masquerade":"yes"`, libmini.CodeDecode, "masquerade"},
+		{"iptablesMode unknown", `"iptablesMode":"nftables"`, libmini.CodeInvalidConfig, `iptablesMode "nftables": not an iptables mode`},
+		{"iptablesMode a bool", `"iptablesMode":true`, libmini.CodeDecode, "iptablesMode"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

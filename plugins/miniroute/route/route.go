@@ -38,7 +38,8 @@ type Node struct {
 }
 
 // NewNode is the binary's Node: the real iptables backends with their
-// default timeout, the stamps in stamps.DefaultDir, and log.
+// default timeout, the stamps and the cached iptables mode in
+// stamps.DefaultDir, and log.
 func NewNode(log *slog.Logger) Node {
 	return Node{
 		IPTables: func(f rules.Family) Backend { return backend.New(f) },
