@@ -598,7 +598,7 @@ func TestConflistProblems(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		edit  func(t *testing.T, n *node, opt *nodestatus.Options)
-		want  []string
+		want  func(n *node) []string // each problem's start
 		valid bool
 	}{{
 		name:  "minicni's",
@@ -609,7 +609,7 @@ func TestConflistProblems(t *testing.T) {
 		edit: func(t *testing.T, n *node, _ *nodestatus.Options) {
 			rm(t, filepath.Join(n.conf, "10-minicni.conflist"))
 		},
-		want: []string{"conflist: no CNI configuration in "},
+		want: func(n *node) []string { return []string{"conflist: no CNI configuration in " + n.conf + ": "} },
 	}, {
 		name: "another sorts first",
 		edit: func(t *testing.T, n *node, _ *nodestatus.Options) {
@@ -617,7 +617,9 @@ func TestConflistProblems(t *testing.T) {
 				t.Fatal(err)
 			}
 		},
-		want: []string{`conflist: the runtime uses `},
+		want: func(n *node) []string {
+			return []string{fmt.Sprintf(`conflist: the runtime uses %s (network "other"), not minicni's `, filepath.Join(n.conf, "05-other.conflist"))}
+		},
 	}, {
 		name: "refused by minibridge",
 		edit: func(t *testing.T, n *node, _ *nodestatus.Options) {
@@ -628,13 +630,17 @@ func TestConflistProblems(t *testing.T) {
 				t.Fatal(err)
 			}
 		},
-		want: []string{"conflist: ", "is refused by a plugin: "},
+		want: func(n *node) []string {
+			return []string{"conflist: " + filepath.Join(n.conf, "10-minicni.conflist") + " is refused by a plugin: "}
+		},
 	}, {
 		name: "binaries missing",
 		edit: func(t *testing.T, _ *node, opt *nodestatus.Options) { opt.BinDir = t.TempDir() },
-		want: []string{"binaries: minibridge, named in the conflist, is not an executable in ",
-			"binaries: miniipam, named in the conflist, is not an executable in ",
-			"binaries: miniroute, named in the conflist, is not an executable in "},
+		want: func(*node) []string {
+			return []string{"binaries: minibridge, named in the conflist, is not an executable in ",
+				"binaries: miniipam, named in the conflist, is not an executable in ",
+				"binaries: miniroute, named in the conflist, is not an executable in "}
+		},
 		valid: true,
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -643,9 +649,9 @@ func TestConflistProblems(t *testing.T) {
 			tc.edit(t, n, &opt)
 			rep := n.collect(t, opt)
 			got := sections(rep)
-			want := tc.want
-			if tc.name == "refused by minibridge" {
-				want = []string{want[0] + filepath.Join(n.conf, "10-minicni.conflist") + " " + want[1]}
+			var want []string
+			if tc.want != nil {
+				want = tc.want(n)
 			}
 			if len(got) != len(want) {
 				t.Fatalf("problems: want %d like %q, got %q", len(want), want, got)
