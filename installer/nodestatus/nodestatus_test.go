@@ -674,3 +674,31 @@ func TestConflistProblems(t *testing.T) {
 		})
 	}
 }
+
+// TestFixChecksAgain: Fix proves each removal again at the moment it makes
+// it: a report naming a live pod's reservation and veth as orphans (a
+// stale or forged report) removes nothing.
+func TestFixChecksAgain(t *testing.T) {
+	n := newNode(t)
+	p := n.add(t, "alive")
+	rep := &nodestatus.Report{Orphans: []nodestatus.Orphan{
+		{Kind: nodestatus.KindReservation, IP: p.ip, ContainerID: p.id, IfName: "eth0", Fixable: true},
+		{Kind: nodestatus.KindNetnsGone, Veth: p.veth, ContainerID: p.id, IfName: "eth0", NetNS: p.ns.Path(), Fixable: true},
+	}}
+	reservations, links := minitest.Reservations(t, n.data, network), minitest.LinkNames(t, n.ns)
+	var fixed []string
+	minitest.Do(t, n.ns, func() error {
+		var err error
+		fixed, err = nodestatus.Fix(context.Background(), n.opt(), rep)
+		return err
+	})
+	if len(fixed) != 0 {
+		t.Errorf("Fix removed %q from a live pod", fixed)
+	}
+	if diff := cmp.Diff(reservations, minitest.Reservations(t, n.data, network)); diff != "" {
+		t.Errorf("reservations (-before +after):\n%s", diff)
+	}
+	if diff := cmp.Diff(links, minitest.LinkNames(t, n.ns)); diff != "" {
+		t.Errorf("links (-before +after):\n%s", diff)
+	}
+}
