@@ -49,7 +49,7 @@ export CONTAINERS_CONF=$work/containers.conf
 
 ldflags="-s -w -X github.com/minicni/minicni/libmini.Version=${version}"
 CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$ctx/" \
-  ./plugins/minibridge ./ipam/miniipam ./plugins/miniroute \
+  ./plugins/minibridge ./ipam/miniipam ./plugins/miniroute ./cmd/minicni \
   github.com/containernetworking/plugins/plugins/meta/portmap \
   github.com/containernetworking/plugins/plugins/main/loopback
 CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$ctx/minicni-installer" ./installer

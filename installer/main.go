@@ -28,6 +28,7 @@ import (
 	"github.com/minicni/minicni/installer/conflist"
 	"github.com/minicni/minicni/installer/install"
 	"github.com/minicni/minicni/installer/nodes"
+	"github.com/minicni/minicni/installer/nodestatus"
 	"github.com/minicni/minicni/installer/overlay"
 	"github.com/minicni/minicni/installer/routes"
 	"github.com/minicni/minicni/installer/uninstall"
@@ -101,12 +102,12 @@ func (f *fileFlags) register(fs *flag.FlagSet) {
 	if exe, err := os.Executable(); err == nil {
 		from = filepath.Dir(exe)
 	}
-	f.binaries = listFlag{"minibridge", "miniipam", "miniroute", "portmap", "loopback"}
+	f.binaries = listFlag{"minibridge", "miniipam", "miniroute", "portmap", "loopback", "minicni"}
 	fs.StringVar(&f.binDir, "bin-dir", "/opt/cni/bin", "the host's CNI bin dir")
 	fs.StringVar(&f.confDir, "conf-dir", "/etc/cni/net.d", "the host's CNI conf dir")
 	fs.StringVar(&f.conflistName, "conflist-name", "10-minicni.conflist", "file name of the conflist in --conf-dir")
 	fs.StringVar(&f.from, "from", from, "directory holding the binaries to install; by default this binary's own directory")
-	fs.Var(&f.binaries, "binaries", "comma-separated binaries to copy from --from; the reference ones (not minibridge, miniipam, miniroute) are skipped when absent")
+	fs.Var(&f.binaries, "binaries", "comma-separated binaries to copy from --from; the others than minibridge, miniipam, miniroute (the reference ones, minicni) are skipped when absent")
 }
 
 func (f *fileFlags) confPath() string { return filepath.Join(f.confDir, f.conflistName) }
@@ -249,6 +250,7 @@ func cmdAgent(ctx context.Context, log *slog.Logger, args []string) error {
 	resync := fs.Duration("resync", 30*time.Second, "full reconcile period without events")
 	listen := fs.String("listen", "127.0.0.1:9655", "address of /healthz and /metrics (empty: none)")
 	manageFiles := fs.Bool("manage-files", true, "keep the binaries and the conflist current (false: routes only)")
+	cacheDir := fs.String("cni-cache-dir", "/var/lib/cni", "libcni's cache dir, for the orphan counts on /metrics (as minicni status --cache-dir)")
 	ov := overlay.DefaultConfig()
 	fs.StringVar(&ov.Device, "vxlan-device", ov.Device, "name of the VXLAN device (at most 15 bytes)")
 	fs.IntVar(&ov.VNI, "vxlan-vni", ov.VNI, "VXLAN network identifier, 1-16777215, the same on every node")
@@ -298,6 +300,9 @@ func cmdAgent(ctx context.Context, log *slog.Logger, args []string) error {
 		Metrics: metrics,
 	}
 	a.Routes.Overlay = ov
+	a.Orphans = func() (map[string]int, error) {
+		return nodestatus.Orphans(nodestatus.Options{ConfDir: r.confDir, BinDir: r.binDir, CacheDir: *cacheDir})
+	}
 	if *manageFiles {
 		if a.Files, err = r.files(h); err != nil {
 			return err

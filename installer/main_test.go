@@ -49,7 +49,7 @@ func TestMain(m *testing.M) {
 func fakeFrom(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	for _, b := range []string{"minibridge", "miniipam", "miniroute", "portmap", "loopback"} {
+	for _, b := range []string{"minibridge", "miniipam", "miniroute", "portmap", "loopback", "minicni"} {
 		if err := os.WriteFile(filepath.Join(dir, b), []byte("#!/bin/false\n"+b), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -98,7 +98,7 @@ func TestInstallPodCIDRFlag(t *testing.T) {
 					t.Errorf("conflist lacks %s:\n%s", want, data)
 				}
 			}
-			if diff := cmp.Diff([]string{"loopback", "minibridge", "miniipam", "miniroute", "portmap"}, minitest.DirNames(t, bin)); diff != "" {
+			if diff := cmp.Diff([]string{"loopback", "minibridge", "minicni", "miniipam", "miniroute", "portmap"}, minitest.DirNames(t, bin)); diff != "" {
 				t.Errorf("bin dir (-want +got):\n%s", diff)
 			}
 		})

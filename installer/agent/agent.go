@@ -105,6 +105,9 @@ type Agent struct {
 	Resync  time.Duration
 	Log     *slog.Logger
 	Metrics *Metrics
+	// Orphans, when not nil, counts the node's orphans by kind
+	// (nodestatus.Orphans) after each pass, for /metrics.
+	Orphans func() (map[string]int, error)
 
 	lastErr  map[string]string // step -> last error logged
 	selfNote string            // last logged remark about the node itself
@@ -166,6 +169,15 @@ func (a *Agent) Pass() {
 		a.ok("routes")
 	}
 	a.Metrics.pass(err == nil && okFiles, &st)
+	if a.Orphans != nil {
+		counts, err := a.Orphans()
+		if err != nil {
+			a.note("count orphans", err) // a failed count is not a failed pass
+		} else {
+			a.ok("count orphans")
+		}
+		a.Metrics.setOrphans(counts)
+	}
 }
 
 func (a *Agent) files(list []nodes.Node) bool {
@@ -218,6 +230,14 @@ func (a *Agent) fail(step string, err error) {
 	if msg := err.Error(); a.lastErr[step] != msg {
 		a.lastErr[step] = msg
 		a.Log.Error(step+" failed", "err", msg)
+	}
+}
+
+// note logs an error once, as fail does, without counting it.
+func (a *Agent) note(step string, err error) {
+	if msg := err.Error(); a.lastErr[step] != msg {
+		a.lastErr[step] = msg
+		a.Log.Warn(step+" failed", "err", msg)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -332,5 +333,32 @@ func TestHandler(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("/healthz of a stuck loop = %d, want 503", resp.StatusCode)
+	}
+}
+
+// TestPassCountsOrphans: after each pass the agent serves the orphan
+// counts it is given; a failed count drops them rather than serve stale
+// ones, and is not a failed pass.
+func TestPassCountsOrphans(t *testing.T) {
+	a, _ := twonode.New(t)
+	counts := map[string]int{"veth": 2, "cache": 0}
+	var countErr error
+	ag := &Agent{Self: "a", Source: &nodes.Static{Nodes: []nodes.Node{nodeA}}, Routes: routes.New(a.H, nil),
+		Metrics: NewMetrics(), Log: slog.New(slog.DiscardHandler),
+		Orphans: func() (map[string]int, error) {
+			if countErr != nil {
+				return nil, countErr
+			}
+			return counts, nil
+		}}
+	ag.Pass()
+	want := "# TYPE minicni_orphans gauge\nminicni_orphans{kind=\"cache\"} 0\nminicni_orphans{kind=\"veth\"} 2\n"
+	if m := metricsText(ag.Metrics); !strings.Contains(m, want) {
+		t.Errorf("/metrics lacks %q:\n%s", want, m)
+	}
+	countErr = errors.New("cannot read the conf dir")
+	ag.Pass()
+	if m := metricsText(ag.Metrics); strings.Contains(m, "minicni_orphans") || !strings.Contains(m, "\nminicni_reconcile_errors_total 0\n") {
+		t.Errorf("after a failed count:\n%s", m)
 	}
 }

@@ -3,7 +3,9 @@ package agent
 import (
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -25,6 +27,7 @@ type Metrics struct {
 	routeChanges    uint64
 	overlayChanges  uint64
 	files           uint64
+	orphans         map[string]int // by kind; nil: not known
 }
 
 // NewMetrics starts the clock Healthy measures from.
@@ -42,6 +45,13 @@ func (m *Metrics) pass(success bool, st *routes.Stats) {
 		m.routeChanges += uint64(st.Changes)
 		m.overlayChanges += uint64(st.OverlayChanges)
 	}
+}
+
+// setOrphans records the node's orphans by kind (nil: unknown, not served).
+func (m *Metrics) setOrphans(counts map[string]int) {
+	m.mu.Lock()
+	m.orphans = counts
+	m.mu.Unlock()
 }
 
 func (m *Metrics) reconcileError() {
@@ -108,6 +118,21 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 	}
 	for _, p := range routes.Paths {
 		k, err := fmt.Fprintf(w, "minicni_peers{mode=%q} %d\n", p, m.peers[p])
+		n += int64(k)
+		if err != nil {
+			return n, err
+		}
+	}
+	if m.orphans == nil {
+		return n, nil
+	}
+	k, err = fmt.Fprintf(w, "# HELP minicni_orphans Leftovers on this node by kind, as `minicni status` reports them (reservation, veth, cache, netns-gone, earlier-boot, no-veth).\n# TYPE minicni_orphans gauge\n")
+	n += int64(k)
+	if err != nil {
+		return n, err
+	}
+	for _, kind := range slices.Sorted(maps.Keys(m.orphans)) {
+		k, err := fmt.Fprintf(w, "minicni_orphans{kind=%q} %d\n", kind, m.orphans[kind])
 		n += int64(k)
 		if err != nil {
 			return n, err

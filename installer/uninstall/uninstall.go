@@ -31,6 +31,10 @@ import (
 // Own are minicni's own binaries.
 var Own = []string{"minibridge", "miniipam", "miniroute"}
 
+// Tools are minicni's own binaries that no chain runs (`minicni status`):
+// install copies them when --from has them, uninstall removes them as Own.
+var Tools = []string{"minicni"}
+
 // Options say what to remove and where.
 type Options struct {
 	ConfPath string
@@ -95,7 +99,7 @@ func Run(ctx context.Context, o Options) error {
 			if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
 				continue
 			}
-			if !slices.Contains(Own, name) {
+			if !slices.Contains(Own, name) && !slices.Contains(Tools, name) {
 				same, err := install.Same(path, filepath.Join(o.From, name))
 				if err != nil || !same {
 					log.Info("kept binary: not the copy minicni ships", "path", path)

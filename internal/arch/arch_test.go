@@ -34,6 +34,10 @@ var rules = []rule{
 		deny: []string{module + "plugins/minibridge", module + "ipam/"}},
 	{why: "the IPAM is usable alone", from: "ipam/",
 		deny: []string{module + "plugins/", module + "installer"}},
+	{why: "minicni status only reads: its --fix goes through the plugins' GC code, not the installer's writers", from: "installer/nodestatus",
+		deny: []string{module + "installer/install", module + "installer/uninstall", module + "installer/agent"}},
+	{why: "a command under cmd/ is a thin main over its logic package", from: "cmd/",
+		deny: []string{module + "plugins/", module + "ipam/"}},
 	{why: "shipped code does not depend on tests or the lab", from: "",
 		deny: []string{module + "integration", module + "libmini/minitest", module + "bench"}},
 }

@@ -113,6 +113,7 @@ var Plugins = map[string]string{
 	"firewall":   "github.com/containernetworking/plugins/plugins/meta/firewall",
 	// The installer's package directory is not its binary's name.
 	"minicni-installer": Module + "/installer",
+	"minicni":           Module + "/cmd/minicni",
 }
 
 // PrebuiltEnv names a directory holding the plugin binaries already built:

@@ -293,29 +293,53 @@ func (a *Allocator) Del(ctx context.Context, containerID, ifname string) error {
 	if err := validateOwner(containerID, ifname); err != nil {
 		return err
 	}
-	return a.release(ctx, "released", func(tx *store.Tx) []store.Reservation {
+	_, err := a.release(ctx, "released", func(tx *store.Tx) []store.Reservation {
 		return tx.Owned(store.Owner{ContainerID: containerID, IfName: ifname})
+	})
+	return err
+}
+
+// ReleaseWhere releases, under the store's lock, every reservation pick
+// accepts, logging each with msg, through the code Del and GC use; it
+// returns those released. Taking the lock also releases the reservations of
+// an earlier boot, as every locked command does. `minicni status --fix`
+// uses it to release the reservations it proved orphaned; pick runs under
+// the lock, so it can check again what it proved.
+func (a *Allocator) ReleaseWhere(ctx context.Context, msg string, pick func(store.Reservation) bool) ([]store.Reservation, error) {
+	return a.release(ctx, msg, func(tx *store.Tx) []store.Reservation {
+		var out []store.Reservation
+		for _, r := range tx.All() {
+			if pick(r) {
+				out = append(out, r)
+			}
+		}
+		return out
 	})
 }
 
 // release locks an existing store (none is success: nothing to release),
 // releases every reservation pick chooses, logs each with msg, and returns
-// every failure.
-func (a *Allocator) release(ctx context.Context, msg string, pick func(*store.Tx) []store.Reservation) error {
+// those released and every failure.
+func (a *Allocator) release(ctx context.Context, msg string, pick func(*store.Tx) []store.Reservation) ([]store.Reservation, error) {
 	tx, err := a.Store.Lock(ctx, false)
 	if errors.Is(err, store.ErrNoStore) {
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer tx.Close()
 	var errs []error
+	var released []store.Reservation
 	for _, r := range pick(tx) {
-		errs = append(errs, tx.Release(r.Addr))
+		if err := tx.Release(r.Addr); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		released = append(released, r)
 		a.Log.Info(msg, "ip", r.Addr, "containerID", r.ContainerID, "ifname", r.IfName)
 	}
-	return errors.Join(errs...)
+	return released, errors.Join(errs...)
 }
 
 // Check verifies that (containerID, ifname) holds an address in every range
@@ -388,7 +412,7 @@ func (a *Allocator) GC(ctx context.Context) error {
 		valid[store.Owner{ContainerID: id, IfName: at.IfName}] = true
 		validID[id] = true
 	}
-	return a.release(ctx, "released by GC", func(tx *store.Tx) []store.Reservation {
+	_, err := a.release(ctx, "released by GC", func(tx *store.Tx) []store.Reservation {
 		var stale []store.Reservation
 		for _, r := range tx.All() {
 			if (r.Legacy && validID[r.ContainerID]) || (!r.Legacy && valid[store.Owner{ContainerID: r.ContainerID, IfName: r.IfName}]) {
@@ -398,6 +422,7 @@ func (a *Allocator) GC(ctx context.Context) error {
 		}
 		return stale
 	})
+	return err
 }
 
 // Status fails with CNI error 50 (CodeNotAvailable) when an ADD would fail

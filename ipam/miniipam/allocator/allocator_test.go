@@ -399,6 +399,29 @@ func TestGC(t *testing.T) {
 	})
 }
 
+// TestReleaseWhere: exactly the reservations pick accepts are released and
+// returned; a missing store releases nothing.
+func TestReleaseWhere(t *testing.T) {
+	e := newEnv(t)
+	a := e.alloc(v4)
+	mustAdd(t, a, "keep", "eth0")
+	mustAdd(t, a, "drop", "eth0")
+	released, err := a.ReleaseWhere(ctx, "released", func(r store.Reservation) bool { return r.ContainerID == "drop" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(released) != 1 || released[0].Addr.String() != "10.0.0.3" || released[0].ContainerID != "drop" {
+		t.Errorf("released %+v", released)
+	}
+	if d := cmp.Diff(map[string]string{"10.0.0.2": "keep\r\neth0"}, e.reservations()); d != "" {
+		t.Errorf("after ReleaseWhere (-want +got):\n%s", d)
+	}
+	none, err := newEnv(t).alloc(v4).ReleaseWhere(ctx, "released", func(store.Reservation) bool { return true })
+	if err != nil || none != nil {
+		t.Errorf("ReleaseWhere on a missing store = %v, %v", none, err)
+	}
+}
+
 func TestStatus(t *testing.T) {
 	e := newEnv(t)
 	a := e.alloc(`{"ranges":[[{"subnet":"10.0.0.0/30"}],[{"subnet":"fd00::/64"}]]}`)

@@ -381,3 +381,42 @@ func TestReleaseIsIdempotent(t *testing.T) {
 		t.Error("released address still reserved")
 	}
 }
+
+// TestList: every reservation with its owner and age, empty files and
+// other names left out, those of an earlier boot marked; it does not wait
+// for the lock, and a missing directory holds nothing.
+func TestList(t *testing.T) {
+	d := newDisk(t)
+	tx := lock(t, d) // records boot-1; held during List
+	if _, err := tx.Reserve(ip("10.0.0.2"), Owner{"a", "eth0"}); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	write(t, filepath.Join(d.Dir, "10.0.0.3"), "legacy-id", old)
+	write(t, filepath.Join(d.Dir, "10.0.0.4"), "", time.Time{})
+	write(t, filepath.Join(d.Dir, "not-an-ip"), "x", time.Time{})
+	render := func() []string {
+		got, err := d.List()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, l := range got {
+			out = append(out, fmt.Sprintf("%s %s %s legacy=%t earlier=%t", l.Addr, l.ContainerID, l.IfName, l.Legacy, l.EarlierBoot))
+		}
+		return out
+	}
+	want := []string{"10.0.0.2 a eth0 legacy=false earlier=false", "10.0.0.3 legacy-id  legacy=true earlier=false"}
+	if diff := cmp.Diff(want, render()); diff != "" {
+		t.Errorf("List in the recorded boot (-want +got):\n%s", diff)
+	}
+	// Rebooted a minute ago: 10.0.0.2, just made, is this boot's.
+	setBoot(t, d, "boot-2", time.Now().Add(-time.Minute))
+	want = []string{"10.0.0.2 a eth0 legacy=false earlier=false", "10.0.0.3 legacy-id  legacy=true earlier=true"}
+	if diff := cmp.Diff(want, render()); diff != "" {
+		t.Errorf("List after a reboot (-want +got):\n%s", diff)
+	}
+	if got, err := New(t.TempDir(), "none").List(); err != nil || got != nil {
+		t.Errorf("List of a missing store = %v, %v", got, err)
+	}
+}

@@ -48,16 +48,51 @@ func GC(ctx context.Context, conf *NetConf, args *skel.CmdArgs, node Node) error
 	return nil
 }
 
-// collectVeths removes every veth named like minibridge's host ends
-// (VethPrefix and 12 hex digits) whose name is not HostVethName of a valid
-// attachment and that is either a port of conf's bridge marked as this
-// network's or unmarked (ownerAlias; host ends made before the mark existed
-// have none), or on no bridge at all and marked as this network's (an ADD
-// killed before it attached the host end). Links named otherwise, on
-// another bridge, or marked as another network's (networks with different
-// vlans may share a bridge) are never touched. It returns the names
+// collectVeths removes every host end of conf's network (OwnVeths) whose
+// name is not HostVethName of a valid attachment. It returns the names
 // removed, and goes on after a failure.
 func collectVeths(conf *NetConf, valid []types.GCAttachment) ([]string, error) {
+	keep := map[string]bool{}
+	for _, a := range valid {
+		keep[HostVethName(a.ContainerID, a.IfName)] = true
+	}
+	return CollectVeths(conf, func(name string) bool { return !keep[name] })
+}
+
+// CollectVeths removes the host ends of conf's network (OwnVeths) that
+// stale accepts, by GC's code: `minicni status --fix` removes the ones it
+// proved orphaned through it. It returns the names removed, and goes on
+// after a failure.
+func CollectVeths(conf *NetConf, stale func(name string) bool) ([]string, error) {
+	own, err := OwnVeths(conf)
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	var errs []error
+	for _, l := range own {
+		name := l.Attrs().Name
+		if !stale(name) {
+			continue
+		}
+		if err := delLink(name); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, name)
+	}
+	return removed, errors.Join(errs...)
+}
+
+// OwnVeths lists the veths GC may take for conf's network: named like
+// minibridge's host ends (VethPrefix and 12 hex digits) and either a port
+// of conf's bridge marked as this network's or unmarked (ownerAlias; host
+// ends made before the mark existed have none), or on no bridge at all and
+// marked as this network's (an ADD killed before it attached the host
+// end). Links named otherwise, on another bridge, or marked as another
+// network's (networks with different vlans may share a bridge) are never
+// listed.
+func OwnVeths(conf *NetConf) ([]netlink.Link, error) {
 	brIndex := -1 // no bridge: no port is ours
 	bl, err := netlinksafe.LinkByName(conf.Bridge)
 	if notFound := (netlink.LinkNotFoundError{}); err != nil && !errors.As(err, &notFound) {
@@ -66,34 +101,24 @@ func collectVeths(conf *NetConf, valid []types.GCAttachment) ([]string, error) {
 	if _, ok := bl.(*netlink.Bridge); ok {
 		brIndex = bl.Attrs().Index
 	}
-	keep := map[string]bool{}
-	for _, a := range valid {
-		keep[HostVethName(a.ContainerID, a.IfName)] = true
-	}
 	links, err := netlinksafe.LinkList()
 	if err != nil {
 		return nil, linkErr(err, "listing links")
 	}
 	mine := ownerAlias(conf.Name)
-	var removed []string
-	var errs []error
+	var own []netlink.Link
 	for _, l := range links {
 		a := l.Attrs()
-		if _, ok := l.(*netlink.Veth); !ok || !IsHostVethName(a.Name) || keep[a.Name] {
+		if _, ok := l.(*netlink.Veth); !ok || !IsHostVethName(a.Name) {
 			continue
 		}
 		onBridge := a.MasterIndex == brIndex && (a.Alias == "" || a.Alias == mine)
 		unattached := a.MasterIndex == 0 && a.Alias == mine
-		if !onBridge && !unattached {
-			continue
+		if onBridge || unattached {
+			own = append(own, l)
 		}
-		if err := delLink(a.Name); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		removed = append(removed, a.Name)
 	}
-	return removed, errors.Join(errs...)
+	return own, nil
 }
 
 // IsHostVethName reports whether name has the form of HostVethName's

@@ -257,3 +257,36 @@ func Teardown(rs Ruleset) []byte {
 	}
 	return buf.Bytes()
 }
+
+// Owned lists what of minicni's is in the saved ruleset, as iptables-save
+// lines prefixed with their table ("filter -N MINICNI-FORWARD", "filter -A
+// FORWARD … -j MINICNI-FORWARD", "filter -A MINICNI-FORWARD …"): each of
+// its chains that exists, the rules jumping to it, then its rules. Nil when
+// there is none: a status report shows it, whichever iptables mode the dump
+// came from.
+func Owned(rs Ruleset) []string {
+	var out []string
+	for _, p := range []part{forwardPart(Spec{}), masqPart(Spec{})} {
+		t, ok := rs[p.table]
+		if !ok {
+			continue
+		}
+		if t.chains[p.chain] {
+			out = append(out, p.table+" -N "+p.chain)
+		}
+		for _, chain := range slices.Sorted(maps.Keys(t.rules)) {
+			if chain == p.chain {
+				continue
+			}
+			for _, r := range t.rules[chain] {
+				if JumpsTo(r, p.chain) {
+					out = append(out, p.table+" -A "+chain+" "+Render(r))
+				}
+			}
+		}
+		for _, r := range t.rules[p.chain] {
+			out = append(out, p.table+" -A "+p.chain+" "+Render(r))
+		}
+	}
+	return out
+}

@@ -96,3 +96,45 @@ COMMIT
 		t.Errorf("empty dump: %v, %v", rs, err)
 	}
 }
+
+// TestOwned: only minicni's chains, the jumps to them and their rules are
+// listed, in table order; a dump without them lists nothing.
+func TestOwned(t *testing.T) {
+	save := `*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:MINICNI-FORWARD - [0:0]
+:KUBE-FORWARD - [0:0]
+-A FORWARD -m comment --comment "minicni: forward pod traffic" -j MINICNI-FORWARD
+-A FORWARD -j KUBE-FORWARD
+-A MINICNI-FORWARD -s 10.1.0.0/16 -j ACCEPT
+-A KUBE-FORWARD -j ACCEPT
+COMMIT
+*nat
+:POSTROUTING ACCEPT [0:0]
+:MINICNI-POSTROUTING - [0:0]
+-A POSTROUTING -j MINICNI-POSTROUTING
+COMMIT
+`
+	rs, err := Parse([]byte(save))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"filter -N MINICNI-FORWARD",
+		`filter -A FORWARD -m comment --comment "minicni: forward pod traffic" -j MINICNI-FORWARD`,
+		"filter -A MINICNI-FORWARD -s 10.1.0.0/16 -j ACCEPT",
+		"nat -N MINICNI-POSTROUTING",
+		"nat -A POSTROUTING -j MINICNI-POSTROUTING",
+	}
+	if diff := cmp.Diff(want, Owned(rs)); diff != "" {
+		t.Errorf("Owned (-want +got):\n%s", diff)
+	}
+	empty, err := Parse([]byte("*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -j ACCEPT\nCOMMIT\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := Owned(empty); got != nil {
+		t.Errorf("Owned of a dump without minicni's chains = %q", got)
+	}
+}
