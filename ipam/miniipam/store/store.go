@@ -211,7 +211,7 @@ func (d *Disk) flock(ctx context.Context, f *os.File) error {
 			// came late or failed, closing the file releases it.
 			_ = errors.Join(<-done, f.Close())
 		}()
-		return libmini.Errorf(libmini.CodeTryAgainLater, "the lock %s is still held by another command after %s; try again later",
+		return libmini.Errorf(libmini.CodeTryAgainLater, "the lock %s is still held by another command after %s (ipam.lockTimeout); try again later",
 			f.Name(), timeout)
 	}
 }
