@@ -11,8 +11,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/minicni/minicni/libmini"
+	"github.com/minicni/minicni/plugins/miniroute/backend"
 )
 
 // NetConf is miniroute's config.
@@ -32,9 +34,19 @@ type NetConf struct {
 	// (the node's): the manual `ip route add` for clusters without the
 	// installer's route agent.
 	Routes []Static `json:"routes,omitempty"`
+	// LockTimeoutRaw bounds the wait for the locks of iptables writers:
+	// miniroute's namespace lock and, with the legacy iptables, the
+	// xtables lock (a Go duration, default backend.DefaultLockTimeout).
+	LockTimeoutRaw libmini.Duration `json:"lockTimeout,omitempty"`
+	// ExecTimeoutRaw bounds each iptables exec (a Go duration, default
+	// backend.DefaultTimeout).
+	ExecTimeoutRaw libmini.Duration `json:"execTimeout,omitempty"`
 
 	// Cluster is ClusterCIDR parsed, without duplicates.
 	Cluster []netip.Prefix `json:"-"`
+	// LockTimeout and ExecTimeout are the parsed settings.
+	LockTimeout time.Duration `json:"-"`
+	ExecTimeout time.Duration `json:"-"`
 }
 
 // Static is one static route: Dst through the gateway Via.
@@ -81,6 +93,13 @@ func LoadConf(stdin []byte) (*NetConf, error) {
 }
 
 func (c *NetConf) validate() error {
+	var err error
+	if c.LockTimeout, err = libmini.ParseDuration("lockTimeout", c.LockTimeoutRaw, backend.DefaultLockTimeout, libmini.MaxLimit); err != nil {
+		return err
+	}
+	if c.ExecTimeout, err = libmini.ParseDuration("execTimeout", c.ExecTimeoutRaw, backend.DefaultTimeout, libmini.MaxLimit); err != nil {
+		return err
+	}
 	seen := map[netip.Prefix]bool{}
 	for i, s := range c.ClusterCIDR {
 		n, err := libmini.ParsePrefix(fmt.Sprintf("clusterCIDR[%d]", i), s, libmini.NotWhole)
