@@ -151,10 +151,26 @@ func (a *Agent) Pass() {
 		// Never reconcile on a failed list: an empty view would delete
 		// every route.
 		a.fail("list nodes", err)
+		a.Metrics.contact(err)
 		a.Metrics.pass(false, nil)
 		return
 	}
 	a.ok("list nodes")
+	// A source that serves a cache (the informer) is asked whether it is
+	// still in touch; its cached list is reconciled either way, so the
+	// routes stay as the last view had them.
+	reached := true
+	if p, ok := a.Source.(nodes.Prober); ok {
+		err := p.Probe(context.Background())
+		a.Metrics.contact(err)
+		if reached = err == nil; !reached {
+			a.fail("reach the node source", err)
+		} else {
+			a.ok("reach the node source")
+		}
+	} else {
+		a.Metrics.contact(nil)
+	}
 	okFiles := true
 	if a.Files != nil {
 		okFiles = a.files(list)
@@ -165,7 +181,7 @@ func (a *Agent) Pass() {
 	} else {
 		a.ok("routes")
 	}
-	a.Metrics.pass(err == nil && okFiles, &st)
+	a.Metrics.pass(err == nil && okFiles && reached, &st)
 }
 
 func (a *Agent) files(list []nodes.Node) bool {
