@@ -1,26 +1,14 @@
 package libmini
 
 import (
-	"encoding/json"
-	"fmt"
 	"time"
 )
 
 // Duration is a config value written as a Go duration string ("30s",
-// "1m30s", "500ms"). It decodes any JSON string (a number or another type
-// is CNI error 6, as for every key of the wrong JSON type); ParseDuration
+// "1m30s", "500ms"). A JSON number or another type is CNI error 6 naming
+// the key, as for every key of the wrong JSON type; ParseDuration
 // validates the text.
 type Duration string
-
-// UnmarshalJSON accepts a JSON string only.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("a duration is a string such as \"30s\": %w", err)
-	}
-	*d = Duration(s)
-	return nil
-}
 
 // MaxLimit is the longest any wait or timeout setting may be: the kubelet
 // gives a whole pod sandbox about two minutes, so a longer wait inside one

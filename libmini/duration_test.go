@@ -44,7 +44,7 @@ func TestDurationJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(`{"d":"5s"}`), &v); err != nil || v.D != "5s" {
 		t.Errorf("string: %q, %v", v.D, err)
 	}
-	if err := json.Unmarshal([]byte(`{"d":5}`), &v); err == nil {
-		t.Errorf("a number was accepted")
+	if err := json.Unmarshal([]byte(`{"d":5}`), &v); err == nil || !strings.Contains(err.Error(), ".d of type libmini.Duration") {
+		t.Errorf("a number: %v, want an error naming the field", err)
 	}
 }

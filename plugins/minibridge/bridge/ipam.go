@@ -25,7 +25,7 @@ type ipamCall struct {
 
 func (p ipamCall) add(ctx context.Context) (*current.Result, error) {
 	if p.conf.IPAM.Type != InProcessIPAM {
-		return libmini.IPAMAdd(ctx, p.conf.IPAM.Type, p.args.StdinData)
+		return libmini.IPAMAdd(libmini.WithIPAMTimeout(ctx, p.conf.IPAMTimeout), p.conf.IPAM.Type, p.args.StdinData)
 	}
 	a, closeLog, err := allocator.Open("ADD", p.args)
 	if err != nil {
@@ -76,7 +76,7 @@ func (p ipamCall) gc(ctx context.Context) error {
 
 func (p ipamCall) run(ctx context.Context, cmd string, delegate func(context.Context, string, []byte) error, f func(*allocator.Allocator) error) error {
 	if p.conf.IPAM.Type != InProcessIPAM {
-		return delegate(ctx, p.conf.IPAM.Type, p.args.StdinData)
+		return delegate(libmini.WithIPAMTimeout(ctx, p.conf.IPAMTimeout), p.conf.IPAM.Type, p.args.StdinData)
 	}
 	a, closeLog, err := allocator.Open(cmd, p.args)
 	if err != nil {

@@ -152,9 +152,11 @@ func (e Exec) run(ctx context.Context, tool string, stdin []byte, args ...string
 		if msg == "" {
 			msg = err.Error()
 		}
-		if strings.Contains(msg, "holding the xtables lock") {
-			// The legacy iptables gave up waiting: a lock timeout, like Lock's.
-			return nil, fmt.Errorf("%s: %s (lockTimeout %s): %w", filepath.Base(path), msg, e.lockTimeout(), context.DeadlineExceeded)
+		for _, line := range strings.Split(msg, "\n") {
+			if strings.Contains(line, "holding the xtables lock") {
+				// The legacy iptables gave up waiting: a lock timeout, like Lock's.
+				return nil, fmt.Errorf("%s: %s (lockTimeout %s): %w", filepath.Base(path), strings.TrimSpace(line), e.lockTimeout(), context.DeadlineExceeded)
+			}
 		}
 		return nil, fmt.Errorf("%s: %s", filepath.Base(path), msg)
 	}

@@ -46,6 +46,7 @@ func TestLockTimeout(t *testing.T) {
 		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "still held by another process after 200ms (lockTimeout)") {
 			t.Errorf("Lock with the lock held: %v", err)
 		}
+		t.Logf("with the namespace lock held: %v", err)
 		if d := time.Since(start); d < 200*time.Millisecond || d > 5*time.Second {
 			t.Errorf("Lock gave up after %s, want about 200ms", d)
 		}
@@ -90,9 +91,10 @@ func TestXtablesLockLegacy(t *testing.T) {
 	in := []byte("*filter\n:MINICNI-LOCKTEST - [0:0]\nCOMMIT\n")
 	minitest.Do(t, n, func() error {
 		err := e.Restore(context.Background(), in)
-		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "xtables lock") {
+		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "iptables-restore: Another app is currently holding the xtables lock. Stopped waiting after 1s. (lockTimeout 300ms)") {
 			t.Errorf("Restore with the xtables lock held: %v", err)
 		}
+		t.Logf("with the xtables lock held: %v", err)
 		out, err := e.Save(context.Background())
 		if err != nil || strings.Contains(string(out), "MINICNI-LOCKTEST") {
 			t.Errorf("after the refused restore: %v, ruleset:\n%s", err, out)
