@@ -147,8 +147,8 @@ func requireSame[T any](t *testing.T, what string, before, after T) {
 }
 
 // requireCNIError requires err to carry a CNI error of code whose msg
-// contains every mention, and returns it.
-func requireCNIError(t *testing.T, err error, code uint, mention ...string) *types.Error {
+// contains every mention, and logs it.
+func requireCNIError(t *testing.T, err error, code uint, mention ...string) {
 	t.Helper()
 	var e *types.Error
 	if !errors.As(err, &e) {
@@ -163,7 +163,6 @@ func requireCNIError(t *testing.T, err error, code uint, mention ...string) *typ
 		}
 	}
 	t.Logf("code %d: %s (details: %s)", e.Code, e.Msg, e.Details)
-	return e
 }
 
 // mountOnce mounts with f and returns an idempotent undo, also run when the
