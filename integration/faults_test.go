@@ -101,11 +101,13 @@ func snapNode(t *testing.T, l *lab.Lab, n *lab.Node) nodeState {
 	return s
 }
 
-// withoutLinkLocal drops IPv6 link-local addresses and their routes, which
-// the kernel adds on its own a while after a link comes up (the links
-// themselves are compared).
+// withoutLinkLocal drops IPv6 link-local addresses and their routes and the
+// IPv6 multicast route, which the kernel adds on its own a while after a
+// link comes up (the links themselves are compared).
 func withoutLinkLocal(s minitest.NetState) minitest.NetState {
-	ll := func(line string) bool { return strings.Contains(line, " fe80:") || strings.Contains(line, "dst=fe80:") }
+	ll := func(line string) bool {
+		return strings.Contains(line, " fe80:") || strings.Contains(line, "dst=fe80:") || strings.Contains(line, "dst=ff00::/8")
+	}
 	s.Addrs = slices.DeleteFunc(s.Addrs, ll)
 	s.Routes = slices.DeleteFunc(s.Routes, ll)
 	return s
