@@ -607,7 +607,7 @@ func waitUp(name string, timeout time.Duration) (netlink.Link, error) {
 			return l, nil
 		}
 		if time.Now().After(deadline) {
-			return nil, libmini.Errorf(libmini.CodeLink, "host veth %s is still %s after %s", name, l.Attrs().OperState, timeout)
+			return nil, libmini.Errorf(libmini.CodeLink, "host veth %s is still %s after %s (linkUpTimeout)", name, l.Attrs().OperState, timeout)
 		}
 		time.Sleep(upPoll)
 	}

@@ -57,6 +57,11 @@ type NetConf struct {
 	IPAMTimeoutRaw libmini.Duration `json:"ipamTimeout,omitempty"`
 	// IPAMTimeout is ipamTimeout parsed.
 	IPAMTimeout time.Duration `json:"-"`
+	// LinkUpTimeoutRaw bounds ADD's wait for the host end of the veth to
+	// be up, a Go duration (default DefaultUpTimeout).
+	LinkUpTimeoutRaw libmini.Duration `json:"linkUpTimeout,omitempty"`
+	// LinkUpTimeout is linkUpTimeout parsed.
+	LinkUpTimeout time.Duration `json:"-"`
 }
 
 // refused are keys of the reference bridge plugin that change isolation or
@@ -101,6 +106,9 @@ func LoadConf(stdin []byte) (*NetConf, error) {
 	}
 	var err error
 	if conf.IPAMTimeout, err = libmini.ParseDuration("ipamTimeout", conf.IPAMTimeoutRaw, libmini.IPAMTimeout, libmini.MaxLimit); err != nil {
+		return nil, err
+	}
+	if conf.LinkUpTimeout, err = libmini.ParseDuration("linkUpTimeout", conf.LinkUpTimeoutRaw, DefaultUpTimeout, libmini.MaxLimit); err != nil {
 		return nil, err
 	}
 	if err := checkRefused(stdin); err != nil {
