@@ -249,6 +249,7 @@ func cmdAgent(ctx context.Context, log *slog.Logger, args []string) error {
 	resync := fs.Duration("resync", 30*time.Second, "full reconcile period without events")
 	listen := fs.String("listen", "127.0.0.1:9655", "address of /healthz, /readyz and /metrics (empty: none)")
 	staleAfter := fs.Duration("stale-after", agent.DefaultStaleAfter, "age past which the view of the nodes is stale: /readyz fails, /healthz says so (must exceed --resync)")
+	probeTimeout := fs.Duration("apiserver-probe-timeout", nodes.DefaultProbeTimeout, "bound of each pass's check that the apiserver answers (GET /version); must be shorter than --resync")
 	manageFiles := fs.Bool("manage-files", true, "keep the binaries and the conflist current (false: routes only)")
 	ov := overlay.DefaultConfig()
 	fs.StringVar(&ov.Device, "vxlan-device", ov.Device, "name of the VXLAN device (at most 15 bytes)")
@@ -263,6 +264,9 @@ func cmdAgent(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	if *staleAfter <= *resync {
 		return fmt.Errorf("invalid --stale-after %s: must be longer than --resync %s (a view is confirmed once per pass)", *staleAfter, *resync)
+	}
+	if *probeTimeout <= 0 || *probeTimeout >= *resync {
+		return fmt.Errorf("invalid --apiserver-probe-timeout %s: must be more than 0 and shorter than --resync %s", *probeTimeout, *resync)
 	}
 	var err error
 	if ov.Mode, err = r.mode(); err != nil {
@@ -293,6 +297,9 @@ func cmdAgent(ctx context.Context, log *slog.Logger, args []string) error {
 	src, err := r.source()
 	if err != nil {
 		return err
+	}
+	if k, ok := src.(*nodes.Kubernetes); ok {
+		k.ProbeTimeout = *probeTimeout
 	}
 	if err := src.Start(ctx); err != nil {
 		return err

@@ -347,6 +347,7 @@ func TestAgentRefusesOverlaySettings(t *testing.T) {
 		{"--overlay", "geneve", `invalid overlay mode \"geneve\": want auto, vxlan or none`},
 		{"--stale-after", "30s", "invalid --stale-after 30s: must be longer than --resync 30s"},
 		{"--resync", "0s", "invalid --resync 0s: must be more than 0"},
+		{"--apiserver-probe-timeout", "30s", "invalid --apiserver-probe-timeout 30s: must be more than 0 and shorter than --resync 30s"},
 	} {
 		cmd := exec.Command(binary, "agent", "--node-name", "a", "--nodes-file", filepath.Join(t.TempDir(), "absent.json"), "--listen", "", "--manage-files=false", tt.flag, tt.value)
 		var out []byte

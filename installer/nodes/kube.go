@@ -27,6 +27,8 @@ type Kubernetes struct {
 	// Resync is the informer's own resync period (0: none; the agent has its
 	// own timer).
 	Resync time.Duration
+	// ProbeTimeout bounds Probe's request (0: DefaultProbeTimeout).
+	ProbeTimeout time.Duration
 
 	lister  listers.NodeLister
 	changed chan struct{}
@@ -37,8 +39,9 @@ type Kubernetes struct {
 	watchErr error
 }
 
-// ProbeTimeout bounds Probe's request.
-const ProbeTimeout = 5 * time.Second
+// DefaultProbeTimeout bounds Probe's request unless ProbeTimeout says
+// otherwise.
+const DefaultProbeTimeout = 5 * time.Second
 
 // NewKubernetes returns a source using the in-cluster config, or kubeconfig
 // when it is not empty.
@@ -113,7 +116,11 @@ func (k *Kubernetes) setWatchErr(err error) {
 // and it has delivered nothing since. A quiet cluster sends no events, so
 // a view is taken as current while both hold.
 func (k *Kubernetes) Probe(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
+	timeout := k.ProbeTimeout
+	if timeout <= 0 {
+		timeout = DefaultProbeTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var err error
 	if rc := k.Client.Discovery().RESTClient(); rc != nil {
