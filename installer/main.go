@@ -248,7 +248,9 @@ func cmdAgent(ctx context.Context, log *slog.Logger, args []string) error {
 	var r renderFlags
 	r.register(fs)
 	resync := fs.Duration("resync", 30*time.Second, "full reconcile period without events")
-	listen := fs.String("listen", "127.0.0.1:9655", "address of /healthz and /metrics (empty: none)")
+	listen := fs.String("listen", "127.0.0.1:9655", "address of /healthz, /readyz and /metrics (empty: none)")
+	staleAfter := fs.Duration("stale-after", agent.DefaultStaleAfter, "age past which the view of the nodes is stale: /readyz fails, /healthz says so (must exceed --resync)")
+	probeTimeout := fs.Duration("apiserver-probe-timeout", nodes.DefaultProbeTimeout, "bound of each pass's check that the apiserver answers (GET /version); must be shorter than --resync")
 	manageFiles := fs.Bool("manage-files", true, "keep the binaries and the conflist current (false: routes only)")
 	cacheDir := fs.String("cni-cache-dir", "/var/lib/cni", "libcni's cache dir, for the orphan counts on /metrics (as minicni status --cache-dir)")
 	ov := overlay.DefaultConfig()
@@ -258,6 +260,15 @@ func cmdAgent(ctx context.Context, log *slog.Logger, args []string) error {
 	_ = fs.Parse(args)
 	if r.nodeName == "" {
 		return errors.New("--node-name (or $NODE_NAME) is required")
+	}
+	if *resync <= 0 {
+		return fmt.Errorf("invalid --resync %s: must be more than 0", *resync)
+	}
+	if *staleAfter <= *resync {
+		return fmt.Errorf("invalid --stale-after %s: must be longer than --resync %s (a view is confirmed once per pass)", *staleAfter, *resync)
+	}
+	if *probeTimeout <= 0 || *probeTimeout >= *resync {
+		return fmt.Errorf("invalid --apiserver-probe-timeout %s: must be more than 0 and shorter than --resync %s", *probeTimeout, *resync)
 	}
 	var err error
 	if ov.Mode, err = r.mode(); err != nil {
@@ -273,6 +284,7 @@ func cmdAgent(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	defer h.Close()
 	metrics := agent.NewMetrics()
+	metrics.StaleAfter = *staleAfter
 	if *listen != "" {
 		ln, err := net.Listen("tcp", *listen)
 		if err != nil {
@@ -281,12 +293,15 @@ func cmdAgent(ctx context.Context, log *slog.Logger, args []string) error {
 		srv := &http.Server{Handler: agent.Handler(metrics, 3**resync+30*time.Second), ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = srv.Serve(ln) }()
 		defer srv.Close()
-		log.Info("serving /healthz and /metrics", "addr", ln.Addr().String())
+		log.Info("serving /healthz, /readyz and /metrics", "addr", ln.Addr().String())
 	}
 
 	src, err := r.source()
 	if err != nil {
 		return err
+	}
+	if k, ok := src.(*nodes.Kubernetes); ok {
+		k.ProbeTimeout = *probeTimeout
 	}
 	if err := src.Start(ctx); err != nil {
 		return err

@@ -239,8 +239,10 @@ func TestAgentBinaryInNetns(t *testing.T) {
 		}
 		return string(body)
 	}
-	if body := get("/healthz"); body != "ok\n" {
-		t.Errorf("/healthz = %q", body)
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if body := get(path); !strings.HasPrefix(body, "ok\nview of the nodes: confirmed ") {
+			t.Errorf("%s = %q", path, body)
+		}
 	}
 	// The log line above comes mid-pass; the metrics are set when the pass
 	// ends.
@@ -331,8 +333,8 @@ func TestInstallOverlayMTU(t *testing.T) {
 	}
 }
 
-// TestAgentRefusesOverlaySettings: an overlay setting out of range stops the
-// agent at start with a message naming it, before it touches anything (run
+// TestAgentRefusesOverlaySettings: an overlay setting (or the resync and
+// staleness periods) out of range stops the agent at start with a message naming it, before it touches anything (run
 // in a namespace of its own all the same).
 func TestAgentRefusesOverlaySettings(t *testing.T) {
 	n := minitest.NewNS(t)
@@ -343,6 +345,9 @@ func TestAgentRefusesOverlaySettings(t *testing.T) {
 		{"--vxlan-port", "65536", "invalid VXLAN UDP port 65536: must be 1-65535"},
 		{"--vxlan-device", "a-name-too-long-for-linux", "is 25 bytes long, the kernel allows at most 15"},
 		{"--overlay", "geneve", `invalid overlay mode \"geneve\": want auto, vxlan or none`},
+		{"--stale-after", "30s", "invalid --stale-after 30s: must be longer than --resync 30s"},
+		{"--resync", "0s", "invalid --resync 0s: must be more than 0"},
+		{"--apiserver-probe-timeout", "30s", "invalid --apiserver-probe-timeout 30s: must be more than 0 and shorter than --resync 30s"},
 	} {
 		cmd := exec.Command(binary, "agent", "--node-name", "a", "--nodes-file", filepath.Join(t.TempDir(), "absent.json"), "--listen", "", "--manage-files=false", tt.flag, tt.value)
 		var out []byte

@@ -111,6 +111,9 @@ func TestManifest(t *testing.T) {
 	if lp == nil || lp.HTTPGet == nil || lp.HTTPGet.Path != "/healthz" || !slices.Contains(agent.Args, "--listen="+lp.HTTPGet.Host+":"+lp.HTTPGet.Port.String()) {
 		t.Errorf("liveness probe must hit the agent's --listen /healthz: %+v", lp)
 	}
+	if rp := agent.ReadinessProbe; rp == nil || rp.HTTPGet == nil || rp.HTTPGet.Path != "/readyz" || !slices.Contains(agent.Args, "--listen="+rp.HTTPGet.Host+":"+rp.HTTPGet.Port.String()) {
+		t.Errorf("readiness probe must hit the agent's --listen /readyz: %+v", rp)
+	}
 	hostPaths := map[string]string{}
 	for _, v := range spec.Volumes {
 		if v.HostPath != nil {

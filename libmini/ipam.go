@@ -10,18 +10,39 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 )
 
-// IPAMTimeout bounds every delegated IPAM call. The kubelet gives a whole
-// sandbox about two minutes, so a stuck IPAM must fail well before that.
+// IPAMTimeout bounds every delegated IPAM call unless the context says
+// otherwise (WithIPAMTimeout). The kubelet gives a whole sandbox about two
+// minutes, so a stuck IPAM must fail well before that.
 var IPAMTimeout = 60 * time.Second
 
 // IPAMExec runs delegated plugins; nil means the real exec. Tests replace it.
 var IPAMExec invoke.Exec
 
+type ipamTimeoutKey struct{}
+
+// WithIPAMTimeout returns ctx carrying d as the bound of every IPAM call
+// made with it, instead of IPAMTimeout: a plugin's own setting
+// (minibridge's ipamTimeout). d <= 0 keeps IPAMTimeout.
+func WithIPAMTimeout(ctx context.Context, d time.Duration) context.Context {
+	if d <= 0 {
+		return ctx
+	}
+	return context.WithValue(ctx, ipamTimeoutKey{}, d)
+}
+
+// ipamTimeout is the bound ctx carries, else IPAMTimeout.
+func ipamTimeout(ctx context.Context) time.Duration {
+	if d, ok := ctx.Value(ipamTimeoutKey{}).(time.Duration); ok {
+		return d
+	}
+	return IPAMTimeout
+}
+
 // IPAMAdd runs ADD of the IPAM plugin ipamType with the same stdin the calling
 // plugin received and returns its result as types/100. An IPAM result without
 // any address is an error.
 func IPAMAdd(ctx context.Context, ipamType string, stdin []byte) (*current.Result, error) {
-	ctx, cancel := context.WithTimeout(ctx, IPAMTimeout)
+	ctx, cancel := context.WithTimeout(ctx, ipamTimeout(ctx))
 	defer cancel()
 	r, err := invoke.DelegateAdd(ctx, ipamType, stdin, IPAMExec)
 	if err != nil {
@@ -60,7 +81,7 @@ func IPAMStatus(ctx context.Context, ipamType string, stdin []byte) error {
 type delegateFunc func(context.Context, string, []byte, invoke.Exec) error
 
 func ipamCall(ctx context.Context, verb, ipamType string, stdin []byte, f delegateFunc) error {
-	ctx, cancel := context.WithTimeout(ctx, IPAMTimeout)
+	ctx, cancel := context.WithTimeout(ctx, ipamTimeout(ctx))
 	defer cancel()
 	if err := f(ctx, ipamType, stdin, IPAMExec); err != nil {
 		return ipamError(ctx, verb, ipamType, err)
@@ -76,7 +97,7 @@ func ipamError(ctx context.Context, verb, ipamType string, err error) error {
 		return e
 	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return Errorf(CodeTryAgainLater, "IPAM plugin %s %s did not finish within %s", ipamType, verb, IPAMTimeout)
+		return Errorf(CodeTryAgainLater, "IPAM plugin %s %s did not finish within %s", ipamType, verb, ipamTimeout(ctx))
 	}
 	return Wrap(err, CodeIPAM, fmt.Sprintf("IPAM plugin %s %s failed", ipamType, verb))
 }

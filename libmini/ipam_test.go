@@ -3,6 +3,7 @@ package libmini
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -94,5 +95,24 @@ func TestIPAMVerbs(t *testing.T) {
 	f.err = types.NewError(CodeNotAvailable, "pool full", "")
 	if got := code(t, IPAMStatus(ctx, "x", nil)); got != CodeNotAvailable {
 		t.Errorf("STATUS code = %d, want %d", got, CodeNotAvailable)
+	}
+}
+
+// TestWithIPAMTimeout: a timeout carried by the context bounds the call
+// instead of IPAMTimeout, and the error names it.
+func TestWithIPAMTimeout(t *testing.T) {
+	withExec(t, &fakeExec{block: true})
+	ctx := WithIPAMTimeout(context.Background(), 30*time.Millisecond)
+	start := time.Now()
+	_, err := IPAMAdd(ctx, "x", []byte(`{"cniVersion":"1.0.0","name":"n","ipam":{"type":"x"}}`))
+	e, ok := AsCNIError(err)
+	if !ok || e.Code != CodeTryAgainLater || !strings.Contains(e.Msg, "did not finish within 30ms") {
+		t.Fatalf("IPAMAdd = %v, want code 11 naming 30ms", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("took %s", d)
+	}
+	if got := ipamTimeout(WithIPAMTimeout(context.Background(), 0)); got != IPAMTimeout {
+		t.Errorf("zero keeps IPAMTimeout: got %v", got)
 	}
 }

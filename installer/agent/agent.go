@@ -154,10 +154,26 @@ func (a *Agent) Pass() {
 		// Never reconcile on a failed list: an empty view would delete
 		// every route.
 		a.fail("list nodes", err)
+		a.Metrics.contact(err)
 		a.Metrics.pass(false, nil)
 		return
 	}
 	a.ok("list nodes")
+	// A source that serves a cache (the informer) is asked whether it is
+	// still in touch; its cached list is reconciled either way, so the
+	// routes stay as the last view had them.
+	reached := true
+	if p, ok := a.Source.(nodes.Prober); ok {
+		err := p.Probe(context.Background())
+		a.Metrics.contact(err)
+		if reached = err == nil; !reached {
+			a.fail("reach the node source", err)
+		} else {
+			a.ok("reach the node source")
+		}
+	} else {
+		a.Metrics.contact(nil)
+	}
 	okFiles := true
 	if a.Files != nil {
 		okFiles = a.files(list)
@@ -168,7 +184,6 @@ func (a *Agent) Pass() {
 	} else {
 		a.ok("routes")
 	}
-	a.Metrics.pass(err == nil && okFiles, &st)
 	if a.Orphans != nil {
 		counts, err := a.Orphans()
 		if err != nil {
@@ -178,6 +193,7 @@ func (a *Agent) Pass() {
 		}
 		a.Metrics.setOrphans(counts)
 	}
+	a.Metrics.pass(err == nil && okFiles && reached, &st)
 }
 
 func (a *Agent) files(list []nodes.Node) bool {

@@ -15,10 +15,16 @@ import (
 // Metrics are the agent's counters and gauges, served in the Prometheus text
 // format (written by hand: a dozen values do not need a client library).
 type Metrics struct {
+	// StaleAfter is the age past which the view of the nodes is stale
+	// (/readyz fails, /healthz says so); zero means DefaultStaleAfter.
+	StaleAfter time.Duration
+
 	mu              sync.Mutex
 	start           time.Time
 	lastPass        time.Time
 	lastSuccess     time.Time
+	lastContact     time.Time // the node source last answered (start until then)
+	contactErr      string    // why it did not answer since, if it did not
 	routes          int
 	unreachable     int
 	invalid         int
@@ -30,8 +36,59 @@ type Metrics struct {
 	orphans         map[string]int // by kind; nil: not known
 }
 
-// NewMetrics starts the clock Healthy measures from.
+// DefaultStaleAfter is the agent's --stale-after default: four default
+// resync periods without word from the node source.
+const DefaultStaleAfter = 2 * time.Minute
+
+// NewMetrics starts the clock Healthy and View measure from.
 func NewMetrics() *Metrics { return &Metrics{start: time.Now()} }
+
+// contact records whether the node source answered in this pass (err nil)
+// or not.
+func (m *Metrics) contact(err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err == nil {
+		m.lastContact, m.contactErr = time.Now(), ""
+		return
+	}
+	m.contactErr = err.Error()
+}
+
+// View reports how old the agent's view of the nodes is: the time since
+// the node source (the apiserver, through the informer and a probe; or
+// the nodes file) last answered, counted from start until it first does,
+// and whether that is past StaleAfter. why is the source's last error.
+func (m *Metrics) View() (age time.Duration, stale bool, why string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	last := m.lastContact
+	if last.IsZero() {
+		last = m.start
+	}
+	age = time.Since(last)
+	return age, age > m.staleAfter(), m.contactErr
+}
+
+func (m *Metrics) staleAfter() time.Duration {
+	if m.StaleAfter <= 0 {
+		return DefaultStaleAfter
+	}
+	return m.StaleAfter
+}
+
+// viewLine is the line /healthz and /readyz add about the view.
+func (m *Metrics) viewLine() (string, bool) {
+	age, stale, why := m.View()
+	if !stale {
+		return fmt.Sprintf("view of the nodes: confirmed %s ago (stale after %s)\n", age.Round(time.Second), m.staleAfter()), false
+	}
+	if why == "" {
+		why = "no answer yet"
+	}
+	return fmt.Sprintf("view of the nodes: STALE: last confirmed %s ago (stale after %s): %s; the routes programmed from it are kept\n",
+		age.Round(time.Second), m.staleAfter(), why), true
+}
 
 func (m *Metrics) pass(success bool, st *routes.Stats) {
 	m.mu.Lock()
@@ -102,6 +159,7 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 		{"minicni_overlay_changes_total", "counter", "Changes to the VXLAN overlay: device created, deleted or set, its addresses, FDB and neighbour entries.", fmt.Sprint(m.overlayChanges)},
 		{"minicni_files_written_total", "counter", "CNI files (binaries, conflist) written because they were missing or differed.", fmt.Sprint(m.files)},
 		{"minicni_last_successful_sync_timestamp_seconds", "gauge", "Unix time of the last pass that ended without any error (0: none yet).", fmt.Sprintf("%.3f", last)},
+		{"minicni_nodes_view_age_seconds", "gauge", "Seconds since the node source (the apiserver, or the nodes file) last answered: how stale the view of the nodes may be.", fmt.Sprintf("%.3f", m.viewAgeLocked().Seconds())},
 	}
 	var n int64
 	for _, mt := range metrics {
@@ -141,15 +199,46 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 	return n, nil
 }
 
-// Handler serves /healthz (200 "ok" or 503 with the reason) and /metrics.
+func (m *Metrics) viewAgeLocked() time.Duration {
+	last := m.lastContact
+	if last.IsZero() {
+		last = m.start
+	}
+	return time.Since(last)
+}
+
+// Handler serves /healthz, /readyz and /metrics.
+//
+// /healthz is for a liveness probe: 503 only when the loop is stuck (no
+// pass within window), else 200 "ok"; either way a second line says how old
+// the view of the nodes is, and whether it is stale. A stale view does not
+// fail it: restarting the agent cannot bring the apiserver back, and the
+// routes it keeps are the best the node has.
+//
+// /readyz is 503 when the loop is stuck or the view is stale, else 200
+// "ok", with the same second line: for a readiness probe, and for whoever
+// wants to know that this node's routes may be out of date.
 func Handler(m *Metrics, window time.Duration) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		line, _ := m.viewLine()
 		if err := m.Healthy(window); err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			http.Error(w, err.Error()+"\n"+line, http.StatusServiceUnavailable)
 			return
 		}
-		_, _ = io.WriteString(w, "ok\n")
+		_, _ = io.WriteString(w, "ok\n"+line)
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		line, stale := m.viewLine()
+		if err := m.Healthy(window); err != nil {
+			http.Error(w, err.Error()+"\n"+line, http.StatusServiceUnavailable)
+			return
+		}
+		if stale {
+			http.Error(w, "not ready\n"+line, http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ok\n"+line)
 	})
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -26,10 +27,21 @@ type Kubernetes struct {
 	// Resync is the informer's own resync period (0: none; the agent has its
 	// own timer).
 	Resync time.Duration
+	// ProbeTimeout bounds Probe's request (0: DefaultProbeTimeout).
+	ProbeTimeout time.Duration
 
 	lister  listers.NodeLister
 	changed chan struct{}
+
+	mu sync.Mutex
+	// watchErr is the informer's last list or watch error since it last
+	// delivered anything (nil: none); Probe reports it.
+	watchErr error
 }
+
+// DefaultProbeTimeout bounds Probe's request unless ProbeTimeout says
+// otherwise.
+const DefaultProbeTimeout = 5 * time.Second
 
 // NewKubernetes returns a source using the in-cluster config, or kubeconfig
 // when it is not empty.
@@ -62,10 +74,18 @@ func (k *Kubernetes) Start(ctx context.Context) error {
 	if err := inf.Informer().SetTransform(slim); err != nil {
 		return err
 	}
-	on := func(any) { notify(k.changed) }
+	// A broken list or watch is remembered until the informer delivers
+	// anything again (after a relist it delivers every object).
+	if err := inf.Informer().SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
+		k.setWatchErr(err)
+	}); err != nil {
+		return err
+	}
+	on := func(any) { k.setWatchErr(nil); notify(k.changed) }
 	if _, err := inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: on,
 		UpdateFunc: func(o, n any) {
+			k.setWatchErr(nil)
 			if Relevant(o, n) {
 				on(n)
 			}
@@ -80,6 +100,41 @@ func (k *Kubernetes) Start(ctx context.Context) error {
 		if !ok {
 			return fmt.Errorf("informer for %v did not sync: %w", typ, context.Cause(ctx))
 		}
+	}
+	return nil
+}
+
+func (k *Kubernetes) setWatchErr(err error) {
+	k.mu.Lock()
+	k.watchErr = err
+	k.mu.Unlock()
+}
+
+// Probe asks the apiserver for its version (GET /version: served from
+// memory, no etcd read, no RBAC beyond discovery) within ProbeTimeout, and
+// fails when that fails or when the informer's last list or watch failed
+// and it has delivered nothing since. A quiet cluster sends no events, so
+// a view is taken as current while both hold.
+func (k *Kubernetes) Probe(ctx context.Context) error {
+	timeout := k.ProbeTimeout
+	if timeout <= 0 {
+		timeout = DefaultProbeTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var err error
+	if rc := k.Client.Discovery().RESTClient(); rc != nil {
+		err = rc.Get().AbsPath("/version").Do(ctx).Error()
+	} else {
+		_, err = k.Client.Discovery().ServerVersion() // a fake clientset's
+	}
+	if err != nil {
+		return fmt.Errorf("apiserver unreachable: %w", err)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.watchErr != nil {
+		return fmt.Errorf("node watch broken: %w", k.watchErr)
 	}
 	return nil
 }

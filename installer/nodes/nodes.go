@@ -36,6 +36,14 @@ type Source interface {
 	Changed() <-chan struct{}
 }
 
+// Prober is a Source whose view can go stale without List failing: the
+// Kubernetes informer keeps serving its cache when the apiserver is gone.
+// Probe returns nil when the source is in touch with its origin, so that
+// the view is current as far as it can tell.
+type Prober interface {
+	Probe(ctx context.Context) error
+}
+
 // Parsed is a Node whose values passed validation.
 type Parsed struct {
 	Name        string

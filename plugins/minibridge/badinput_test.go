@@ -45,6 +45,14 @@ func TestBadInput(t *testing.T) {
 		{Name: "slash in bridge name", Conf: badConf(func(n *network) { n.br = "br/0" }), Code: libmini.CodeInvalidConfig, Mention: []string{"br/0"}},
 		{Name: "mtu 10", Conf: badConf(func(n *network) { n.extra["mtu"] = 10 }), Code: libmini.CodeInvalidConfig, Mention: []string{"10"}},
 		{Name: "mtu not a number", Conf: badConf(func(n *network) { n.extra["mtu"] = "big" }), Code: libmini.CodeDecode, Mention: []string{"mtu"}},
+		{Name: "ipamTimeout not a duration", Conf: badConf(func(n *network) { n.extra["ipamTimeout"] = "1 minute" }),
+			Code: libmini.CodeInvalidConfig, Mention: []string{`invalid ipamTimeout "1 minute"`}},
+		{Name: "ipamTimeout too long", Conf: badConf(func(n *network) { n.extra["ipamTimeout"] = "5m" }),
+			Code: libmini.CodeInvalidConfig, Mention: []string{`invalid ipamTimeout "5m": must be more than 0 and at most 2m0s`}},
+		{Name: "linkUpTimeout negative", Conf: badConf(func(n *network) { n.extra["linkUpTimeout"] = "-5s" }),
+			Code: libmini.CodeInvalidConfig, Mention: []string{`invalid linkUpTimeout "-5s"`}},
+		{Name: "in-process miniipam lockTimeout zero", Conf: badConf(func(n *network) { n.ipam = "miniipam"; n.ipamExtra["lockTimeout"] = "0ms" }),
+			Code: libmini.CodeInvalidConfig, Mention: []string{`invalid ipam.lockTimeout "0ms"`}},
 		{Name: "isGateway not a bool", Conf: badConf(func(n *network) { n.extra["isGateway"] = "yes" }), Code: libmini.CodeDecode, Mention: []string{"isGateway"}},
 		{Name: "no ipam", Conf: func(r *minitest.Run) string {
 			return `{"cniVersion":"` + r.Ver + `","name":"net","type":"minibridge"}`

@@ -56,11 +56,11 @@ func verb(cmd string, f func(context.Context, *bridge.NetConf, *skel.CmdArgs, br
 
 // newNode builds what the logic needs for one command: its logger (to
 // conf's logFile, else stderr; tagged with the attachment except for GC and
-// STATUS, which have none) and the host veth's wait bound.
+// STATUS, which have none) and the host veth's wait bound (linkUpTimeout).
 func newNode(cmd string, conf *bridge.NetConf, args *skel.CmdArgs) (bridge.Node, func()) {
 	if cmd == "GC" || cmd == "STATUS" {
 		args = nil // no container
 	}
 	log, closeLog := libmini.Logger("minibridge", cmd, conf.LogFile, args)
-	return bridge.Node{Log: log, UpTimeout: bridge.DefaultUpTimeout}, closeLog
+	return bridge.Node{Log: log, UpTimeout: conf.LinkUpTimeout}, closeLog
 }

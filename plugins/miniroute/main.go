@@ -34,7 +34,7 @@ func cmdAdd(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	node, closeLog := newNode("ADD", conf.LogFile, args)
+	node, closeLog := newNode("ADD", conf, args)
 	defer closeLog()
 	res, err := route.Add(context.Background(), conf, node)
 	if err != nil {
@@ -49,7 +49,7 @@ func cmdAdd(args *skel.CmdArgs) error {
 // veth, an address reservation), even for a config that no longer parses.
 func cmdDel(args *skel.CmdArgs) error {
 	if _, err := route.LoadConf(args.StdinData); err != nil {
-		node, closeLog := newNode("DEL", "", args)
+		node, closeLog := newNode("DEL", nil, args)
 		defer closeLog()
 		node.Log.Warn("ignoring an invalid config on DEL: nothing to remove", "err", err)
 	}
@@ -69,7 +69,7 @@ func verb(cmd string, f func(context.Context, *route.NetConf, route.Node) error)
 		if err != nil {
 			return err
 		}
-		node, closeLog := newNode(cmd, conf.LogFile, args)
+		node, closeLog := newNode(cmd, conf, args)
 		defer closeLog()
 		if err := f(context.Background(), conf, node); err != nil {
 			node.Log.Warn(cmd+" failed", "err", err)
@@ -81,8 +81,13 @@ func verb(cmd string, f func(context.Context, *route.NetConf, route.Node) error)
 
 // newNode builds what every verb acts with, the same way for each: the
 // logger of cmd (closed by the returned func) and the real iptables
-// backends and stamps.
-func newNode(cmd, logFile string, args *skel.CmdArgs) (route.Node, func()) {
-	log, closeLog := libmini.Logger("miniroute", cmd, logFile, args)
-	return route.NewNode(log), closeLog
+// backends, with conf's timeouts, and stamps. conf is nil when the config
+// is invalid (DEL only logs then).
+func newNode(cmd string, conf *route.NetConf, args *skel.CmdArgs) (route.Node, func()) {
+	if conf == nil {
+		log, closeLog := libmini.Logger("miniroute", cmd, "", args)
+		return route.NewNode(log), closeLog
+	}
+	log, closeLog := libmini.Logger("miniroute", cmd, conf.LogFile, args)
+	return route.NewNodeFor(conf, log), closeLog
 }

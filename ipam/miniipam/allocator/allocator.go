@@ -38,6 +38,7 @@ func New(conf *config.NetConf, log *slog.Logger) *Allocator {
 	}
 	d := store.New(conf.DataDir, conf.Name)
 	d.Log = log
+	d.LockTimeout = conf.LockTimeout
 	return &Allocator{Conf: conf, Store: d, Log: log}
 }
 

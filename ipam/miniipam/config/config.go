@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
 	cniversion "github.com/containernetworking/cni/pkg/version"
@@ -20,6 +21,12 @@ import (
 // DefaultDataDir is where reservations live when ipam.dataDir is not set:
 // the reference host-local's default, so both find the same store.
 const DefaultDataDir = "/var/lib/cni/networks"
+
+// DefaultLockTimeout is how long a command waits for the network's lock
+// when ipam.lockTimeout is not set. It is below libmini.IPAMTimeout (60 s),
+// so a plugin delegating to miniipam gets miniipam's "try again later"
+// rather than its own deadline.
+const DefaultLockTimeout = 30 * time.Second
 
 // NetConf is miniipam's configuration: the network config a runtime (or a
 // main plugin delegating to miniipam) passes on stdin. The exported fields
@@ -45,6 +52,8 @@ type NetConf struct {
 	Routes []*types.Route `json:"-"`
 	// DataDir is ipam.dataDir or DefaultDataDir, cleaned.
 	DataDir string `json:"-"`
+	// LockTimeout is ipam.lockTimeout or DefaultLockTimeout.
+	LockTimeout time.Duration `json:"-"`
 	// Attachments is the GC list (cni.dev/valid-attachments, or the older
 	// cni.dev/attachments, read by libmini's GCAttachments); HasAttachments
 	// says whether either key was sent: GC without any list is refused
@@ -63,6 +72,8 @@ type IPAM struct {
 	ResolvConf string        `json:"resolvConf"`
 	// LogFile overrides the top-level logFile for miniipam's own lines.
 	LogFile string `json:"logFile"`
+	// LockTimeout bounds the wait for the network's lock (a Go duration).
+	LockTimeout libmini.Duration `json:"lockTimeout"`
 }
 
 // RuntimeConfig holds the capabilities miniipam honours, as host-local does.
@@ -116,6 +127,10 @@ func LoadConf(stdin []byte, envArgs string) (*NetConf, error) {
 			return nil, libmini.ConfigErrorf("invalid ipam.dataDir %q: must be an absolute path", d)
 		}
 		conf.DataDir = filepath.Clean(d)
+	}
+	var err error
+	if conf.LockTimeout, err = libmini.ParseDuration("ipam.lockTimeout", conf.IPAM.LockTimeout, DefaultLockTimeout, libmini.MaxLimit); err != nil {
+		return nil, err
 	}
 	if err := conf.loadSets(); err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/google/go-cmp/cmp"
@@ -312,4 +313,24 @@ func FuzzLoadConf(f *testing.F) {
 			t.Fatalf("routes do not marshal: %v", err)
 		}
 	})
+}
+
+// TestLockTimeout: ipam.lockTimeout reaches NetConf.LockTimeout; without it
+// the default applies. Invalid values are in the binary's TestBadInput.
+func TestLockTimeout(t *testing.T) {
+	for _, tt := range []struct {
+		ipam string
+		want time.Duration
+	}{
+		{`{"subnet":"10.1.2.0/24"}`, DefaultLockTimeout},
+		{`{"subnet":"10.1.2.0/24","lockTimeout":"1500ms"}`, 1500 * time.Millisecond},
+	} {
+		conf, err := LoadConf([]byte(`{"cniVersion":"1.0.0","name":"n","ipam":`+tt.ipam+`}`), "")
+		if err != nil {
+			t.Fatalf("%s: %v", tt.ipam, err)
+		}
+		if conf.LockTimeout != tt.want {
+			t.Errorf("%s: LockTimeout %v, want %v", tt.ipam, conf.LockTimeout, tt.want)
+		}
+	}
 }

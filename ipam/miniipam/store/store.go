@@ -129,7 +129,15 @@ func addrName(name string) (netip.Addr, bool) {
 	return a, true
 }
 
+// storeError is CodeStore with msg followed by the system's word for the
+// cause ("no space left on device", "read-only file system"), when there
+// is one, so that msg alone says what is wrong; details carry the whole
+// error with the path.
 func storeError(msg string, err error) error {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		msg += ": " + errno.Error()
+	}
 	return types.NewError(libmini.CodeStore, msg, err.Error())
 }
 
@@ -211,7 +219,7 @@ func (d *Disk) flock(ctx context.Context, f *os.File) error {
 			// came late or failed, closing the file releases it.
 			_ = errors.Join(<-done, f.Close())
 		}()
-		return libmini.Errorf(libmini.CodeTryAgainLater, "the lock %s is still held by another command after %s; try again later",
+		return libmini.Errorf(libmini.CodeTryAgainLater, "the lock %s is still held by another command after %s (ipam.lockTimeout); try again later",
 			f.Name(), timeout)
 	}
 }

@@ -75,8 +75,11 @@ func Add(ctx context.Context, conf *NetConf, args *skel.CmdArgs, node Node) (_ *
 
 	// The rollback is armed before the IPAM's ADD: an IPAM that fails,
 	// times out or returns no address may still hold a reservation, and its
-	// DEL is idempotent.
+	// DEL is idempotent. The in-process miniipam is the exception: its
+	// failing ADD has released what it reserved, and a DEL would only wait
+	// again for the lock whose timeout may be why it failed.
 	vethMade := false
+	ipamHeld := conf.IPAM.Type != InProcessIPAM
 	defer func() {
 		if retErr == nil {
 			return
@@ -86,8 +89,10 @@ func Add(ctx context.Context, conf *NetConf, args *skel.CmdArgs, node Node) (_ *
 				log.Warn("rollback: removing host veth", "veth", hostName, "err", err)
 			}
 		}
-		if err := (ipamCall{conf, args}).del(context.WithoutCancel(ctx)); err != nil {
-			log.Warn("rollback: IPAM DEL", "ipam", conf.IPAM.Type, "err", err)
+		if ipamHeld {
+			if err := (ipamCall{conf, args}).del(context.WithoutCancel(ctx)); err != nil {
+				log.Warn("rollback: IPAM DEL", "ipam", conf.IPAM.Type, "err", err)
+			}
 		}
 		log.Warn("ADD failed and was rolled back", "err", retErr)
 	}()
@@ -96,6 +101,7 @@ func Add(ctx context.Context, conf *NetConf, args *skel.CmdArgs, node Node) (_ *
 	if err != nil {
 		return nil, err
 	}
+	ipamHeld = true
 	br, gwLink, err := prepareHost(conf, res.IPs, mtu, hasV6)
 	if err != nil {
 		return nil, err
@@ -604,7 +610,7 @@ func waitUp(name string, timeout time.Duration) (netlink.Link, error) {
 			return l, nil
 		}
 		if time.Now().After(deadline) {
-			return nil, libmini.Errorf(libmini.CodeLink, "host veth %s is still %s after %s", name, l.Attrs().OperState, timeout)
+			return nil, libmini.Errorf(libmini.CodeLink, "host veth %s is still %s after %s (linkUpTimeout)", name, l.Attrs().OperState, timeout)
 		}
 		time.Sleep(upPoll)
 	}

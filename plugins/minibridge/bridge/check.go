@@ -124,6 +124,11 @@ func checkHost(conf *NetConf, args *skel.CmdArgs, mtu int, ips []*current.IPConf
 	if !ok {
 		return 0, drift("%s is a %s link, not a bridge", conf.Bridge, bl.Type())
 	}
+	if veth.MasterIndex == 0 {
+		// The bridge was deleted under the pod (and maybe made again by a
+		// later ADD): the pod is cut off until it is recreated.
+		return 0, drift("host veth %s is not attached to bridge %s: it is on no bridge (the bridge it was on was deleted)", hostName, conf.Bridge)
+	}
 	if veth.MasterIndex != br.Index {
 		return 0, drift("host veth %s is not attached to bridge %s", hostName, conf.Bridge)
 	}

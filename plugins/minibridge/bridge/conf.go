@@ -8,6 +8,7 @@ package bridge
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/minicni/minicni/libmini"
 )
@@ -50,6 +51,17 @@ type NetConf struct {
 	// EnableDAD runs IPv6 duplicate address detection (accept_dad=1,
 	// enhanced_dad=1) on the pod interface; off, the IPAM is trusted.
 	EnableDAD bool `json:"enabledad"`
+	// IPAMTimeoutRaw bounds each call of a delegated (executed) IPAM
+	// plugin, a Go duration (default libmini.IPAMTimeout); the in-process
+	// miniipam has its own ipam.lockTimeout instead.
+	IPAMTimeoutRaw libmini.Duration `json:"ipamTimeout,omitempty"`
+	// IPAMTimeout is ipamTimeout parsed.
+	IPAMTimeout time.Duration `json:"-"`
+	// LinkUpTimeoutRaw bounds ADD's wait for the host end of the veth to
+	// be up, a Go duration (default DefaultUpTimeout).
+	LinkUpTimeoutRaw libmini.Duration `json:"linkUpTimeout,omitempty"`
+	// LinkUpTimeout is linkUpTimeout parsed.
+	LinkUpTimeout time.Duration `json:"-"`
 }
 
 // refused are keys of the reference bridge plugin that change isolation or
@@ -90,6 +102,13 @@ func LoadConf(stdin []byte) (*NetConf, error) {
 		return nil, err
 	}
 	if err := libmini.ValidateMTU("mtu", conf.MTU); err != nil {
+		return nil, err
+	}
+	var err error
+	if conf.IPAMTimeout, err = libmini.ParseDuration("ipamTimeout", conf.IPAMTimeoutRaw, libmini.IPAMTimeout, libmini.MaxLimit); err != nil {
+		return nil, err
+	}
+	if conf.LinkUpTimeout, err = libmini.ParseDuration("linkUpTimeout", conf.LinkUpTimeoutRaw, DefaultUpTimeout, libmini.MaxLimit); err != nil {
 		return nil, err
 	}
 	if err := checkRefused(stdin); err != nil {

@@ -4,6 +4,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
@@ -212,5 +213,26 @@ func TestOwnerAlias(t *testing.T) {
 	a, b := ownerAlias(long), ownerAlias(long[1:]+"m")
 	if len(a) > 255 || a == b || !strings.HasPrefix(a, "minibridge network sha256:") {
 		t.Errorf("ownerAlias of 253-byte names: %q and %q: want distinct hashes within 255 bytes", a, b)
+	}
+}
+
+// TestLoadConfLimits: ipamTimeout and linkUpTimeout reach the NetConf, with
+// their defaults when absent. Invalid values are in the binary's
+// TestBadInput.
+func TestLoadConfLimits(t *testing.T) {
+	for _, tt := range []struct {
+		extra    string
+		ipam, up time.Duration
+	}{
+		{``, libmini.IPAMTimeout, DefaultUpTimeout},
+		{`,"ipamTimeout":"10s","linkUpTimeout":"750ms"`, 10 * time.Second, 750 * time.Millisecond},
+	} {
+		conf, err := LoadConf([]byte(`{"cniVersion":"1.0.0","name":"n","type":"minibridge","ipam":{"type":"host-local"}` + tt.extra + `}`))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.extra, err)
+		}
+		if conf.IPAMTimeout != tt.ipam || conf.LinkUpTimeout != tt.up {
+			t.Errorf("%s: ipamTimeout %v linkUpTimeout %v, want %v %v", tt.extra, conf.IPAMTimeout, conf.LinkUpTimeout, tt.ipam, tt.up)
+		}
 	}
 }

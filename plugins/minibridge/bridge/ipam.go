@@ -25,7 +25,7 @@ type ipamCall struct {
 
 func (p ipamCall) add(ctx context.Context) (*current.Result, error) {
 	if p.conf.IPAM.Type != InProcessIPAM {
-		return libmini.IPAMAdd(ctx, p.conf.IPAM.Type, p.args.StdinData)
+		return libmini.IPAMAdd(libmini.WithIPAMTimeout(ctx, p.conf.IPAMTimeout), p.conf.IPAM.Type, p.args.StdinData)
 	}
 	a, closeLog, err := allocator.Open("ADD", p.args)
 	if err != nil {
@@ -34,12 +34,21 @@ func (p ipamCall) add(ctx context.Context) (*current.Result, error) {
 	defer closeLog()
 	res, err := a.Add(ctx, p.args.ContainerID, p.args.IfName)
 	if err != nil {
-		return nil, err
+		return nil, err // Add released whatever it had reserved
 	}
 	// What the binary prints is the result in the config's version, which
 	// for 0.1.0 and 0.2.0 has no route mtu, advmss, priority, table or
 	// scope: pass through that version too, so both ways agree.
-	return throughVersion(res, a.Conf.CNIVersion)
+	conv, err := throughVersion(res, a.Conf.CNIVersion)
+	if err != nil {
+		// Whole or nothing, like a failing Add: Add's caller does not DEL
+		// the in-process IPAM after its failure.
+		if derr := a.Del(context.WithoutCancel(ctx), p.args.ContainerID, p.args.IfName); derr != nil {
+			a.Log.Warn("cannot release after a failed conversion", "err", derr)
+		}
+		return nil, err
+	}
+	return conv, nil
 }
 
 // throughVersion converts res to version and back to types/100.
@@ -76,7 +85,7 @@ func (p ipamCall) gc(ctx context.Context) error {
 
 func (p ipamCall) run(ctx context.Context, cmd string, delegate func(context.Context, string, []byte) error, f func(*allocator.Allocator) error) error {
 	if p.conf.IPAM.Type != InProcessIPAM {
-		return delegate(ctx, p.conf.IPAM.Type, p.args.StdinData)
+		return delegate(libmini.WithIPAMTimeout(ctx, p.conf.IPAMTimeout), p.conf.IPAM.Type, p.args.StdinData)
 	}
 	a, closeLog, err := allocator.Open(cmd, p.args)
 	if err != nil {

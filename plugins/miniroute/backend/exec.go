@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,6 +30,11 @@ import (
 // otherwise: well inside the two minutes the kubelet gives a whole sandbox,
 // even with the xtables lock held elsewhere.
 const DefaultTimeout = 30 * time.Second
+
+// DefaultLockTimeout bounds the wait for a lock unless Exec.LockTimeout
+// says otherwise: miniroute's namespace lock (Lock) and, with the legacy
+// iptables, the xtables lock (iptables-restore --wait).
+const DefaultLockTimeout = 30 * time.Second
 
 // Exec runs the family's iptables-save and iptables-restore binaries (from
 // Debian's iptables package) in the calling thread's network namespace.
@@ -45,6 +51,11 @@ type Exec struct {
 	// IPv6). "" runs the plain iptables-save and iptables-restore, whichever
 	// mode they are (the node's alternatives decide).
 	Mode Mode
+	// LockTimeout bounds the wait for the namespace lock (Lock) and for
+	// the xtables lock (iptables-restore --wait, whole seconds, rounded
+	// up; only the legacy iptables takes that lock); zero means
+	// DefaultLockTimeout.
+	LockTimeout time.Duration
 }
 
 // New returns the real backend for f, with the default search and timeout.
@@ -58,6 +69,19 @@ func (e Exec) timeout() time.Duration {
 		return DefaultTimeout
 	}
 	return e.Timeout
+}
+
+func (e Exec) lockTimeout() time.Duration {
+	if e.LockTimeout <= 0 {
+		return DefaultLockTimeout
+	}
+	return e.LockTimeout
+}
+
+// waitSeconds is iptables-restore's --wait argument: LockTimeout in whole
+// seconds, rounded up.
+func (e Exec) waitSeconds() string {
+	return strconv.FormatInt(int64((e.lockTimeout()+time.Second-1)/time.Second), 10)
 }
 
 // lookPath finds the family's variant of tool ("save" or "restore").
@@ -101,13 +125,14 @@ func (e Exec) Save(ctx context.Context) ([]byte, error) {
 	return e.run(ctx, "save", nil)
 }
 
-// Restore runs iptables-restore --noflush --wait with rules on stdin.
+// Restore runs iptables-restore --noflush --wait SECONDS with rules on
+// stdin.
 func (e Exec) Restore(ctx context.Context, rules []byte) error {
 	if len(rules) == 0 {
 		_, err := e.lookPath("restore")
 		return err
 	}
-	_, err := e.run(ctx, "restore", rules, "--noflush", "--wait")
+	_, err := e.run(ctx, "restore", rules, "--noflush", "--wait", e.waitSeconds())
 	return err
 }
 
@@ -132,6 +157,12 @@ func (e Exec) run(ctx context.Context, tool string, stdin []byte, args ...string
 		if msg == "" {
 			msg = err.Error()
 		}
+		for _, line := range strings.Split(msg, "\n") {
+			if strings.Contains(line, "holding the xtables lock") {
+				// The legacy iptables gave up waiting: a lock timeout, like Lock's.
+				return nil, fmt.Errorf("%s: %s (lockTimeout %s): %w", filepath.Base(path), strings.TrimSpace(line), e.lockTimeout(), context.DeadlineExceeded)
+			}
+		}
 		return nil, fmt.Errorf("%s: %s", filepath.Base(path), msg)
 	}
 	return stdout.Bytes(), nil
@@ -142,8 +173,12 @@ func (e Exec) run(ctx context.Context, tool string, stdin []byte, args ...string
 // the same nsfs inode, so the lock covers exactly the ruleset being written:
 // no lock file to create or clean up, released by the kernel if the holder
 // dies, and tests in separate namespaces do not wait for each other. It
-// polls, so the context's deadline is honoured.
+// polls, so the context's deadline is honoured, and gives up after
+// LockTimeout with an error wrapping context.DeadlineExceeded.
 func (e Exec) Lock(ctx context.Context) (func(), error) {
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, e.lockTimeout())
+	defer cancel()
 	f, err := os.Open("/proc/thread-self/ns/net")
 	if err != nil {
 		return nil, fmt.Errorf("lock network namespace: %w", err)
@@ -161,6 +196,10 @@ func (e Exec) Lock(ctx context.Context) (func(), error) {
 		select {
 		case <-ctx.Done():
 			_ = f.Close()
+			if parent.Err() == nil {
+				return nil, fmt.Errorf("the lock of this network namespace's iptables writers (flock on /proc/thread-self/ns/net) is still held by another process after %s (lockTimeout): %w",
+					e.lockTimeout(), ctx.Err())
+			}
 			return nil, fmt.Errorf("lock network namespace: %w", ctx.Err())
 		case <-time.After(wait):
 		}

@@ -29,7 +29,7 @@ func TestExec(t *testing.T) {
 		{name: "save", family: rules.IPv4, tools: map[string]string{"iptables-save": `echo "*filter"`}, want: "*filter\n"},
 		{name: "ip6tables save", family: rules.IPv6, tools: map[string]string{"ip6tables-save": `echo six`}, want: "six\n"},
 		{name: "restore", family: rules.IPv4, restore: []byte("*nat\nCOMMIT\n"),
-			tools: map[string]string{"iptables-restore": `echo "$@" >"$0.out"; cat >>"$0.out"`}, want: "--noflush --wait\n*nat\nCOMMIT\n"},
+			tools: map[string]string{"iptables-restore": `echo "$@" >"$0.out"; cat >>"$0.out"`}, want: "--noflush --wait 30\n*nat\nCOMMIT\n"},
 		{name: "save missing", family: rules.IPv4, tools: map[string]string{"iptables-restore": `true`},
 			wantErr: "iptables-save not found in "},
 		{name: "save fails", family: rules.IPv4, tools: map[string]string{"iptables-save": `echo "no nf_tables here" >&2; exit 1`},

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/minicni/minicni/libmini"
 	"github.com/minicni/minicni/plugins/miniroute/backend"
@@ -36,11 +37,21 @@ type NetConf struct {
 	// IPTablesMode forces the iptables mode: "legacy" or "nf_tables";
 	// "auto" (the default) detects it (see backend.Decide).
 	IPTablesMode string `json:"iptablesMode,omitempty"`
+	// LockTimeoutRaw bounds the wait for the locks of iptables writers:
+	// miniroute's namespace lock and, with the legacy iptables, the
+	// xtables lock (a Go duration, default backend.DefaultLockTimeout).
+	LockTimeoutRaw libmini.Duration `json:"lockTimeout,omitempty"`
+	// ExecTimeoutRaw bounds each iptables exec (a Go duration, default
+	// backend.DefaultTimeout).
+	ExecTimeoutRaw libmini.Duration `json:"execTimeout,omitempty"`
 
 	// Mode is IPTablesMode parsed: "" for auto.
 	Mode backend.Mode `json:"-"`
 	// Cluster is ClusterCIDR parsed, without duplicates.
 	Cluster []netip.Prefix `json:"-"`
+	// LockTimeout and ExecTimeout are the parsed settings.
+	LockTimeout time.Duration `json:"-"`
+	ExecTimeout time.Duration `json:"-"`
 }
 
 // Static is one static route: Dst through the gateway Via.
@@ -92,6 +103,12 @@ func (c *NetConf) validate() error {
 		return libmini.ConfigErrorf("invalid iptablesMode %q: %v", c.IPTablesMode, err)
 	}
 	c.Mode = m
+	if c.LockTimeout, err = libmini.ParseDuration("lockTimeout", c.LockTimeoutRaw, backend.DefaultLockTimeout, libmini.MaxLimit); err != nil {
+		return err
+	}
+	if c.ExecTimeout, err = libmini.ParseDuration("execTimeout", c.ExecTimeoutRaw, backend.DefaultTimeout, libmini.MaxLimit); err != nil {
+		return err
+	}
 	seen := map[netip.Prefix]bool{}
 	for i, s := range c.ClusterCIDR {
 		n, err := libmini.ParsePrefix(fmt.Sprintf("clusterCIDR[%d]", i), s, libmini.NotWhole)

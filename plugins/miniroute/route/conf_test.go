@@ -3,10 +3,12 @@ package route
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/minicni/minicni/libmini"
 	"github.com/minicni/minicni/plugins/miniroute/backend"
+	"github.com/minicni/minicni/plugins/miniroute/rules"
 )
 
 func cniCode(t *testing.T, err error) uint {
@@ -113,5 +115,29 @@ func TestLoadConfInvalid(t *testing.T) {
 				t.Errorf("error %q does not name %q", e.Msg+" "+e.Details, tt.msg)
 			}
 		})
+	}
+}
+
+// TestLoadConfLimits: lockTimeout and execTimeout reach the NetConf, with
+// their defaults when absent, and NewNodeFor hands them to the backends.
+func TestLoadConfLimits(t *testing.T) {
+	for _, tt := range []struct {
+		extra      string
+		lock, exec time.Duration
+	}{
+		{``, backend.DefaultLockTimeout, backend.DefaultTimeout},
+		{`,"lockTimeout":"2s","execTimeout":"1m"`, 2 * time.Second, time.Minute},
+	} {
+		conf, err := LoadConf([]byte(`{"cniVersion":"1.0.0","name":"minicni","type":"miniroute"` + tt.extra + `}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if conf.LockTimeout != tt.lock || conf.ExecTimeout != tt.exec {
+			t.Errorf("%s: lock %v exec %v, want %v %v", tt.extra, conf.LockTimeout, conf.ExecTimeout, tt.lock, tt.exec)
+		}
+		e, ok := NewNodeFor(conf, nil).backend(rules.IPv4).(backend.Exec)
+		if !ok || e.LockTimeout != tt.lock || e.Timeout != tt.exec {
+			t.Errorf("%s: backend %+v", tt.extra, e)
+		}
 	}
 }

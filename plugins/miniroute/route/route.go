@@ -49,6 +49,18 @@ func NewNode(log *slog.Logger) Node {
 	}
 }
 
+// NewNodeFor is NewNode with conf's limits: each iptables exec bounded by
+// conf.ExecTimeout, each lock wait by conf.LockTimeout.
+func NewNodeFor(conf *NetConf, log *slog.Logger) Node {
+	n := NewNode(log)
+	n.IPTables = func(f rules.Family) Backend {
+		e := backend.New(f)
+		e.Timeout, e.LockTimeout = conf.ExecTimeout, conf.LockTimeout
+		return e
+	}
+	return n
+}
+
 func (n Node) backend(f rules.Family) Backend {
 	var b Backend
 	if n.IPTables == nil {
