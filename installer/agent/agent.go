@@ -116,7 +116,11 @@ type Agent struct {
 }
 
 // Run passes once, then on every event and every Resync, until ctx ends. It
-// is the only goroutine touching the reconciler and the files.
+// is the only goroutine touching the reconciler and the files. The first
+// pass and the resyncs are full (Pass: the routes and overlay entries are
+// read back from the kernel, so drift is repaired); a pass after a node
+// event is incremental (EventPass: only what changed is sent to the
+// kernel), so its cost follows the change, not the size of the cluster.
 func (a *Agent) Run(ctx context.Context) error {
 	if a.Resync <= 0 {
 		a.Resync = 30 * time.Second
@@ -130,19 +134,29 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.lastErr = map[string]string{}
 	t := time.NewTicker(a.Resync)
 	defer t.Stop()
+	a.Pass()
 	for {
-		a.Pass()
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-a.Source.Changed():
+			a.EventPass()
 		case <-t.C:
+			a.Pass()
 		}
 	}
 }
 
-// Pass is one level-triggered round: list, files, routes.
-func (a *Agent) Pass() {
+// Pass is one full level-triggered round: list, files, routes
+// (routes.Reconciler.Sync).
+func (a *Agent) Pass() { a.pass(false) }
+
+// EventPass is the round after a node event: list, files, and the routes
+// through routes.Reconciler.Update, which sends the kernel only what changed
+// since the last round (or falls back to a Sync).
+func (a *Agent) EventPass() { a.pass(true) }
+
+func (a *Agent) pass(event bool) {
 	if a.lastErr == nil {
 		a.lastErr = map[string]string{}
 	}
@@ -159,7 +173,11 @@ func (a *Agent) Pass() {
 	if a.Files != nil {
 		okFiles = a.files(list)
 	}
-	st, err := a.Routes.Sync(a.Self, list)
+	sync := a.Routes.Sync
+	if event {
+		sync = a.Routes.Update
+	}
+	st, err := sync(a.Self, list)
 	if err != nil {
 		a.fail("routes", err)
 	} else {

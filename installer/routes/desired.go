@@ -142,17 +142,36 @@ func Desired(self string, list []nodes.Node, local []LocalNet, mode overlay.Mode
 
 // refuseOverlaps marks invalid both nodes of every pair claiming
 // overlapping subnets: either choice sends some pod's traffic to the wrong
-// node.
+// node. Two prefixes overlap only when one holds the other, so one sort by
+// address (a prefix before the longer ones it holds) and a sweep with the
+// chain of prefixes holding the current one find every overlapping node in
+// O(n log n), not by comparing every pair: a cluster of 5,000 nodes is 12.5
+// million pairs.
 func (rep *Report) refuseOverlaps(wanted []Route) {
-	for i := range wanted {
-		for j := i + 1; j < len(wanted); j++ {
-			if wanted[i].Dst.Overlaps(wanted[j].Dst) {
-				for _, pair := range [][2]int{{i, j}, {j, i}} {
-					a, b := wanted[pair[0]], wanted[pair[1]]
-					rep.Invalid[a.Node] = fmt.Sprintf("podCIDR %s overlaps node %q's %s", a.Dst, b.Node, b.Dst)
-				}
-			}
+	order := make([]int, len(wanted))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(i, j int) int { return comparePrefix(wanted[i].Dst, wanted[j].Dst) })
+	mark := func(a, b Route) {
+		rep.Invalid[a.Node] = fmt.Sprintf("podCIDR %s overlaps node %q's %s", a.Dst, b.Node, b.Dst)
+	}
+	var open []Route // the chain of prefixes holding the current one, shortest first
+	for _, i := range order {
+		r := wanted[i]
+		for len(open) > 0 && !open[len(open)-1].Dst.Contains(r.Dst.Addr()) {
+			open = open[:len(open)-1]
 		}
+		if len(open) > 0 {
+			// r overlaps every prefix in open; each of those is marked
+			// already (pushed onto another or, at the bottom, marked by
+			// its first subnet, the next in order), so the innermost one
+			// is enough and the sweep stays linear.
+			o := open[len(open)-1]
+			mark(r, o)
+			mark(o, r)
+		}
+		open = append(open, r)
 	}
 }
 
