@@ -94,7 +94,8 @@ type Report struct {
 // with any invalid value gets no route at all. mode says which paths may be
 // used (the zero Mode is overlay.None).
 func Desired(self string, list []nodes.Node, local []LocalNet, mode overlay.Mode) Report {
-	rep := Report{Desired: map[netip.Prefix]Route{}, Paths: map[string]Path{}, Unreachable: map[string]string{}, Invalid: map[string]string{}}
+	rep := Report{Desired: make(map[netip.Prefix]Route, len(list)), Paths: make(map[string]Path, len(list)),
+		Unreachable: map[string]string{}, Invalid: map[string]string{}}
 	d := decider{mode: mode, local: local}
 	for _, n := range list {
 		if n.Name == self {
@@ -109,7 +110,7 @@ func Desired(self string, list []nodes.Node, local []LocalNet, mode overlay.Mode
 	}
 	d.underlay = rep.Underlay
 
-	var wanted []Route
+	wanted := make([]Route, 0, len(list))
 	underlays := map[string]netip.Addr{} // node -> VTEP address, for VXLAN peers
 	for _, n := range list {
 		if n.Name == self {
@@ -177,28 +178,41 @@ func (rep *Report) refuseOverlaps(wanted []Route) {
 
 // refuseSharedMACs marks invalid the VXLAN peers whose VTEP MAC is this
 // node's or another peer's (one underlay address, or an IPv6 hash
-// collision): the device could reach only one of them.
+// collision): the device could reach only one of them. Peers already
+// refused for their subnets claim no MAC. Only the nodes of a shared MAC
+// are sorted (by name: the first names the last, the others the first).
 func (rep *Report) refuseSharedMACs(underlays map[string]netip.Addr) {
-	byMAC := map[string]string{}
+	var own overlay.VTEP
 	if rep.Underlay.IsValid() {
-		byMAC[overlay.MAC(rep.Underlay).String()] = "" // this node's own
+		own = overlay.VTEP(overlay.MAC(rep.Underlay))
 	}
-	for _, name := range slices.Sorted(maps.Keys(underlays)) {
+	byMAC := make(map[overlay.VTEP][]string, len(underlays))
+	var shared []overlay.VTEP
+	for name, u := range underlays {
 		if _, bad := rep.Invalid[name]; bad {
 			continue
 		}
-		u := underlays[name]
-		mac := overlay.MAC(u).String()
-		other, taken := byMAC[mac]
-		switch {
-		case !taken:
-			byMAC[mac] = name
-		case other == "":
-			rep.Invalid[name] = fmt.Sprintf("VTEP MAC %s of InternalIP %s is this node's", mac, u)
-		default:
-			rep.Invalid[name] = fmt.Sprintf("VTEP MAC %s of InternalIP %s is also node %q's", mac, u, other)
-			rep.Invalid[other] = fmt.Sprintf("VTEP MAC %s of InternalIP %s is also node %q's", mac, underlays[other], name)
+		mac := overlay.VTEP(overlay.MAC(u))
+		byMAC[mac] = append(byMAC[mac], name)
+		mine := rep.Underlay.IsValid() && mac == own
+		if n := len(byMAC[mac]); (mine && n == 1) || (!mine && n == 2) {
+			shared = append(shared, mac)
 		}
+	}
+	for _, mac := range shared {
+		names := byMAC[mac]
+		slices.Sort(names)
+		if rep.Underlay.IsValid() && mac == own { // this node's own MAC
+			for _, name := range names {
+				rep.Invalid[name] = fmt.Sprintf("VTEP MAC %s of InternalIP %s is this node's", mac, underlays[name])
+			}
+			continue
+		}
+		first, last := names[0], names[len(names)-1]
+		for _, name := range names[1:] {
+			rep.Invalid[name] = fmt.Sprintf("VTEP MAC %s of InternalIP %s is also node %q's", mac, underlays[name], first)
+		}
+		rep.Invalid[first] = fmt.Sprintf("VTEP MAC %s of InternalIP %s is also node %q's", mac, underlays[first], last)
 	}
 }
 

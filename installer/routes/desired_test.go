@@ -307,3 +307,25 @@ func TestRefuseOverlapsSweep(t *testing.T) {
 		}
 	}
 }
+
+// TestDesiredMACShared: three nodes claiming one InternalIP (one VTEP MAC)
+// are all refused, the first by name naming the last, the others the
+// first, in whatever order the list gives them.
+func TestDesiredMACShared(t *testing.T) {
+	self := node("a", []string{"10.99.0.11"}, "172.18.0.0/24")
+	list := []nodes.Node{
+		node("d", []string{"192.168.7.7"}, "172.18.4.0/24"), self,
+		node("b", []string{"192.168.7.7"}, "172.18.2.0/24"),
+		node("c", []string{"192.168.7.7"}, "172.18.3.0/24"),
+		node("e", []string{"192.168.7.8"}, "172.18.5.0/24"),
+	}
+	rep := Desired("a", list, local, overlay.Auto)
+	mac := "VTEP MAC 0a:58:c0:a8:07:07 of InternalIP 192.168.7.7 is also node "
+	want := map[string]string{"b": mac + `"d"'s`, "c": mac + `"b"'s`, "d": mac + `"b"'s`}
+	if diff := cmp.Diff(want, rep.Invalid); diff != "" {
+		t.Errorf("invalid (-want +got):\n%s", diff)
+	}
+	if len(rep.Peers) != 1 || rep.Peers[0].Node != "e" {
+		t.Errorf("peers %v, want e only", rep.Peers)
+	}
+}
