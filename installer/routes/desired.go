@@ -9,6 +9,10 @@
 // applies the difference. Because the kernel, not memory, says what minicni
 // installed, an agent restarted after a node was deleted still removes that
 // node's route, and no route without the protocol number is ever deleted.
+// Update, the pass after a node event, computes the same desired set but
+// applies its difference from what the last pass left (which the
+// reconciler remembers) without reading the kernel back, so its netlink
+// requests follow the change, not the number of nodes.
 package routes
 
 import (

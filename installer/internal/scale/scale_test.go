@@ -2,6 +2,8 @@ package scale
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -43,4 +45,36 @@ func TestEventCostFollowsTheChange(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestWriteSection: the section replaces what is between the markers and
+// nothing else, or is appended to a file without them (as the chain
+// benchmark writes it).
+func TestWriteSection(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "benchmarks.md")
+	if err := os.WriteFile(path, []byte("# Benchmarks\n\nchain figures\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteSection(path, "first\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, append(mustRead(t, path), "after\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteSection(path, "second\n"); err != nil {
+		t.Fatal(err)
+	}
+	want := "# Benchmarks\n\nchain figures\n\n" + BeginMarker + "\n\nsecond\n\n" + EndMarker + "\nafter\n"
+	if got := string(mustRead(t, path)); got != want {
+		t.Errorf("file:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
