@@ -18,6 +18,9 @@ const (
 // Markdown renders the results (runs of one mode next to each other) with
 // the command that produced them.
 func Markdown(results []Result, command, machine string) string {
+	if len(results) == 0 {
+		return ""
+	}
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	w("## The route agent at scale\n\n")
@@ -45,10 +48,11 @@ func Markdown(results []Result, command, machine string) string {
 		w("### %s\n\n", mode)
 		w("| | %s |\n|---|%s\n", join(rs, func(r Result) string { return fmt.Sprintf("%d nodes", r.Nodes) }), strings.Repeat("---|", len(rs)))
 		row := func(name string, f func(r Result) string) { w("| %s | %s |\n", name, join(rs, f)) }
-		row("first convergence: informer list", func(r Result) string { return ms(r.Converge.Informer) })
+		row("first convergence: informer list (its cache-sync check polls every 100 ms)", func(r Result) string { return ms(r.Converge.Informer) })
 		row("first convergence: first pass (every route and entry added)", func(r Result) string {
 			return fmt.Sprintf("%s, %d requests", ms(r.Converge.Pass), r.Converge.Requests)
 		})
+		row("first convergence: CPU time (informer and first pass)", func(r Result) string { return ms(r.Converge.CPU) })
 		row("allocated until converged", func(r Result) string {
 			return fmt.Sprintf("%s in %d allocations", mib(r.Converge.AllocBytes), r.Converge.Allocs)
 		})
@@ -71,7 +75,8 @@ func Markdown(results []Result, command, machine string) string {
 		w("\n")
 	}
 	w("A pass: the node list from the informer's cache, the desired set, then the kernel. Times are the median ")
-	w("(and maximum) of the samples; requests and writes are per pass, entries are what its dumps answered ")
+	w("(and maximum) of the samples (%d per kind of event, %d resyncs); CPU is the process's user and system time ", results[0].Events, results[0].Resyncs)
+	w("per pass (every thread, the garbage collector's too), median; requests and writes are per pass, entries are what its dumps answered ")
 	w("(links, addresses, routes, neighbours); allocated bytes per pass are the median. Peak RSS is the test ")
 	w("process's VmHWM, reset before the fake cluster is filled.\n")
 	return b.String()
@@ -82,7 +87,7 @@ func event(e Event) string {
 	if e.MinRequests != e.Requests {
 		req = fmt.Sprintf("%d-%d", e.MinRequests, e.Requests)
 	}
-	return fmt.Sprintf("%s (max %s), %s requests (%d writes), %d entries read, %s allocated", ms(e.Pass), ms(e.PassMax), req, e.Writes, e.Entries, mib(e.AllocBytes))
+	return fmt.Sprintf("%s (max %s), CPU %s; %s requests (%d writes), %d entries read; %s allocated", ms(e.Pass), ms(e.PassMax), ms(e.CPU), req, e.Writes, e.Entries, mib(e.AllocBytes))
 }
 
 func join(rs []Result, f func(Result) string) string {

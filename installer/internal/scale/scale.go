@@ -33,6 +33,7 @@ import (
 	"github.com/minicni/minicni/installer/routes"
 	"github.com/minicni/minicni/libmini/minitest"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kruntime "k8s.io/apimachinery/pkg/runtime"
@@ -71,6 +72,7 @@ type Result struct {
 type Converge struct {
 	Informer time.Duration // the informer's first list (nodes.Kubernetes.Start)
 	Pass     time.Duration // the first pass, every route (and entry) added
+	CPU      time.Duration // the process's CPU time, informer and first pass
 	Requests int           // netlink requests of the first pass
 	Routes   int           // minicni routes in the kernel afterwards
 	// AllocBytes and Allocs are what the process allocated from the
@@ -98,6 +100,38 @@ type Event struct {
 	Requests, Writes, Entries int
 	MinRequests               int
 	AllocBytes                uint64 // allocated per pass, median
+	// CPU is the process's CPU time (user and system, all threads: the
+	// garbage collector's too) per pass, median: less sensitive than
+	// Pass to other work on the machine.
+	CPU time.Duration
+}
+
+// sample is one timed pass.
+type sample struct {
+	wall, cpu time.Duration
+	alloc     uint64
+}
+
+// timed runs f and measures it.
+func timed(f func()) sample {
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	c0 := cpuTime()
+	start := time.Now()
+	f()
+	wall := time.Since(start)
+	c1 := cpuTime()
+	runtime.ReadMemStats(&m1)
+	return sample{wall: wall, cpu: c1 - c0, alloc: m1.TotalAlloc - m0.TotalAlloc}
+}
+
+// cpuTime is the process's user and system time so far.
+func cpuTime() time.Duration {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // Run measures one configuration in a fresh network namespace.
@@ -154,6 +188,7 @@ func Run(t testing.TB, cfg Config) Result {
 	var ms0, ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
 	peak := sampleHeap()
+	cpu0 := cpuTime()
 	start := time.Now()
 	if err := src.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -163,6 +198,7 @@ func Run(t testing.TB, cfg Config) Result {
 	start = time.Now()
 	a.Pass()
 	res.Converge.Pass = time.Since(start)
+	res.Converge.CPU = cpuTime() - cpu0
 	res.Converge.PeakHeap = peak()
 	runtime.ReadMemStats(&ms1)
 	res.Converge.Requests = count.Requests
@@ -185,7 +221,7 @@ func Run(t testing.TB, cfg Config) Result {
 	// event makes a change through the API, waits for the informer's
 	// notification that shows it (an earlier one, such as those of the
 	// first list, may still be pending), then times pass.
-	event := func(change func() error, name string, want *nodes.Node, pass func()) (time.Duration, uint64) {
+	event := func(change func() error, name string, want *nodes.Node, pass func()) sample {
 		t.Helper()
 		if err := change(); err != nil {
 			t.Fatal(err)
@@ -203,32 +239,29 @@ func Run(t testing.TB, cfg Config) Result {
 			seen = (want == nil && !ok) || (want != nil && ok && slices.Equal(got.InternalIPs, want.InternalIPs))
 		}
 		count.Reset()
-		var m0, m1 runtime.MemStats
-		runtime.ReadMemStats(&m0)
-		start := time.Now()
-		pass()
-		d := time.Since(start)
-		runtime.ReadMemStats(&m1)
-		return d, m1.TotalAlloc - m0.TotalAlloc
+		return timed(pass)
 	}
-	measure := func(e *Event, samples int, one func() (time.Duration, uint64)) {
-		var times []time.Duration
+	measure := func(e *Event, samples int, one func() sample) {
+		var times, cpus []time.Duration
 		var allocs []uint64
 		for k := range samples {
-			d, b := one()
-			times = append(times, d)
-			allocs = append(allocs, b)
+			s := one()
+			times = append(times, s.wall)
+			cpus = append(cpus, s.cpu)
+			allocs = append(allocs, s.alloc)
 			e.Requests, e.Writes, e.Entries = max(e.Requests, count.Requests), max(e.Writes, count.Writes), max(e.Entries, count.Entries)
 			if k == 0 || count.Requests < e.MinRequests {
 				e.MinRequests = count.Requests
 			}
 		}
 		slices.Sort(times)
+		slices.Sort(cpus)
 		slices.Sort(allocs)
 		e.Samples, e.Pass, e.PassMax, e.AllocBytes = samples, times[len(times)/2], times[len(times)-1], allocs[len(allocs)/2]
+		e.CPU = cpus[len(cpus)/2]
 	}
 	var added []int
-	measure(&res.Add, cfg.Events, func() (time.Duration, uint64) {
+	measure(&res.Add, cfg.Events, func() sample {
 		i := next
 		next++
 		added = append(added, i)
@@ -240,7 +273,7 @@ func Run(t testing.TB, cfg Config) Result {
 		}, obj.Name, &want, a.EventPass)
 	})
 	k := 0
-	measure(&res.Change, cfg.Events, func() (time.Duration, uint64) {
+	measure(&res.Change, cfg.Events, func() sample {
 		i := added[k]
 		k++
 		obj := nodeObject(i, cfg.VXLAN, 1).(*corev1.Node)
@@ -251,12 +284,12 @@ func Run(t testing.TB, cfg Config) Result {
 		}, obj.Name, &want, a.EventPass)
 	})
 	k = 0
-	measure(&res.Remove, cfg.Events, func() (time.Duration, uint64) {
+	measure(&res.Remove, cfg.Events, func() sample {
 		i := added[k]
 		k++
 		return event(func() error { return api.Delete(ctx, nodeName(i), metav1.DeleteOptions{}) }, nodeName(i), nil, a.EventPass)
 	})
-	measure(&res.FullAdd, cfg.Events, func() (time.Duration, uint64) {
+	measure(&res.FullAdd, cfg.Events, func() sample {
 		i := next
 		next++
 		obj := nodeObject(i, cfg.VXLAN, 0).(*corev1.Node)
@@ -266,18 +299,13 @@ func Run(t testing.TB, cfg Config) Result {
 			return err
 		}, obj.Name, &want, a.Pass)
 	})
-	measure(&res.Resync, cfg.Resyncs, func() (time.Duration, uint64) {
+	measure(&res.Resync, cfg.Resyncs, func() sample {
 		count.Reset()
-		var m0, m1 runtime.MemStats
-		runtime.ReadMemStats(&m0)
-		start := time.Now()
-		a.Pass()
-		d := time.Since(start)
-		runtime.ReadMemStats(&m1)
+		s := timed(a.Pass)
 		if count.Writes != 0 {
 			t.Fatalf("a resync after the events changed %d things: %v", count.Writes, count.ByCall)
 		}
-		return d, m1.TotalAlloc - m0.TotalAlloc
+		return s
 	})
 	own, err = routes.ListOwn(h)
 	if err != nil {
