@@ -98,6 +98,13 @@ type Report struct {
 // with any invalid value gets no route at all. mode says which paths may be
 // used (the zero Mode is overlay.None).
 func Desired(self string, list []nodes.Node, local []LocalNet, mode overlay.Mode) Report {
+	rep, _ := desired(self, list, local, mode)
+	return rep
+}
+
+// desired is Desired, with the model an event pass updates node by node
+// (nil when the list names a node twice).
+func desired(self string, list []nodes.Node, local []LocalNet, mode overlay.Mode) (Report, *model) {
 	rep := Report{Desired: make(map[netip.Prefix]Route, len(list)), Paths: make(map[string]Path, len(list)),
 		Unreachable: map[string]string{}, Invalid: map[string]string{}}
 	d := decider{mode: mode, local: local}
@@ -114,35 +121,41 @@ func Desired(self string, list []nodes.Node, local []LocalNet, mode overlay.Mode
 	}
 	d.underlay = rep.Underlay
 
+	m := newModel(self, d, len(list))
 	wanted := make([]Route, 0, len(list))
 	underlays := map[string]netip.Addr{} // node -> VTEP address, for VXLAN peers
 	for _, n := range list {
 		if n.Name == self {
 			continue
 		}
-		p, err := nodes.Parse(n)
-		if err != nil {
-			rep.Invalid[n.Name] = err.Error()
+		e := d.entry(n)
+		if m != nil {
+			if _, twice := m.nodes[n.Name]; twice {
+				m = nil
+			} else {
+				m.nodes[n.Name] = e
+			}
+		}
+		if e.err != "" {
+			rep.Invalid[n.Name] = e.err
 			continue
 		}
-		routes, underlay, unreachable, err := d.node(p)
-		switch {
-		case err != nil:
-			rep.Invalid[n.Name] = err.Error()
-			continue
-		case len(unreachable) > 0:
-			rep.Unreachable[n.Name] = strings.Join(unreachable, "; ")
+		if e.unreachable != "" {
+			rep.Unreachable[n.Name] = e.unreachable
 		}
-		if underlay.IsValid() {
-			underlays[n.Name] = underlay
+		if e.underlay.IsValid() {
+			underlays[n.Name] = e.underlay
 		}
-		wanted = append(wanted, routes...)
+		wanted = append(wanted, e.routes...)
 	}
 	rep.refuseOverlaps(wanted)
 	rep.refuseSharedMACs(underlays)
 	rep.keep(wanted, underlays)
 	rep.setPaths()
-	return rep
+	if m != nil {
+		m.index(rep)
+	}
+	return rep, m
 }
 
 // refuseOverlaps marks invalid both nodes of every pair claiming
@@ -272,6 +285,21 @@ type decider struct {
 
 func (d decider) isLocal(a netip.Addr) bool {
 	return slices.ContainsFunc(d.local, func(l LocalNet) bool { return l.Addr == a })
+}
+
+// entry is what one other node asks of this one, on its own: its
+// routable subnets or why it has none. The checks across nodes
+// (overlapping subnets, shared VTEP MACs) come after.
+func (d decider) entry(n nodes.Node) entry {
+	p, err := nodes.Parse(n)
+	if err != nil {
+		return entry{err: err.Error()}
+	}
+	routes, underlay, unreachable, err := d.node(p)
+	if err != nil {
+		return entry{err: err.Error()}
+	}
+	return entry{routes: routes, underlay: underlay, unreachable: strings.Join(unreachable, "; ")}
 }
 
 // node plans the routes to p's pod subnets. unreachable says, per subnet

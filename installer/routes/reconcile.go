@@ -67,6 +67,7 @@ type memory struct {
 	dev      overlay.Device         // Name "" when there is no device
 	devIndex int
 	entries  overlay.Entries // the device's FDB and neighbour entries
+	model    *model          // the desired set per node, for UpdateNodes (nil: none)
 }
 
 // New returns a reconciler acting through h, without overlay: a handle from
@@ -94,7 +95,8 @@ func (r *Reconciler) Sync(self string, list []nodes.Node) (Stats, error) {
 	if err != nil {
 		return Stats{}, err
 	}
-	return r.sync(local, Desired(self, list, local, r.Overlay.Mode))
+	rep, m := desired(self, list, local, r.Overlay.Mode)
+	return r.sync(local, rep, m)
 }
 
 func newStats(rep Report) Stats {
@@ -108,7 +110,7 @@ func newStats(rep Report) Stats {
 // sync is Sync once the local subnets and the desired set are known.
 // It stays one function: its steps run once, in order, on local state they
 // share; split, each would only pass that state on to the next.
-func (r *Reconciler) sync(local []LocalNet, rep Report) (Stats, error) {
+func (r *Reconciler) sync(local []LocalNet, rep Report, m *model) (Stats, error) {
 	r.mem = nil
 	r.report(rep)
 	st := newStats(rep)
@@ -168,7 +170,7 @@ func (r *Reconciler) sync(local []LocalNet, rep Report) (Stats, error) {
 		r.log.Info("added route", "dst", dst.String(), "via", want.Via.String(), "node", want.Node, "path", string(want.Path))
 	}
 	if len(errs) == 0 {
-		r.remember(rep, dev)
+		r.remember(rep, dev, m)
 	}
 	return st, errors.Join(errs...)
 }

@@ -33,10 +33,10 @@ func (r *Reconciler) Update(self string, list []nodes.Node) (Stats, error) {
 		r.mem = nil
 		return Stats{}, err
 	}
-	rep := Desired(self, list, local, r.Overlay.Mode)
+	rep, m := desired(self, list, local, r.Overlay.Mode)
 	dev, want := r.wantDevice(rep)
 	if want != (r.mem.dev.Name != "") || (want && !sameDevice(dev, r.mem.dev)) {
-		return r.sync(local, rep)
+		return r.sync(local, rep, m)
 	}
 	mem := r.mem
 	r.mem = nil // until this pass has succeeded
@@ -96,7 +96,7 @@ func (r *Reconciler) Update(self string, list []nodes.Node) (Stats, error) {
 	if len(errs) > 0 {
 		return st, errors.Join(errs...) // no memory: the next pass is a Sync
 	}
-	mem.routes, mem.entries = rep.Desired, entries
+	mem.routes, mem.entries, mem.model = rep.Desired, entries, m
 	r.mem = mem
 	return st, nil
 }
@@ -104,8 +104,8 @@ func (r *Reconciler) Update(self string, list []nodes.Node) (Stats, error) {
 // remember records what a Sync that finished without an error left in the
 // kernel: rep's routes (each with its link index), the device and its
 // entries.
-func (r *Reconciler) remember(rep Report, dev ensured) {
-	r.mem = &memory{routes: rep.Desired, dev: dev.dev, devIndex: dev.index, entries: overlay.EntriesOf(rep.Peers)}
+func (r *Reconciler) remember(rep Report, dev ensured, m *model) {
+	r.mem = &memory{routes: rep.Desired, dev: dev.dev, devIndex: dev.index, entries: overlay.EntriesOf(rep.Peers), model: m}
 	if dev.dev.Name == "" {
 		r.mem.entries = overlay.Entries{}
 	}
