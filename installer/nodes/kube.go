@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -29,6 +30,9 @@ type Kubernetes struct {
 
 	lister  listers.NodeLister
 	changed chan struct{}
+
+	mu    sync.Mutex
+	dirty map[string]bool // nodes changed since the last TakeChanged
 }
 
 // NewKubernetes returns a source using the in-cluster config, or kubeconfig
@@ -62,7 +66,16 @@ func (k *Kubernetes) Start(ctx context.Context) error {
 	if err := inf.Informer().SetTransform(slim); err != nil {
 		return err
 	}
-	on := func(any) { notify(k.changed) }
+	k.dirty = map[string]bool{}
+	on := func(obj any) {
+		// A Node's key is its name; a tombstone's too.
+		if name, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
+			k.mu.Lock()
+			k.dirty[name] = true
+			k.mu.Unlock()
+		}
+		notify(k.changed)
+	}
 	if _, err := inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: on,
 		UpdateFunc: func(o, n any) {
@@ -155,6 +168,21 @@ func (k *Kubernetes) Get(name string) (Node, bool, error) {
 		return Node{}, false, err
 	}
 	return FromObject(o), true, nil
+}
+
+// TakeChanged returns the names of the nodes added, changed (in a way
+// Relevant sees) or deleted since its last call, and forgets them. A
+// name may be returned for a node that changed back, or whose change a
+// List has already shown; Get tells what it is now.
+func (k *Kubernetes) TakeChanged() []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	names := make([]string, 0, len(k.dirty))
+	for name := range k.dirty {
+		names = append(names, name)
+	}
+	clear(k.dirty)
+	return names
 }
 
 // Changed receives a value after any Node event.
