@@ -211,3 +211,28 @@ func setOrDelete[V comparable](m map[string]V, k string, v V) {
 		m[k] = v
 	}
 }
+
+// refresh returns the model for the local subnets after the overlay step
+// of a Sync: the device's address is a local subnet the decision before it
+// did not see. It decides again with them and keeps the new model when
+// the decision is the same (it is but for odd values, a peer claiming
+// that address), else none: UpdateNodes then declines until the next
+// full pass. Without it, each event after the device appears would need
+// the whole list once.
+func (r *Reconciler) refresh(local []LocalNet, rep Report, m *model, redo func([]LocalNet) (Report, *model)) *model {
+	now, err := r.LocalNets()
+	if err != nil {
+		return nil
+	}
+	if slices.Equal(now, local) {
+		return m
+	}
+	again, m2 := redo(now)
+	same := maps.EqualFunc(rep.Desired, again.Desired, func(a, b Route) bool {
+		return a.Via == b.Via && a.Path == b.Path && a.Node == b.Node && (a.Path == VXLAN || a.LinkIndex == b.LinkIndex)
+	})
+	if !same || !maps.Equal(rep.Invalid, again.Invalid) || !maps.Equal(rep.Unreachable, again.Unreachable) || !maps.Equal(rep.Paths, again.Paths) {
+		return nil
+	}
+	return m2
+}

@@ -96,7 +96,7 @@ func (r *Reconciler) Sync(self string, list []nodes.Node) (Stats, error) {
 		return Stats{}, err
 	}
 	rep, m := desired(self, list, local, r.Overlay.Mode)
-	return r.sync(local, rep, m)
+	return r.sync(local, rep, m, r.redo(self, list))
 }
 
 func newStats(rep Report) Stats {
@@ -110,7 +110,12 @@ func newStats(rep Report) Stats {
 // sync is Sync once the local subnets and the desired set are known.
 // It stays one function: its steps run once, in order, on local state they
 // share; split, each would only pass that state on to the next.
-func (r *Reconciler) sync(local []LocalNet, rep Report, m *model) (Stats, error) {
+// redo decides again from the same list with other local subnets.
+func (r *Reconciler) redo(self string, list []nodes.Node) func([]LocalNet) (Report, *model) {
+	return func(local []LocalNet) (Report, *model) { return desired(self, list, local, r.Overlay.Mode) }
+}
+
+func (r *Reconciler) sync(local []LocalNet, rep Report, m *model, redo func([]LocalNet) (Report, *model)) (Stats, error) {
 	r.mem = nil
 	r.report(rep)
 	st := newStats(rep)
@@ -120,6 +125,8 @@ func (r *Reconciler) sync(local []LocalNet, rep Report, m *model) (Stats, error)
 	st.OverlayChanges = changes
 	if err != nil {
 		errs = append(errs, err)
+	} else if changes > 0 && m != nil {
+		m = r.refresh(local, rep, m, redo)
 	}
 
 	current, err := r.Current()

@@ -36,7 +36,7 @@ func (r *Reconciler) Update(self string, list []nodes.Node) (Stats, error) {
 	rep, m := desired(self, list, local, r.Overlay.Mode)
 	dev, want := r.wantDevice(rep)
 	if want != (r.mem.dev.Name != "") || (want && !sameDevice(dev, r.mem.dev)) {
-		return r.sync(local, rep, m)
+		return r.sync(local, rep, m, r.redo(self, list))
 	}
 	mem := r.mem
 	r.mem = nil // until this pass has succeeded

@@ -2,6 +2,8 @@ package routes
 
 import (
 	"bytes"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -128,4 +130,73 @@ func overlayRoutes(t *testing.T, h netlinksafe.Handle) []string {
 		}
 	}
 	return out
+}
+
+// TestUpdateNodes: single-node changes applied without the list leave the
+// kernel as a full Sync wants it; a change that reaches another node (an
+// overlapping subnet) or the device (the first VXLAN peer) is declined
+// with nothing applied, and Update with the whole list then does it.
+func TestUpdateNodes(t *testing.T) {
+	a, _ := twonode.NewRouted(t)
+	self := node("a", []string{"10.99.0.11"}, "172.18.0.0/24")
+	b := node("b", []string{"10.99.0.12"}, "172.18.1.0/24")
+	var log bytes.Buffer
+	r := withOverlay(New(a.H, logTo(&log)), overlay.Auto)
+	list := map[string]nodes.Node{"a": self, "b": b}
+	all := func() []nodes.Node { return slices.Collect(maps.Values(list)) }
+	if _, ok, _ := r.UpdateNodes("a", []nodes.Node{b}, nil); ok {
+		t.Fatal("UpdateNodes applied a change with nothing remembered")
+	}
+	if _, err := r.Update("a", all()); err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string) {
+		t.Helper()
+		st, err := withOverlay(New(a.H, nil), overlay.Auto).Sync("a", all())
+		if err != nil || st.Changes != 0 || st.OverlayChanges != 0 {
+			t.Errorf("%s: a full Sync then changed %+v (%v)\n%s", what, st, err, strings.Join(overlayState(t, a.H), "\n"))
+		}
+	}
+	steps := []struct {
+		name    string
+		changed []nodes.Node
+		removed []string
+		ok      bool
+		log     string
+	}{
+		{"direct peer added", []nodes.Node{node("c", []string{"10.99.0.13"}, "172.18.2.0/24")}, nil, true, `msg="added route" dst=172.18.2.0/24`},
+		{"first VXLAN peer: the device comes", []nodes.Node{node("d", []string{"192.168.7.7"}, "172.18.3.0/24")}, nil, false, ""},
+		{"second VXLAN peer", []nodes.Node{node("e", []string{"192.168.7.8"}, "172.18.4.0/24")}, nil, true, "added FDB entry 0a:58:c0:a8:07:08"},
+		{"VXLAN peer moves", []nodes.Node{node("e", []string{"192.168.7.9"}, "172.18.4.0/24")}, nil, true, "deleted FDB entry 0a:58:c0:a8:07:08"},
+		{"a subnet overlapping c's", []nodes.Node{node("f", []string{"10.99.0.16"}, "172.18.2.0/25")}, nil, false, ""},
+		{"the overlapping node removed (refused for a conflict)", nil, []string{"f"}, false, ""},
+		{"peer with an invalid value", []nodes.Node{node("g", []string{"not-an-ip"}, "172.18.6.0/24")}, nil, true, `msg="ignoring node: invalid value" node=g`},
+		{"peer changes path", []nodes.Node{node("c", []string{"192.168.7.3"}, "172.18.2.0/24")}, nil, true, `msg="peer path" overlay=auto node=c path=vxlan was=direct`},
+		{"peers removed", nil, []string{"c", "g"}, true, `msg="deleted route" dst=172.18.2.0/24`},
+	}
+	for _, s := range steps {
+		log.Reset()
+		before := overlayState(t, a.H)
+		_, ok, err := r.UpdateNodes("a", s.changed, s.removed)
+		if err != nil || ok != s.ok {
+			t.Fatalf("%s: UpdateNodes ok %v, err %v; want ok %v", s.name, ok, err, s.ok)
+		}
+		for _, n := range s.changed {
+			list[n.Name] = n
+		}
+		for _, name := range s.removed {
+			delete(list, name)
+		}
+		if !ok {
+			if diff := cmp.Diff(before, overlayState(t, a.H)); diff != "" {
+				t.Errorf("%s: declined, but changed the kernel:\n%s", s.name, diff)
+			}
+			if _, err := r.Update("a", all()); err != nil {
+				t.Fatalf("%s: Update: %v", s.name, err)
+			}
+		} else if !strings.Contains(log.String(), s.log) {
+			t.Errorf("%s: the log lacks %q:\n%s", s.name, s.log, log.String())
+		}
+		check(s.name)
+	}
 }

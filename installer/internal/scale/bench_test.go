@@ -34,7 +34,7 @@ func BenchmarkAgentScale(b *testing.B) {
 		results = results[:0]
 		for _, vx := range []bool{false, true} {
 			for _, n := range ns {
-				r := Run(b, Config{Nodes: n, VXLAN: vx, Events: 20, Resyncs: 5})
+				r := Run(b, Config{Nodes: n, VXLAN: vx, Events: 50, Resyncs: 5})
 				results = append(results, r)
 				mode := "direct"
 				if vx {

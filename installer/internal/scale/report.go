@@ -75,7 +75,7 @@ func Markdown(results []Result, command, machine string) string {
 		w("\n")
 	}
 	w("A pass: the node list from the informer's cache, the desired set, then the kernel. Times are the median ")
-	w("(and maximum) of the samples (%d per kind of event, %d resyncs); CPU is the process's user and system time ", results[0].Events, results[0].Resyncs)
+	w("(and maximum) of the samples (%d per kind of event, %d full passes after an added node, %d resyncs); CPU is the process's user and system time ", results[0].Events, min(results[0].Events, 10), results[0].Resyncs)
 	w("per pass (every thread, the garbage collector's too), median; requests and writes are per pass, entries are what its dumps answered ")
 	w("(links, addresses, routes, neighbours); allocated bytes per pass are the median. Peak RSS is the test ")
 	w("process's VmHWM, reset before the fake cluster is filled.\n")
