@@ -75,7 +75,7 @@ func Markdown(results []Result, command, machine string) string {
 		w("\n")
 	}
 	w("A pass: the node list from the informer's cache, the desired set, then the kernel. Times are the median ")
-	w("(and maximum) of the samples (%d per kind of event, %d full passes after an added node, %d resyncs); CPU is the process's user and system time ", results[0].Events, min(results[0].Events, 10), results[0].Resyncs)
+	w("(and maximum) of the samples (%d per kind of event, %d full passes after an added node, %d resyncs); netlink is the time inside the netlink calls (median); CPU is the process's user and system time ", results[0].Events, min(results[0].Events, 10), results[0].Resyncs)
 	w("per pass (every thread, the garbage collector's too), median; requests and writes are per pass, entries are what its dumps answered ")
 	w("(links, addresses, routes, neighbours); allocated bytes per pass are the median. Peak RSS is the test ")
 	w("process's VmHWM, reset before the fake cluster is filled.\n")
@@ -87,7 +87,8 @@ func event(e Event) string {
 	if e.MinRequests != e.Requests {
 		req = fmt.Sprintf("%d-%d", e.MinRequests, e.Requests)
 	}
-	return fmt.Sprintf("%s (max %s), CPU %s; %s requests (%d writes), %d entries read; %s allocated", ms(e.Pass), ms(e.PassMax), ms(e.CPU), req, e.Writes, e.Entries, mib(e.AllocBytes))
+	return fmt.Sprintf("%s (max %s), of which netlink %s; CPU %s; %s requests (%d writes), %d entries read; %s allocated",
+		ms(e.Pass), ms(e.PassMax), ms(e.Kernel), ms(e.CPU), req, e.Writes, e.Entries, mib(e.AllocBytes))
 }
 
 func join(rs []Result, f func(Result) string) string {

@@ -106,6 +106,8 @@ type Event struct {
 	// garbage collector's too) per pass, median: less sensitive than
 	// Pass to other work on the machine.
 	CPU time.Duration
+	// Kernel is the time per pass spent in netlink calls, median.
+	Kernel time.Duration
 }
 
 // sample is one timed pass.
@@ -245,12 +247,13 @@ func Run(t testing.TB, cfg Config) Result {
 		return timed(pass)
 	}
 	measure := func(e *Event, samples int, one func() sample) {
-		var times, cpus []time.Duration
+		var times, cpus, kernel []time.Duration
 		var allocs []uint64
 		for k := range samples {
 			s := one()
 			times = append(times, s.wall)
 			cpus = append(cpus, s.cpu)
+			kernel = append(kernel, count.Kernel)
 			allocs = append(allocs, s.alloc)
 			e.Requests, e.Writes, e.Entries = max(e.Requests, count.Requests), max(e.Writes, count.Writes), max(e.Entries, count.Entries)
 			e.Lists = max(e.Lists, src.lists)
@@ -262,7 +265,8 @@ func Run(t testing.TB, cfg Config) Result {
 		slices.Sort(cpus)
 		slices.Sort(allocs)
 		e.Samples, e.Pass, e.PassMax, e.AllocBytes = samples, times[len(times)/2], times[len(times)-1], allocs[len(allocs)/2]
-		e.CPU = cpus[len(cpus)/2]
+		slices.Sort(kernel)
+		e.CPU, e.Kernel = cpus[len(cpus)/2], kernel[len(kernel)/2]
 	}
 	var added []int
 	measure(&res.Add, cfg.Events, func() sample {
