@@ -125,7 +125,7 @@ func (r *Reconciler) sync(local []LocalNet, rep Report, m *model, redo func([]Lo
 	st.OverlayChanges = changes
 	if err != nil {
 		errs = append(errs, err)
-	} else if changes > 0 && m != nil {
+	} else if dev.changed && m != nil {
 		m = r.refresh(local, rep, m, redo)
 	}
 
@@ -198,7 +198,7 @@ func (r *Reconciler) syncOverlay(local []LocalNet, rep Report) (int, ensured, er
 		r.log.Info("deleted VXLAN device", "device", name)
 	}
 	if err != nil || !want {
-		return changes, ensured{}, err
+		return changes, ensured{changed: changes > 0}, err
 	}
 	for _, l := range local {
 		if l.Addr == rep.Underlay {
@@ -218,12 +218,13 @@ func (r *Reconciler) syncOverlay(local []LocalNet, rep Report) (int, ensured, er
 		return changes, ensured{}, err
 	}
 	setIndex(rep, index)
+	ens := ensured{dev: dev, index: index, changed: changes > 0}
 	done, err = overlay.SyncPeers(r.h, index, rep.Peers)
 	for _, c := range done {
 		changes++
 		r.log.Info("VXLAN: " + c)
 	}
-	return changes, ensured{dev: dev, index: index}, err
+	return changes, ens, err
 }
 
 // wantDevice is the device rep needs, but for its MTU (which Sync reads
@@ -240,6 +241,9 @@ func (r *Reconciler) wantDevice(rep Report) (dev overlay.Device, want bool) {
 type ensured struct {
 	dev   overlay.Device
 	index int
+	// changed: a device was created, deleted or set (its addresses too),
+	// so the local subnets may have changed.
+	changed bool
 }
 
 // setIndex gives rep's VXLAN routes the device's index.
