@@ -74,7 +74,9 @@ func Markdown(results []Result, command, machine string) string {
 		}
 		w("\n")
 	}
-	w("A pass: the node list from the informer's cache, the desired set, then the kernel. Times are the median ")
+	w("An event pass (a node added, changed or removed) reads the nodes the informer names as changed from its cache, ")
+	w("decides each alone and sends the kernel what changed for it; a full pass lists every node, computes the whole ")
+	w("desired set and reads every minicni route and entry back from the kernel. Times are the median ")
 	w("(and maximum) of the samples (%d per kind of event, %d full passes after an added node, %d resyncs); netlink is the time inside the netlink calls (median); CPU is the process's user and system time ", results[0].Events, min(results[0].Events, 10), results[0].Resyncs)
 	w("per pass (every thread, the garbage collector's too), median; requests and writes are per pass, entries are what its dumps answered ")
 	w("(links, addresses, routes, neighbours); allocated bytes per pass are the median. Peak RSS is the test ")
