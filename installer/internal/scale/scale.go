@@ -181,7 +181,6 @@ func Run(t testing.TB, cfg Config) Result {
 		objs = append(objs, nodeObject(i, cfg.VXLAN, 0))
 	}
 	client := fake.NewClientset(objs...)
-	objs = nil
 	src := &listCounter{Kubernetes: &nodes.Kubernetes{Client: client}}
 	count := NewCounter(h)
 	rec := routes.New(count, nil)
