@@ -119,7 +119,11 @@ type Agent struct {
 }
 
 // Run passes once, then on every event and every Resync, until ctx ends. It
-// is the only goroutine touching the reconciler and the files.
+// is the only goroutine touching the reconciler and the files. The first
+// pass and the resyncs are full (Pass: the routes and overlay entries are
+// read back from the kernel, so drift is repaired); a pass after a node
+// event is incremental (EventPass: only what changed is sent to the
+// kernel), so its cost follows the change, not the size of the cluster.
 func (a *Agent) Run(ctx context.Context) error {
 	if a.Resync <= 0 {
 		a.Resync = 30 * time.Second
@@ -133,21 +137,45 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.lastErr = map[string]string{}
 	t := time.NewTicker(a.Resync)
 	defer t.Stop()
+	a.Pass()
 	for {
-		a.Pass()
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-a.Source.Changed():
+			a.EventPass()
 		case <-t.C:
+			a.Pass()
 		}
 	}
 }
 
-// Pass is one level-triggered round: list, files, routes.
-func (a *Agent) Pass() {
+// Pass is one full level-triggered round: list, files, routes
+// (routes.Reconciler.Sync).
+func (a *Agent) Pass() { a.pass(false) }
+
+// EventPass is the round after a node event. With a source that names the
+// nodes that changed (nodes.Kubernetes) it reads only those and applies
+// them node by node (routes.Reconciler.UpdateNodes); otherwise, or when a
+// change reaches beyond its node, it lists every node, keeps the files
+// current and passes the list to routes.Reconciler.Update. Either sends the
+// kernel only what changed since the last round (or falls back to a Sync).
+func (a *Agent) EventPass() { a.pass(true) }
+
+func (a *Agent) pass(event bool) {
 	if a.lastErr == nil {
 		a.lastErr = map[string]string{}
+	}
+	var carried routes.Stats // what a node-by-node pass did before it stopped
+	if cl, ok := a.Source.(changeLister); ok {
+		// Taken before the list: a change after it is taken next time.
+		names := cl.TakeChanged()
+		if event {
+			var done bool
+			if carried, done = a.nodeByNode(names); done {
+				return
+			}
+		}
 	}
 	list, err := a.Source.List()
 	if err != nil {
@@ -178,7 +206,13 @@ func (a *Agent) Pass() {
 	if a.Files != nil {
 		okFiles = a.files(list)
 	}
-	st, err := a.Routes.Sync(a.Self, list)
+	sync := a.Routes.Sync
+	if event {
+		sync = a.Routes.Update
+	}
+	st, err := sync(a.Self, list)
+	st.Changes += carried.Changes
+	st.OverlayChanges += carried.OverlayChanges
 	if err != nil {
 		a.fail("routes", err)
 	} else {
@@ -194,6 +228,49 @@ func (a *Agent) Pass() {
 		a.Metrics.setOrphans(counts)
 	}
 	a.Metrics.pass(err == nil && okFiles && reached, &st)
+}
+
+// changeLister is a node source that says which nodes changed
+// (nodes.Kubernetes).
+type changeLister interface {
+	TakeChanged() []string
+}
+
+// nodeByNode is the event pass when the source names the nodes that
+// changed: it reads just those from the source's cache and hands them to
+// routes.Reconciler.UpdateNodes, so neither the list nor the desired set
+// of every node is recomputed. It returns done false, with what it did,
+// when the pass needs the whole list: this node changed (its files and
+// every route depend on it), the files are not in place yet, a node could
+// not be read, or UpdateNodes cannot apply the change alone.
+func (a *Agent) nodeByNode(names []string) (_ routes.Stats, done bool) {
+	if slices.Contains(names, a.Self) || (a.Files != nil && a.applied == nil) {
+		return routes.Stats{}, false
+	}
+	var changed []nodes.Node
+	var removed []string
+	for _, name := range names {
+		n, ok, err := a.Source.Get(name)
+		switch {
+		case err != nil:
+			return routes.Stats{}, false
+		case ok:
+			changed = append(changed, n)
+		default:
+			removed = append(removed, name)
+		}
+	}
+	st, ok, err := a.Routes.UpdateNodes(a.Self, changed, removed)
+	if !ok {
+		return st, false
+	}
+	if err != nil {
+		a.fail("routes", err)
+	} else {
+		a.ok("routes")
+	}
+	a.Metrics.pass(err == nil, &st)
+	return st, true
 }
 
 func (a *Agent) files(list []nodes.Node) bool {

@@ -37,6 +37,7 @@ type Kubernetes struct {
 	// watchErr is the informer's last list or watch error since it last
 	// delivered anything (nil: none); Probe reports it.
 	watchErr error
+	dirty    map[string]bool // nodes changed since the last TakeChanged
 }
 
 // DefaultProbeTimeout bounds Probe's request unless ProbeTimeout says
@@ -81,7 +82,17 @@ func (k *Kubernetes) Start(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	on := func(any) { k.setWatchErr(nil); notify(k.changed) }
+	k.dirty = map[string]bool{}
+	on := func(obj any) {
+		k.setWatchErr(nil)
+		// A Node's key is its name; a tombstone's too.
+		if name, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
+			k.mu.Lock()
+			k.dirty[name] = true
+			k.mu.Unlock()
+		}
+		notify(k.changed)
+	}
 	if _, err := inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: on,
 		UpdateFunc: func(o, n any) {
@@ -210,6 +221,21 @@ func (k *Kubernetes) Get(name string) (Node, bool, error) {
 		return Node{}, false, err
 	}
 	return FromObject(o), true, nil
+}
+
+// TakeChanged returns the names of the nodes added, changed (in a way
+// Relevant sees) or deleted since its last call, and forgets them. A
+// name may be returned for a node that changed back, or whose change a
+// List has already shown; Get tells what it is now.
+func (k *Kubernetes) TakeChanged() []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	names := make([]string, 0, len(k.dirty))
+	for name := range k.dirty {
+		names = append(names, name)
+	}
+	clear(k.dirty)
+	return names
 }
 
 // Changed receives a value after any Node event.

@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"slices"
 
-	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -28,7 +27,7 @@ const Alias = "minicni overlay"
 // device's index and one description per change made.
 // It stays one function: its steps run once, in order, on local state they
 // share; split, each would only pass that state on to the next.
-func Ensure(h netlinksafe.Handle, d Device) (index int, changes []string, err error) {
+func Ensure(h Netlink, d Device) (index int, changes []string, err error) {
 	link, err := h.LinkByName(d.Name)
 	var notFound netlink.LinkNotFoundError
 	switch {
@@ -110,7 +109,7 @@ func mismatch(vx *netlink.Vxlan, d Device) string {
 
 // syncAddrs makes the device's addresses (link-local ones aside, which the
 // kernel manages) exactly want.
-func syncAddrs(h netlinksafe.Handle, link netlink.Link, want []netip.Prefix) ([]string, error) {
+func syncAddrs(h Netlink, link netlink.Link, want []netip.Prefix) ([]string, error) {
 	have, err := retry(func() ([]netlink.Addr, error) { return h.AddrList(link, netlink.FAMILY_ALL) })
 	if err != nil {
 		return nil, fmt.Errorf("list addresses of %s: %w", link.Attrs().Name, err)
@@ -159,7 +158,7 @@ func syncAddrs(h netlinksafe.Handle, link netlink.Link, want []netip.Prefix) ([]
 // not wanted is deleted: a restarted agent removes what a previous run left
 // for a peer now gone. Neighbour entries the kernel made itself (not
 // permanent) are left to its garbage collection.
-func SyncPeers(h netlinksafe.Handle, index int, peers []Peer) ([]string, error) {
+func SyncPeers(h Netlink, index int, peers []Peer) ([]string, error) {
 	wantFDB := map[string]netip.Addr{} // MAC -> underlay
 	wantNeigh := map[netip.Addr]net.HardwareAddr{}
 	for _, p := range peers {
@@ -174,7 +173,7 @@ func SyncPeers(h netlinksafe.Handle, index int, peers []Peer) ([]string, error) 
 }
 
 // syncFDB is SyncPeers' pass over the forwarding entries.
-func syncFDB(h netlinksafe.Handle, index int, peers []Peer, wantFDB map[string]netip.Addr) ([]string, error) {
+func syncFDB(h Netlink, index int, peers []Peer, wantFDB map[string]netip.Addr) ([]string, error) {
 	var changes []string
 	var errs []error
 	fdb, err := retry(func() ([]netlink.Neigh, error) { return h.NeighList(index, unix.AF_BRIDGE) })
@@ -211,7 +210,7 @@ func syncFDB(h netlinksafe.Handle, index int, peers []Peer, wantFDB map[string]n
 }
 
 // syncNeighbours is SyncPeers' pass over the permanent neighbour entries.
-func syncNeighbours(h netlinksafe.Handle, index int, peers []Peer, wantNeigh map[netip.Addr]net.HardwareAddr) ([]string, error) {
+func syncNeighbours(h Netlink, index int, peers []Peer, wantNeigh map[netip.Addr]net.HardwareAddr) ([]string, error) {
 	var changes []string
 	var errs []error
 	for _, family := range []int{unix.AF_INET, unix.AF_INET6} {
@@ -256,7 +255,7 @@ func syncNeighbours(h netlinksafe.Handle, index int, peers []Peer, wantNeigh map
 // Remove deletes minicni's VXLAN devices (those carrying Alias) except the
 // one named keep ("" keeps none), with the routes, FDB and neighbour
 // entries on them. It returns the names deleted.
-func Remove(h netlinksafe.Handle, keep string) ([]string, error) {
+func Remove(h Netlink, keep string) ([]string, error) {
 	links, err := h.LinkList()
 	if err != nil {
 		return nil, fmt.Errorf("list links: %w", err)
@@ -284,7 +283,7 @@ func Remove(h netlinksafe.Handle, keep string) ([]string, error) {
 // no InternalIP is a local address (or none is known), it is the MTU of the
 // default-route link (IPv4 first, as minibridge picks it), else 1500, minus
 // MaxOverhead, right for either underlay family.
-func PodMTU(h netlinksafe.Handle, internalIPs []netip.Addr) (int, error) {
+func PodMTU(h Netlink, internalIPs []netip.Addr) (int, error) {
 	addrs, err := retry(func() ([]netlink.Addr, error) { return h.AddrList(nil, netlink.FAMILY_ALL) })
 	if err != nil {
 		return 0, fmt.Errorf("list addresses: %w", err)

@@ -9,6 +9,10 @@
 // applies the difference. Because the kernel, not memory, says what minicni
 // installed, an agent restarted after a node was deleted still removes that
 // node's route, and no route without the protocol number is ever deleted.
+// Update, the pass after a node event, computes the same desired set but
+// applies its difference from what the last pass left (which the
+// reconciler remembers) without reading the kernel back, so its netlink
+// requests follow the change, not the number of nodes.
 package routes
 
 import (
@@ -94,7 +98,15 @@ type Report struct {
 // with any invalid value gets no route at all. mode says which paths may be
 // used (the zero Mode is overlay.None).
 func Desired(self string, list []nodes.Node, local []LocalNet, mode overlay.Mode) Report {
-	rep := Report{Desired: map[netip.Prefix]Route{}, Paths: map[string]Path{}, Unreachable: map[string]string{}, Invalid: map[string]string{}}
+	rep, _ := desired(self, list, local, mode)
+	return rep
+}
+
+// desired is Desired, with the model an event pass updates node by node
+// (nil when the list names a node twice).
+func desired(self string, list []nodes.Node, local []LocalNet, mode overlay.Mode) (Report, *model) {
+	rep := Report{Desired: make(map[netip.Prefix]Route, len(list)), Paths: make(map[string]Path, len(list)),
+		Unreachable: map[string]string{}, Invalid: map[string]string{}}
 	d := decider{mode: mode, local: local}
 	for _, n := range list {
 		if n.Name == self {
@@ -109,77 +121,115 @@ func Desired(self string, list []nodes.Node, local []LocalNet, mode overlay.Mode
 	}
 	d.underlay = rep.Underlay
 
-	var wanted []Route
+	m := newModel(self, d, len(list))
+	wanted := make([]Route, 0, len(list))
 	underlays := map[string]netip.Addr{} // node -> VTEP address, for VXLAN peers
 	for _, n := range list {
 		if n.Name == self {
 			continue
 		}
-		p, err := nodes.Parse(n)
-		if err != nil {
-			rep.Invalid[n.Name] = err.Error()
+		e := d.entry(n)
+		if m != nil {
+			if _, twice := m.nodes[n.Name]; twice {
+				m = nil
+			} else {
+				m.nodes[n.Name] = e
+			}
+		}
+		if e.err != "" {
+			rep.Invalid[n.Name] = e.err
 			continue
 		}
-		routes, underlay, unreachable, err := d.node(p)
-		switch {
-		case err != nil:
-			rep.Invalid[n.Name] = err.Error()
-			continue
-		case len(unreachable) > 0:
-			rep.Unreachable[n.Name] = strings.Join(unreachable, "; ")
+		if e.unreachable != "" {
+			rep.Unreachable[n.Name] = e.unreachable
 		}
-		if underlay.IsValid() {
-			underlays[n.Name] = underlay
+		if e.underlay.IsValid() {
+			underlays[n.Name] = e.underlay
 		}
-		wanted = append(wanted, routes...)
+		wanted = append(wanted, e.routes...)
 	}
 	rep.refuseOverlaps(wanted)
 	rep.refuseSharedMACs(underlays)
 	rep.keep(wanted, underlays)
 	rep.setPaths()
-	return rep
+	if m != nil {
+		m.index(rep)
+	}
+	return rep, m
 }
 
 // refuseOverlaps marks invalid both nodes of every pair claiming
 // overlapping subnets: either choice sends some pod's traffic to the wrong
-// node.
+// node. Two prefixes overlap only when one holds the other, so one sort by
+// address (a prefix before the longer ones it holds) and a sweep with the
+// chain of prefixes holding the current one find every overlapping node in
+// O(n log n), not by comparing every pair: a cluster of 5,000 nodes is 12.5
+// million pairs.
 func (rep *Report) refuseOverlaps(wanted []Route) {
-	for i := range wanted {
-		for j := i + 1; j < len(wanted); j++ {
-			if wanted[i].Dst.Overlaps(wanted[j].Dst) {
-				for _, pair := range [][2]int{{i, j}, {j, i}} {
-					a, b := wanted[pair[0]], wanted[pair[1]]
-					rep.Invalid[a.Node] = fmt.Sprintf("podCIDR %s overlaps node %q's %s", a.Dst, b.Node, b.Dst)
-				}
-			}
+	order := make([]int, len(wanted))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(i, j int) int { return comparePrefix(wanted[i].Dst, wanted[j].Dst) })
+	mark := func(a, b Route) {
+		rep.Invalid[a.Node] = fmt.Sprintf("podCIDR %s overlaps node %q's %s", a.Dst, b.Node, b.Dst)
+	}
+	var open []Route // the chain of prefixes holding the current one, shortest first
+	for _, i := range order {
+		r := wanted[i]
+		for len(open) > 0 && !open[len(open)-1].Dst.Contains(r.Dst.Addr()) {
+			open = open[:len(open)-1]
 		}
+		if len(open) > 0 {
+			// r overlaps every prefix in open; each of those is marked
+			// already (pushed onto another or, at the bottom, marked by
+			// its first subnet, the next in order), so the innermost one
+			// is enough and the sweep stays linear.
+			o := open[len(open)-1]
+			mark(r, o)
+			mark(o, r)
+		}
+		open = append(open, r)
 	}
 }
 
 // refuseSharedMACs marks invalid the VXLAN peers whose VTEP MAC is this
 // node's or another peer's (one underlay address, or an IPv6 hash
-// collision): the device could reach only one of them.
+// collision): the device could reach only one of them. Peers already
+// refused for their subnets claim no MAC. Only the nodes of a shared MAC
+// are sorted (by name: the first names the last, the others the first).
 func (rep *Report) refuseSharedMACs(underlays map[string]netip.Addr) {
-	byMAC := map[string]string{}
+	var own overlay.VTEP
 	if rep.Underlay.IsValid() {
-		byMAC[overlay.MAC(rep.Underlay).String()] = "" // this node's own
+		own = overlay.VTEP(overlay.MAC(rep.Underlay))
 	}
-	for _, name := range slices.Sorted(maps.Keys(underlays)) {
+	byMAC := make(map[overlay.VTEP][]string, len(underlays))
+	var shared []overlay.VTEP
+	for name, u := range underlays {
 		if _, bad := rep.Invalid[name]; bad {
 			continue
 		}
-		u := underlays[name]
-		mac := overlay.MAC(u).String()
-		other, taken := byMAC[mac]
-		switch {
-		case !taken:
-			byMAC[mac] = name
-		case other == "":
-			rep.Invalid[name] = fmt.Sprintf("VTEP MAC %s of InternalIP %s is this node's", mac, u)
-		default:
-			rep.Invalid[name] = fmt.Sprintf("VTEP MAC %s of InternalIP %s is also node %q's", mac, u, other)
-			rep.Invalid[other] = fmt.Sprintf("VTEP MAC %s of InternalIP %s is also node %q's", mac, underlays[other], name)
+		mac := overlay.VTEP(overlay.MAC(u))
+		byMAC[mac] = append(byMAC[mac], name)
+		mine := rep.Underlay.IsValid() && mac == own
+		if n := len(byMAC[mac]); (mine && n == 1) || (!mine && n == 2) {
+			shared = append(shared, mac)
 		}
+	}
+	for _, mac := range shared {
+		names := byMAC[mac]
+		slices.Sort(names)
+		if rep.Underlay.IsValid() && mac == own { // this node's own MAC
+			for _, name := range names {
+				rep.Invalid[name] = fmt.Sprintf("VTEP MAC %s of InternalIP %s is this node's", mac, underlays[name])
+			}
+			continue
+		}
+		first, last := names[0], names[len(names)-1]
+		for _, name := range names[1:] {
+			rep.Invalid[name] = fmt.Sprintf("VTEP MAC %s of InternalIP %s is also node %q's", mac, underlays[name], first)
+		}
+		rep.Invalid[first] = fmt.Sprintf("VTEP MAC %s of InternalIP %s is also node %q's", mac, underlays[first], last)
 	}
 }
 
@@ -235,6 +285,21 @@ type decider struct {
 
 func (d decider) isLocal(a netip.Addr) bool {
 	return slices.ContainsFunc(d.local, func(l LocalNet) bool { return l.Addr == a })
+}
+
+// entry is what one other node asks of this one, on its own: its
+// routable subnets or why it has none. The checks across nodes
+// (overlapping subnets, shared VTEP MACs) come after.
+func (d decider) entry(n nodes.Node) entry {
+	p, err := nodes.Parse(n)
+	if err != nil {
+		return entry{err: err.Error()}
+	}
+	routes, underlay, unreachable, err := d.node(p)
+	if err != nil {
+		return entry{err: err.Error()}
+	}
+	return entry{routes: routes, underlay: underlay, unreachable: strings.Join(unreachable, "; ")}
 }
 
 // node plans the routes to p's pod subnets. unreachable says, per subnet

@@ -1,6 +1,9 @@
 package routes
 
 import (
+	"fmt"
+	"maps"
+	"math/rand/v2"
 	"net/netip"
 	"sort"
 	"strings"
@@ -259,5 +262,70 @@ func TestDesiredMACCollision(t *testing.T) {
 	rep := Desired("a", []nodes.Node{self, node("b", []string{x.String()}, "fd00:18:0:1::/64"), node("c", []string{y.String()}, "fd00:18:0:2::/64")}, local, overlay.Auto)
 	if len(rep.Desired) != 0 || len(rep.Peers) != 0 || len(rep.Invalid) != 2 {
 		t.Errorf("colliding MACs of %s and %s: desired %v, peers %v, invalid %v", x, y, rep.Desired, rep.Peers, rep.Invalid)
+	}
+}
+
+// TestRefuseOverlapsSweep checks the sorted sweep against every pair, on
+// random nested and duplicate subnets of both families: the same nodes are
+// refused, each for a subnet that does overlap the one its reason names.
+func TestRefuseOverlapsSweep(t *testing.T) {
+	rng := rand.New(rand.NewPCG(17, 5000))
+	for round := range 200 {
+		var wanted []Route
+		for i := range 2 + rng.IntN(30) {
+			var p netip.Prefix
+			if rng.IntN(4) == 0 {
+				p = netip.PrefixFrom(netip.AddrFrom16([16]byte{0xfd, 0, 0x18, byte(rng.IntN(4))}), 40+rng.IntN(25)).Masked()
+			} else {
+				p = netip.PrefixFrom(netip.AddrFrom4([4]byte{172, 18, byte(rng.IntN(4)), byte(rng.IntN(256))}), 20+rng.IntN(10)).Masked()
+			}
+			wanted = append(wanted, Route{Dst: p, Node: fmt.Sprintf("n%d", i)})
+		}
+		brute := map[string]bool{}
+		for i := range wanted {
+			for j := range wanted {
+				if i != j && wanted[i].Dst.Overlaps(wanted[j].Dst) {
+					brute[wanted[i].Node] = true
+				}
+			}
+		}
+		rep := Report{Invalid: map[string]string{}}
+		rep.refuseOverlaps(wanted)
+		got := map[string]bool{}
+		for name, reason := range rep.Invalid {
+			got[name] = true
+			var mine, other, otherNode string
+			if _, err := fmt.Sscanf(strings.ReplaceAll(reason, `"`, " "), "podCIDR %s overlaps node %s 's %s", &mine, &otherNode, &other); err != nil {
+				t.Fatalf("round %d: reason %q: %v", round, reason, err)
+			}
+			if !netip.MustParsePrefix(mine).Overlaps(netip.MustParsePrefix(other)) || otherNode == name {
+				t.Errorf("round %d: %s: %q", round, name, reason)
+			}
+		}
+		if !maps.Equal(brute, got) {
+			t.Fatalf("round %d: sweep refused %v, every pair %v; input %v", round, got, brute, wanted)
+		}
+	}
+}
+
+// TestDesiredMACShared: three nodes claiming one InternalIP (one VTEP MAC)
+// are all refused, the first by name naming the last, the others the
+// first, in whatever order the list gives them.
+func TestDesiredMACShared(t *testing.T) {
+	self := node("a", []string{"10.99.0.11"}, "172.18.0.0/24")
+	list := []nodes.Node{
+		node("d", []string{"192.168.7.7"}, "172.18.4.0/24"), self,
+		node("b", []string{"192.168.7.7"}, "172.18.2.0/24"),
+		node("c", []string{"192.168.7.7"}, "172.18.3.0/24"),
+		node("e", []string{"192.168.7.8"}, "172.18.5.0/24"),
+	}
+	rep := Desired("a", list, local, overlay.Auto)
+	mac := "VTEP MAC 0a:58:c0:a8:07:07 of InternalIP 192.168.7.7 is also node "
+	want := map[string]string{"b": mac + `"d"'s`, "c": mac + `"b"'s`, "d": mac + `"b"'s`}
+	if diff := cmp.Diff(want, rep.Invalid); diff != "" {
+		t.Errorf("invalid (-want +got):\n%s", diff)
+	}
+	if len(rep.Peers) != 1 || rep.Peers[0].Node != "e" {
+		t.Errorf("peers %v, want e only", rep.Peers)
 	}
 }

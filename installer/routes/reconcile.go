@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/minicni/minicni/installer/nodes"
 	"github.com/minicni/minicni/installer/overlay"
 	"github.com/vishvananda/netlink"
@@ -49,19 +48,33 @@ type Reconciler struct {
 	// (direct routes only). Set it before the first Sync.
 	Overlay overlay.Config
 
-	h   netlinksafe.Handle
+	h   overlay.Netlink
 	log *slog.Logger
 
 	lastUnreachable map[string]string
 	lastInvalid     map[string]string
 	lastPaths       map[string]Path
+
+	// mem is what the last Sync or Update left in the kernel, when it
+	// finished without an error; nil otherwise (then Update does a Sync).
+	mem *memory
+}
+
+// memory is the kernel state the reconciler made, as far as it knows: the
+// routes, the device's wanted settings and its entries.
+type memory struct {
+	routes   map[netip.Prefix]Route // with LinkIndex filled in
+	dev      overlay.Device         // Name "" when there is no device
+	devIndex int
+	entries  overlay.Entries // the device's FDB and neighbour entries
+	model    *model          // the desired set per node, for UpdateNodes (nil: none)
 }
 
 // New returns a reconciler acting through h, without overlay: a handle from
 // netlinksafe.NewHandleAt works on that namespace from any goroutine;
 // netlinksafe.NewHandle() on the namespace of the thread calling it (all of
 // a process started by `ip netns exec`). log may be nil.
-func New(h netlinksafe.Handle, log *slog.Logger) *Reconciler {
+func New(h overlay.Netlink, log *slog.Logger) *Reconciler {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -70,27 +83,50 @@ func New(h netlinksafe.Handle, log *slog.Logger) *Reconciler {
 
 // Sync makes the kernel's minicni routes and overlay device equal to the
 // desired set for self and list: first the device (or its removal), then
-// its FDB and neighbour entries, then the routes. It attempts every step
-// even when one fails and returns the failures joined.
-// It stays one function: its steps run once, in order, on local state they
-// share; split, each would only pass that state on to the next.
+// its FDB and neighbour entries, then the routes. It reads what the kernel
+// holds (the routes with Protocol, the device, its addresses and entries),
+// so it repairs any drift; its cost grows with the cluster (one dump of
+// every minicni route and entry). It attempts every step even when one
+// fails and returns the failures joined. Update is the cheaper pass for a
+// node event.
 func (r *Reconciler) Sync(self string, list []nodes.Node) (Stats, error) {
+	r.mem = nil
 	local, err := r.LocalNets()
 	if err != nil {
 		return Stats{}, err
 	}
-	rep := Desired(self, list, local, r.Overlay.Mode)
-	r.report(rep)
+	rep, m := desired(self, list, local, r.Overlay.Mode)
+	return r.sync(local, rep, m, r.redo(self, list))
+}
+
+func newStats(rep Report) Stats {
 	st := Stats{Unreachable: len(rep.Unreachable), Invalid: len(rep.Invalid), Peers: map[Path]int{}}
 	for _, p := range rep.Paths {
 		st.Peers[p]++
 	}
+	return st
+}
+
+// sync is Sync once the local subnets and the desired set are known.
+// It stays one function: its steps run once, in order, on local state they
+// share; split, each would only pass that state on to the next.
+// redo decides again from the same list with other local subnets.
+func (r *Reconciler) redo(self string, list []nodes.Node) func([]LocalNet) (Report, *model) {
+	return func(local []LocalNet) (Report, *model) { return desired(self, list, local, r.Overlay.Mode) }
+}
+
+func (r *Reconciler) sync(local []LocalNet, rep Report, m *model, redo func([]LocalNet) (Report, *model)) (Stats, error) {
+	r.mem = nil
+	r.report(rep)
+	st := newStats(rep)
 
 	var errs []error
-	changes, err := r.syncOverlay(local, rep)
+	changes, dev, err := r.syncOverlay(local, rep)
 	st.OverlayChanges = changes
 	if err != nil {
 		errs = append(errs, err)
+	} else if dev.changed && m != nil {
+		m = r.refresh(local, rep, m, redo)
 	}
 
 	current, err := r.Current()
@@ -140,6 +176,9 @@ func (r *Reconciler) Sync(self string, list []nodes.Node) (Stats, error) {
 		st.Programmed++
 		r.log.Info("added route", "dst", dst.String(), "via", want.Via.String(), "node", want.Node, "path", string(want.Path))
 	}
+	if len(errs) == 0 {
+		r.remember(rep, dev, m)
+	}
 	return st, errors.Join(errs...)
 }
 
@@ -149,28 +188,23 @@ func (r *Reconciler) Sync(self string, list []nodes.Node) (Stats, error) {
 // address; otherwise minicni's devices are removed, and with them whatever
 // routes and entries they carried. A device of another name carrying
 // overlay.Alias (an earlier --vxlan-device) is removed too.
-func (r *Reconciler) syncOverlay(local []LocalNet, rep Report) (int, error) {
-	keep := ""
-	want := rep.Underlay.IsValid() && (r.Overlay.Mode == overlay.VXLAN || len(rep.Peers) > 0)
-	if want {
-		keep = r.Overlay.Device
-	}
+// It returns the device made (Name "" when none) with its index.
+func (r *Reconciler) syncOverlay(local []LocalNet, rep Report) (int, ensured, error) {
+	dev, want := r.wantDevice(rep)
 	changes := 0
-	removed, err := overlay.Remove(r.h, keep)
+	removed, err := overlay.Remove(r.h, dev.Name)
 	for _, name := range removed {
 		changes++
 		r.log.Info("deleted VXLAN device", "device", name)
 	}
 	if err != nil || !want {
-		return changes, err
+		return changes, ensured{changed: changes > 0}, err
 	}
-	dev := overlay.Device{Name: r.Overlay.Device, VNI: r.Overlay.VNI, Port: r.Overlay.Port, Local: rep.Underlay,
-		Addrs: overlay.DeviceAddrs(rep.OwnPodCIDRs)}
 	for _, l := range local {
 		if l.Addr == rep.Underlay {
 			link, err := r.h.LinkByIndex(l.LinkIndex)
 			if err != nil {
-				return changes, fmt.Errorf("link of the underlay address %s: %w", rep.Underlay, err)
+				return changes, ensured{}, fmt.Errorf("link of the underlay address %s: %w", rep.Underlay, err)
 			}
 			dev.MTU = link.Attrs().MTU - overlay.Overhead(rep.Underlay)
 		}
@@ -181,25 +215,58 @@ func (r *Reconciler) syncOverlay(local []LocalNet, rep Report) (int, error) {
 		r.log.Info("VXLAN: " + c)
 	}
 	if err != nil {
-		return changes, err
+		return changes, ensured{}, err
 	}
+	setIndex(rep, index)
+	ens := ensured{dev: dev, index: index, changed: changes > 0}
+	done, err = overlay.SyncPeers(r.h, index, rep.Peers)
+	for _, c := range done {
+		changes++
+		r.log.Info("VXLAN: " + c)
+	}
+	return changes, ens, err
+}
+
+// wantDevice is the device rep needs, but for its MTU (which Sync reads
+// from the underlay's link); want is false when none is needed.
+func (r *Reconciler) wantDevice(rep Report) (dev overlay.Device, want bool) {
+	if !rep.Underlay.IsValid() || (r.Overlay.Mode != overlay.VXLAN && len(rep.Peers) == 0) {
+		return overlay.Device{}, false
+	}
+	return overlay.Device{Name: r.Overlay.Device, VNI: r.Overlay.VNI, Port: r.Overlay.Port, Local: rep.Underlay,
+		Addrs: overlay.DeviceAddrs(rep.OwnPodCIDRs)}, true
+}
+
+// ensured is the device a pass made, and its index.
+type ensured struct {
+	dev   overlay.Device
+	index int
+	// changed: a device was created, deleted or set (its addresses too),
+	// so the local subnets may have changed.
+	changed bool
+}
+
+// setIndex gives rep's VXLAN routes the device's index.
+func setIndex(rep Report, index int) {
 	for dst, rt := range rep.Desired {
 		if rt.Path == VXLAN {
 			rt.LinkIndex = index
 			rep.Desired[dst] = rt
 		}
 	}
-	done, err = overlay.SyncPeers(r.h, index, rep.Peers)
-	for _, c := range done {
-		changes++
-		r.log.Info("VXLAN: " + c)
-	}
-	return changes, err
 }
 
 func onlink(rt netlink.Route) bool { return rt.Flags&int(netlink.FLAG_ONLINK) != 0 }
 
 func (r *Reconciler) replace(want Route) error {
+	if err := r.h.RouteReplace(kernelRoute(want)); err != nil {
+		return fmt.Errorf("route %s (node %q): %w", want, want.Node, err)
+	}
+	return nil
+}
+
+// kernelRoute is the netlink form of a route.
+func kernelRoute(want Route) *netlink.Route {
 	rt := &netlink.Route{
 		Dst:       ipNet(want.Dst),
 		Gw:        net.IP(want.Via.AsSlice()),
@@ -211,10 +278,7 @@ func (r *Reconciler) replace(want Route) error {
 	if want.Path == VXLAN {
 		rt.Flags = int(netlink.FLAG_ONLINK)
 	}
-	if err := r.h.RouteReplace(rt); err != nil {
-		return fmt.Errorf("route %s (node %q): %w", want, want.Node, err)
-	}
-	return nil
+	return rt
 }
 
 // report logs each node whose path, reachability or validity changed since
@@ -275,7 +339,7 @@ func (r *Reconciler) Current() ([]netlink.Route, error) {
 }
 
 // ListOwn lists the main table's routes carrying Protocol, IPv4 and IPv6.
-func ListOwn(h netlinksafe.Handle) ([]netlink.Route, error) {
+func ListOwn(h overlay.Netlink) ([]netlink.Route, error) {
 	filter := &netlink.Route{Protocol: Protocol, Table: unix.RT_TABLE_MAIN}
 	routes, err := h.RouteListFiltered(netlink.FAMILY_ALL, filter, netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
 	if err != nil {
@@ -286,7 +350,7 @@ func ListOwn(h netlinksafe.Handle) ([]netlink.Route, error) {
 
 // DeleteOwn deletes every main-table route carrying Protocol (uninstall).
 // It returns the routes deleted.
-func DeleteOwn(h netlinksafe.Handle) ([]string, error) {
+func DeleteOwn(h overlay.Netlink) ([]string, error) {
 	routes, err := ListOwn(h)
 	if err != nil {
 		return nil, err
