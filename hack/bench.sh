@@ -12,5 +12,6 @@ CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o bin/bench/ \
   github.com/containernetworking/plugins/plugins/meta/firewall \
   github.com/containernetworking/plugins/plugins/main/loopback \
   github.com/containernetworking/plugins/plugins/meta/portmap
+CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o bin/bench/noop ./bench/noop
 go test -run='^$' -bench=. -benchmem ./ipam/... ./plugins/... | tee bin/bench/go-bench.txt
 go run ./bench -bin bin/bench "$@"
