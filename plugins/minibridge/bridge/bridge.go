@@ -2,7 +2,7 @@ package bridge
 
 import (
 	"context"
-	"crypto/rand"
+	"math/rand/v2"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -18,6 +18,7 @@ import (
 	"github.com/minicni/minicni/internal/crashpoint"
 	"github.com/minicni/minicni/libmini"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -573,18 +574,14 @@ func attach(conf *NetConf, br *netlink.Bridge, l netlink.Link) error {
 	return nil
 }
 
-// delLink removes a link by name; a link that is already gone (or goes away
-// meanwhile, as when its netns is being destroyed) is success.
+// delLink removes a link by name, in one request (the kernel looks the name
+// up itself); a link that is already gone (or goes away meanwhile, as when
+// its netns is being destroyed) is success.
 func delLink(name string) error {
-	l, err := netlinksafe.LinkByName(name)
-	if err != nil {
-		var nf netlink.LinkNotFoundError
-		if errors.As(err, &nf) {
-			return nil
-		}
-		return linkErr(err, "finding %s", name)
-	}
-	if err := netlink.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
+	req := nl.NewNetlinkRequest(unix.RTM_DELLINK, unix.NLM_F_ACK)
+	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
+	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)))
+	if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil && !errors.Is(err, unix.ENODEV) {
 		return linkErr(err, "deleting %s", name)
 	}
 	return nil
@@ -592,8 +589,11 @@ func delLink(name string) error {
 
 // randomMAC returns a random unicast, locally administered MAC.
 func randomMAC() net.HardwareAddr {
-	mac := make(net.HardwareAddr, 6)
-	_, _ = rand.Read(mac)
+	// math/rand/v2's generator is seeded by the runtime from the kernel: a
+	// MAC needs to be unlikely to collide, not secret, and crypto/rand
+	// would add its DRBG's package init to every start.
+	r := rand.Uint64()
+	mac := net.HardwareAddr{byte(r), byte(r >> 8), byte(r >> 16), byte(r >> 24), byte(r >> 32), byte(r >> 40)}
 	mac[0] = mac[0]&0xfe | 0x02
 	return mac
 }
