@@ -84,10 +84,10 @@ func startRatio(rows []execRow, name string) float64 {
 		if r.Err != "" {
 			continue
 		}
-		switch r.Binary {
-		case noopBinary:
+		if r.Binary == noopBinary {
 			floor = r.P50
-		case name:
+		}
+		if r.Binary == name {
 			x = r.P50
 		}
 	}
