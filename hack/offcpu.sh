@@ -46,14 +46,14 @@ for cmd in ADD DEL; do
         if (f[k] ~ /^prev_state=/) state = substr(f[k], 12)
         if (f[k] ~ /^next_pid=/) next_pid = substr(f[k], 10)
       }
-      if (main == "") main = prev # the first event is the process's own (main) thread
+      if (main == "") main = prev # the first event is the main thread of the plugin
       if (prev == main && (state == "S" || state ~ /^D/)) { since = t; key = stack }
       if (next_pid == main && since != "") { off[key] += t - since; since = "" }
       hdr = ""; stack = ""; depth = 0
     }
     /^@@END/ { flush(); main = ""; since = ""; next }
     /sched:sched_switch/ { flush(); hdr = $0; next }
-    /^\s+[0-9a-f]+ / && hdr != "" {
+    /^[ \t]+[0-9a-f]+ / && hdr != "" {
       fn = $2; sub(/\+0x.*/, "", fn)
       if ($0 ~ /kernel/ && fn !~ /^(__schedule|schedule|entry_SYSCALL_64_after_hwframe|do_syscall_64)$/ && depth < 5) {
         stack = stack (depth ? " < " : "") fn; depth++
