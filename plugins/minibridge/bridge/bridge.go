@@ -2,11 +2,11 @@ package bridge
 
 import (
 	"context"
-	"math/rand/v2"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 
 	"github.com/containernetworking/cni/pkg/skel"
