@@ -184,6 +184,12 @@ func createVeth(conf *NetConf, br *netlink.Bridge, netns ns.NetNS, args *skel.Cm
 		return nil, err
 	}
 	res.Interfaces[1].Mac = macOf(l)
+	// The host end must not take addresses or routes from router
+	// advertisements (as the reference plugins' veth setup has it). The pod
+	// end is down, so no packet can reach it before this.
+	if err := setSysctl(fmt.Sprintf("net/ipv6/conf/%s/accept_ra", hostName), "0", true); err != nil {
+		return nil, err
+	}
 	crashpoint.Hit(crashpoint.VethCreated)
 	if err := attach(conf, br, l); err != nil {
 		return nil, err
