@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -56,24 +57,30 @@ func makeVeth(conf *NetConf, br *netlink.Bridge, hostName, ifName string, mtu in
 }
 
 // inNetNS runs f with the calling thread in netns target, then returns it
-// to the netns it was in. The caller's goroutine is locked to its thread
-// (libmini.InitPlugin locks main's; tests lock their own): unlike ns.Do,
+// to the netns it was in, its goroutine locked to the thread meanwhile
+// (libmini.InitPlugin locks main's for good): unlike ns.Do,
 // no goroutine is started, so no other thread has to be woken and waited
 // for. A thread that cannot return to its netns must not run anything
 // else: that panics.
 func inNetNS(target ns.NetNS, f func() error) error {
+	// Locking again is cheap and nests: a caller that forgot stays safe, and
+	// the thread stays locked if it panics below.
+	runtime.LockOSThread()
 	self, err := os.Open("/proc/thread-self/ns/net")
 	if err != nil {
+		runtime.UnlockOSThread()
 		return fmt.Errorf("opening this thread's netns: %w", err)
 	}
 	defer self.Close()
 	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+		runtime.UnlockOSThread()
 		return fmt.Errorf("entering netns %s: %w", target.Path(), err)
 	}
 	defer func() {
 		if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
 			panic(fmt.Sprintf("minibridge: cannot return to the host netns: %v", err))
 		}
+		runtime.UnlockOSThread()
 	}()
 	return f()
 }
