@@ -7,43 +7,92 @@ import (
 	"time"
 )
 
-// execRow is the cost of starting one binary: its size and the mean wall time
+// execRow is the cost of starting one binary: its size and the wall time
 // of a VERSION call, the cheapest thing a plugin does.
 type execRow struct {
 	Binary string
 	Bytes  int64
+	P50    time.Duration
 	Mean   time.Duration
 	Err    string
 }
 
-// binaries are every plugin the variants run, minicni's first.
-var binaries = []string{"minibridge", "miniipam", "miniroute", "bridge", "host-local", "firewall"}
+// noopBinary is the floor every start is compared with (bench/noop).
+const noopBinary = "noop"
 
-const execRuns = 100
+// chainBinaries are the binaries of minicni's default chain
+// (conflist/10-minicni.conflist) that minicni builds, with miniipam, which
+// minibridge runs in-process there but which ships for other chains.
+var chainBinaries = []string{"minibridge", "miniipam", "miniroute"}
 
+// binaries are every binary timed: the floor, minicni's, then the
+// reference plugins of the variants and the default chain's portmap.
+var binaries = append(append([]string{noopBinary}, chainBinaries...), "bridge", "host-local", "firewall", "portmap")
+
+const execRuns = 200
+
+// execCost times execRuns VERSION calls of every binary, interleaved
+// (one call of each in turn), so that a change of the machine's load
+// weighs on all of them alike; each row has the median and the mean.
 func execCost(binDir string) []execRow {
-	var rows []execRow
-	for _, name := range binaries {
-		path := filepath.Join(binDir, name)
-		row := execRow{Binary: name}
-		fi, err := os.Stat(path)
+	rows := make([]execRow, len(binaries))
+	times := make([][]time.Duration, len(binaries))
+	for i, name := range binaries {
+		rows[i].Binary = name
+		fi, err := os.Stat(filepath.Join(binDir, name))
 		if err != nil {
-			row.Err = err.Error()
-			rows = append(rows, row)
+			rows[i].Err = err.Error()
 			continue
 		}
-		row.Bytes = fi.Size()
-		start := time.Now()
-		for range execRuns {
-			cmd := exec.Command(path)
-			cmd.Env = []string{"CNI_COMMAND=VERSION"}
-			if out, err := cmd.CombinedOutput(); err != nil {
-				row.Err = err.Error() + ": " + string(out)
-				break
+		rows[i].Bytes = fi.Size()
+	}
+	for range execRuns {
+		for i, name := range binaries {
+			if rows[i].Err != "" {
+				continue
 			}
+			cmd := exec.Command(filepath.Join(binDir, name))
+			cmd.Env = []string{"CNI_COMMAND=VERSION"}
+			start := time.Now()
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				rows[i].Err = err.Error() + ": " + string(out)
+				continue
+			}
+			times[i] = append(times[i], time.Since(start))
 		}
-		row.Mean = time.Since(start) / execRuns
-		rows = append(rows, row)
+	}
+	for i := range rows {
+		if rows[i].Err != "" {
+			continue
+		}
+		var sum time.Duration
+		for _, d := range times[i] {
+			sum += d
+		}
+		rows[i].Mean = sum / time.Duration(len(times[i]))
+		rows[i].P50 = percentiles(times[i]).P50
 	}
 	return rows
+}
+
+// startRatio is a binary's median start over the no-op binary's (0 when
+// either is missing).
+func startRatio(rows []execRow, name string) float64 {
+	var floor, x time.Duration
+	for _, r := range rows {
+		if r.Err != "" {
+			continue
+		}
+		if r.Binary == noopBinary {
+			floor = r.P50
+		}
+		if r.Binary == name {
+			x = r.P50
+		}
+	}
+	if floor == 0 || x == 0 {
+		return 0
+	}
+	return float64(x) / float64(floor)
 }

@@ -53,3 +53,46 @@ func TestDataRatios(t *testing.T) {
 		}
 	}
 }
+
+// TestTargets: each target is the median of its per-round ratios in the
+// run, with its verdict; a concurrency the run left out is not measured,
+// and the starts compare the medians with the no-op binary's.
+func TestTargets(t *testing.T) {
+	res := func(addMs, delMs, podsSec, cpuMs float64) result {
+		d := func(x float64) time.Duration { return time.Duration(x * float64(time.Millisecond)) }
+		return result{Add: stats{P50: d(addMs)}, Del: stats{P50: d(delMs)}, PodsPerSec: podsSec, AddCPU: d(cpuMs)}
+	}
+	r := &report{Concs: []int{1}}
+	for _, x := range []struct {
+		v string
+		r result
+	}{
+		{"minicni", res(5, 17, 30, 4)}, {"ref-bridge", res(10, 20, 20, 10)}, {"ref-equal", res(50, 100, 5, 40)},
+		{"minicni", res(7, 19, 30, 5)}, {"ref-bridge", res(10, 20, 20, 10)}, {"ref-equal", res(50, 100, 5, 40)},
+		{"minicni", res(6, 16, 30, 6)}, {"ref-bridge", res(10, 20, 20, 10)}, {"ref-equal", res(50, 100, 5, 40)},
+	} {
+		r.add(1, x.v, x.r)
+	}
+	ms := func(x float64) time.Duration { return time.Duration(x * float64(time.Millisecond)) }
+	r.Exec = []execRow{{Binary: "noop", P50: ms(2)}, {Binary: "minibridge", P50: ms(2.5)}, {Binary: "miniipam", P50: ms(2.4)},
+		{Binary: "miniroute", P50: ms(3)}, {Binary: "portmap", Err: "missing"}}
+	got := map[string]string{}
+	for _, tg := range r.targets() {
+		got[tg.Name] = tg.Value + " " + tg.verdict()
+	}
+	for name, want := range map[string]string{
+		"ADD p50 ≤ 0.6× ref-bridge, C=1": "0.60 met",
+		"DEL p50 ≤ 0.85× ref-bridge, C=1 (else: the kernel's veth teardown, bench/README.md)": "0.85 met",
+		"pods/s ≥ 1.6× ref-bridge, C=32":                                                                 "- not measured in this run",
+		"plugin CPU per pod (ADD) ≤ 0.6× ref-bridge, C=1":                                                "0.50 met",
+		"minibridge starts (VERSION, median) ≤ 1.3× the no-op Go binary":                                 "1.25 met",
+		"miniroute starts (VERSION, median) ≤ 1.3× the no-op Go binary":                                  "1.50 **missed**",
+		"portmap starts (VERSION, median) ≤ 1.3× the no-op Go binary (the reference portmap, unchanged)": "0.00 not measured in this run",
+		"ADD p50 ≤ 0.35× ref-equal, C=1":                                                                 "0.12 met",
+		"minicni: no errors, no duplicate, nothing left after DEL (also with the netns gone)":            "clean met",
+	} {
+		if got[name] != want {
+			t.Errorf("%s: got %q, want %q", name, got[name], want)
+		}
+	}
+}

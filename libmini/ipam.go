@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/containernetworking/cni/pkg/invoke"
 	current "github.com/containernetworking/cni/pkg/types/100"
 )
 
@@ -16,7 +15,7 @@ import (
 var IPAMTimeout = 60 * time.Second
 
 // IPAMExec runs delegated plugins; nil means the real exec. Tests replace it.
-var IPAMExec invoke.Exec
+var IPAMExec Exec
 
 type ipamTimeoutKey struct{}
 
@@ -44,9 +43,13 @@ func ipamTimeout(ctx context.Context) time.Duration {
 func IPAMAdd(ctx context.Context, ipamType string, stdin []byte) (*current.Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, ipamTimeout(ctx))
 	defer cancel()
-	r, err := invoke.DelegateAdd(ctx, ipamType, stdin, IPAMExec)
+	out, err := delegate(ctx, IPAMExec, ipamType, "ADD", stdin)
 	if err != nil {
 		return nil, ipamError(ctx, "ADD", ipamType, err)
+	}
+	r, err := decodeResult(stdin, out)
+	if err != nil {
+		return nil, Wrap(err, CodeIPAM, fmt.Sprintf("IPAM plugin %s returned a result that cannot be read", ipamType))
 	}
 	res, err := current.NewResultFromResult(r)
 	if err != nil {
@@ -60,30 +63,29 @@ func IPAMAdd(ctx context.Context, ipamType string, stdin []byte) (*current.Resul
 
 // IPAMDel runs DEL of the IPAM plugin.
 func IPAMDel(ctx context.Context, ipamType string, stdin []byte) error {
-	return ipamCall(ctx, "DEL", ipamType, stdin, invoke.DelegateDel)
+	return ipamCall(ctx, "DEL", ipamType, stdin)
 }
 
 // IPAMCheck runs CHECK of the IPAM plugin.
 func IPAMCheck(ctx context.Context, ipamType string, stdin []byte) error {
-	return ipamCall(ctx, "CHECK", ipamType, stdin, invoke.DelegateCheck)
+	return ipamCall(ctx, "CHECK", ipamType, stdin)
 }
 
 // IPAMGC runs GC of the IPAM plugin.
 func IPAMGC(ctx context.Context, ipamType string, stdin []byte) error {
-	return ipamCall(ctx, "GC", ipamType, stdin, invoke.DelegateGC)
+	return ipamCall(ctx, "GC", ipamType, stdin)
 }
 
 // IPAMStatus runs STATUS of the IPAM plugin.
 func IPAMStatus(ctx context.Context, ipamType string, stdin []byte) error {
-	return ipamCall(ctx, "STATUS", ipamType, stdin, invoke.DelegateStatus)
+	return ipamCall(ctx, "STATUS", ipamType, stdin)
 }
 
-type delegateFunc func(context.Context, string, []byte, invoke.Exec) error
-
-func ipamCall(ctx context.Context, verb, ipamType string, stdin []byte, f delegateFunc) error {
+// ipamCall runs verb of the IPAM plugin, whose result, if any, is not read.
+func ipamCall(ctx context.Context, verb, ipamType string, stdin []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, ipamTimeout(ctx))
 	defer cancel()
-	if err := f(ctx, ipamType, stdin, IPAMExec); err != nil {
+	if _, err := delegate(ctx, IPAMExec, ipamType, verb, stdin); err != nil {
 		return ipamError(ctx, verb, ipamType, err)
 	}
 	return nil

@@ -57,13 +57,24 @@ func pluginMain(funcs skel.CNIFuncs, about string) (*types.Error, string) {
 	if err != nil {
 		return types.NewError(CodeIOFailure, "cannot pass the network configuration on", err.Error()), ver
 	}
-	go func() {
+	if len(stdin) <= pipeBuf {
+		// The pipe holds it all: no goroutine (whose start would wake a
+		// second thread in every plugin process).
 		_, _ = w.Write(stdin)
 		_ = w.Close()
-	}()
+	} else {
+		go func() {
+			_, _ = w.Write(stdin)
+			_ = w.Close()
+		}()
+	}
 	os.Stdin = r
 	return skel.PluginMainFuncsWithError(funcs, Versions, about), ver
 }
+
+// pipeBuf is what a pipe holds before a write blocks: Linux's minimum pipe
+// capacity, one page (the default is 16 pages).
+const pipeBuf = 4096
 
 // stdinIsTerminal reports whether stdin is a character device: a terminal
 // (or /dev/null, where nothing is lost by not reading it).

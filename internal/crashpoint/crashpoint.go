@@ -8,29 +8,28 @@ package crashpoint
 
 // miniipam's points, in the order an ADD passes them.
 const (
-	Locked          = "locked"            // lock held, nothing written yet
-	BootReleased    = "boot-released"     // one stale reservation released after a reboot
-	BootTemp        = "boot-temp"         // boot ID temp file written
-	BootRecorded    = "boot-recorded"     // boot ID file renamed into place
-	TempCreated     = "temp-created"      // reservation temp file created, empty
-	TempWritten     = "temp-written"      // owner written, not yet closed
-	TempClosed      = "temp-closed"       // temp file written and closed
-	Linked          = "linked"            // reservation linked to its address's name
-	TempRemoved     = "temp-removed"      // temp name removed
-	LastTempWritten = "last-temp-written" // last_reserved_ip temp file written
-	LastRenamed     = "last-renamed"      // last_reserved_ip renamed into place
+	Locked       = "locked"        // lock held, nothing written yet
+	BootReleased = "boot-released" // one stale reservation released after a reboot
+	BootTemp     = "boot-temp"     // boot ID temp file written
+	BootRecorded = "boot-recorded" // boot ID file renamed into place
+	TempCreated  = "temp-created"  // reservation temp file created, empty
+	TempWritten  = "temp-written"  // owner written, not yet closed
+	TempClosed   = "temp-closed"   // temp file written and closed
+	Linked       = "linked"        // reservation linked to its address's name
+	TempRemoved  = "temp-removed"  // temp name removed
+	LastWritten  = "last-written"  // last_reserved_ip written in place
 )
 
 // minibridge's points in its ADD (with ipam.type miniipam the store's points
 // come first, in-process).
 const (
-	VethCreated  = "veth-created"  // veth pair made, host end in the host netns, pod end configured
-	VethAttached = "veth-attached" // host end on the bridge, its port options set
+	VethCreated  = "veth-created"  // veth pair made: host end on the bridge and up, pod end in the pod's netns, down
+	VethAttached = "veth-attached" // host end's port options set; the pod end is configured next
 )
 
 // All is every miniipam point, for tests that visit each one.
 var All = []string{Locked, BootReleased, BootTemp, BootRecorded, TempCreated, TempWritten,
-	TempClosed, Linked, TempRemoved, LastTempWritten, LastRenamed}
+	TempClosed, Linked, TempRemoved, LastWritten}
 
 // Env is the variable naming the point a crash-test binary pauses at.
 const Env = "MINICNI_CRASHPOINT"

@@ -64,7 +64,7 @@ func TestCrashSafety(t *testing.T) {
 			}
 			at := func(p string) int { return slices.Index(crashpoint.All, p) }
 			wantTemp := slices.Contains([]string{crashpoint.BootTemp, crashpoint.TempCreated, crashpoint.TempWritten,
-				crashpoint.TempClosed, crashpoint.Linked, crashpoint.LastTempWritten}, point)
+				crashpoint.TempClosed, crashpoint.Linked}, point)
 			if (len(temps) > 0) != wantTemp {
 				t.Errorf("after a kill at %s: temp files %v, want some: %v", point, temps, wantTemp)
 			}
@@ -77,7 +77,7 @@ func TestCrashSafety(t *testing.T) {
 			if _, ok := files["last_reserved_ip.boot_id"]; ok != (k >= at(crashpoint.BootRecorded)) {
 				t.Errorf("after a kill at %s: boot ID recorded = %v", point, ok)
 			}
-			if k >= at(crashpoint.LastRenamed) && files["last_reserved_ip.0"] != victim {
+			if k >= at(crashpoint.LastWritten) && files["last_reserved_ip.0"] != victim {
 				t.Errorf("after a kill at %s: last_reserved_ip.0 = %q, want %q", point, files["last_reserved_ip.0"], victim)
 			}
 

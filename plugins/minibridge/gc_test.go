@@ -125,9 +125,17 @@ func TestGC(t *testing.T) {
 	if r := n.reservations(t); len(r) != 6 {
 		t.Fatalf("before GC: reservations %v, want 6", r)
 	}
-	if master := link(t, host, bridge.HostVethName(killed[crashpoint.VethCreated].id, "eth0")).Attrs().MasterIndex; master != 0 {
-		t.Fatalf("the ADD killed at %s had attached its host end already", crashpoint.VethCreated)
+	// minibridge creates the host end already a port of the bridge (one
+	// request): an ADD killed right after leaves it there.
+	if master := link(t, host, bridge.HostVethName(killed[crashpoint.VethCreated].id, "eth0")).Attrs().MasterIndex; master != link(t, host, n.br).Attrs().Index {
+		t.Fatalf("the ADD killed at %s left its host end off the bridge (master %d)", crashpoint.VethCreated, master)
 	}
+	// A host end marked as this network's but on no bridge, as an ADD of an
+	// older minibridge killed before it attached the host end left it, is
+	// collected too.
+	detached := bridge.HostVethName("killed-old", "eth0")
+	ipCmd(t, host, "link", "add", detached, "type", "veth", "peer", "name", minitest.Name("dtp"))
+	ipCmd(t, host, "link", "set", detached, "alias", "minibridge network "+n.name)
 
 	// Links GC must leave alone: not named like a host end, though on the
 	// bridge; named like one but on another bridge; named like one, on the
@@ -161,6 +169,9 @@ func TestGC(t *testing.T) {
 		if slices.Contains(hostLinks, bridge.HostVethName(p.id, p.if_)) {
 			t.Errorf("after GC: host end of %s is left", p.id)
 		}
+	}
+	if slices.Contains(hostLinks, detached) {
+		t.Errorf("after GC: the marked host end on no bridge %s is left", detached)
 	}
 	for _, l := range append(untouched, bridge.HostVethName(keep.id, keep.if_)) {
 		if !slices.Contains(hostLinks, l) {

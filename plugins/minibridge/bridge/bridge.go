@@ -2,27 +2,23 @@ package bridge
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
-	"os"
-	"time"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	cniversion "github.com/containernetworking/cni/pkg/version"
-	"github.com/containernetworking/plugins/pkg/ip"
-	"github.com/containernetworking/plugins/pkg/ipam"
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
-	"github.com/containernetworking/plugins/pkg/utils/sysctl"
 	"github.com/minicni/minicni/internal/crashpoint"
 	"github.com/minicni/minicni/libmini"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -33,9 +29,6 @@ const VethPrefix = "mbr"
 // DefaultMTU is used when the config says 0 and the host netns has no
 // default route.
 const DefaultMTU = 1500
-
-// upPoll is the interval between two looks at the host end's state.
-const upPoll = time.Millisecond
 
 // HostVethName returns the name of the host end of the veth for one
 // attachment: VethPrefix and 12 hex digits of SHA-256(containerID, ifname),
@@ -106,12 +99,20 @@ func Add(ctx context.Context, conf *NetConf, args *skel.CmdArgs, node Node) (_ *
 	if err != nil {
 		return nil, err
 	}
-	vethMade = true // the name was free above: whatever holds it now is ours
-	if err := createVeth(conf, netns, args, hostName, mtu, res, hasV6); err != nil {
+	watch, err := watchLinks() // before the pod end goes up
+	if err != nil {
 		return nil, err
 	}
-	hostVeth, err := plugHost(conf, br, hostName, node.upTimeout())
+	defer watch.Close()
+	vethMade = true // the name was free above: whatever holds it now is ours
+	hostVeth, err := createVeth(conf, br, netns, args, hostName, mtu, res)
 	if err != nil {
+		return nil, err
+	}
+	if err := configurePodNS(netns, args, res, hasV6, conf.EnableDAD); err != nil {
+		return nil, err
+	}
+	if hostVeth, err = watch.waitUp(hostVeth.Attrs().Index, hostName, node.upTimeout()); err != nil {
 		return nil, err
 	}
 	if err := listInterfaces(conf, res, hostVeth, br, gwLink, mtu); err != nil {
@@ -177,37 +178,22 @@ func prepareHost(conf *NetConf, ips []*current.IPConfig, mtu int, hasV6 bool) (*
 }
 
 // createVeth lists the bridge, the host end and the pod end in
-// res.Interfaces (the bridge and host end without their MAC yet: see
-// listInterfaces), then from inside the pod's netns creates the veth pair,
-// args.IfName in the pod and hostName in the host, and configures the pod's
-// end (configurePod).
-func createVeth(conf *NetConf, netns ns.NetNS, args *skel.CmdArgs, hostName string, mtu int, res *current.Result, hasV6 bool) error {
-	podIface := &current.Interface{Name: args.IfName, Sandbox: netns.Path()}
-	res.Interfaces = []*current.Interface{{Name: conf.Bridge}, {Name: hostName}, podIface}
-	err := netns.Do(func(hostNS ns.NetNS) error {
-		_, podVeth, err := ip.SetupVethWithName(args.IfName, hostName, mtu, "", hostNS)
-		if err != nil {
-			return libmini.Wrap(err, libmini.CodeLink, fmt.Sprintf("creating veth %s (pod) / %s (host)", args.IfName, hostName))
-		}
-		podIface.Mac = podVeth.HardwareAddr.String()
-		return configurePod(args.IfName, res, hasV6, conf.EnableDAD)
-	})
-	return libmini.Wrap(err, libmini.CodeLink, "entering the pod's netns "+args.Netns)
-}
-
-// plugHost marks the host end as conf's network's, attaches it to the
-// bridge with its port options (attach) and waits, at most timeout, for it
-// to be up.
-func plugHost(conf *NetConf, br *netlink.Bridge, hostName string, timeout time.Duration) (netlink.Link, error) {
-	// Marked as this network's at once, so that GC can tell it from the
-	// host ends of other networks (and collect it) even if this ADD dies
-	// before it reaches the bridge.
-	// The index changed when the link moved netns: look it up once, here.
-	l, err := netlinksafe.LinkByName(hostName)
+// res.Interfaces (the bridge and the pod end without their MAC yet: see
+// configurePod and listInterfaces), creates the veth pair (makeVeth: the
+// host end already a port of br and up, the pod end args.IfName in the
+// pod's netns) and sets the host end's port options (attach) before the
+// pod end goes up, so the port never forwards without them.
+func createVeth(conf *NetConf, br *netlink.Bridge, netns ns.NetNS, args *skel.CmdArgs, hostName string, mtu int, res *current.Result) (netlink.Link, error) {
+	res.Interfaces = []*current.Interface{{Name: conf.Bridge}, {Name: hostName}, {Name: args.IfName, Sandbox: netns.Path()}}
+	l, err := makeVeth(conf, br, hostName, args.IfName, mtu, netns)
 	if err != nil {
-		return nil, linkErr(err, "finding host veth %s", hostName)
+		return nil, err
 	}
-	if err := setOwner(l, conf.Name); err != nil {
+	res.Interfaces[1].Mac = macOf(l)
+	// The host end must not take addresses or routes from router
+	// advertisements (as the reference plugins' veth setup has it). The pod
+	// end is down, so no packet can reach it before this.
+	if err := setSysctl(fmt.Sprintf("net/ipv6/conf/%s/accept_ra", hostName), "0", true); err != nil {
 		return nil, err
 	}
 	crashpoint.Hit(crashpoint.VethCreated)
@@ -215,14 +201,20 @@ func plugHost(conf *NetConf, br *netlink.Bridge, hostName string, timeout time.D
 		return nil, err
 	}
 	crashpoint.Hit(crashpoint.VethAttached)
-	return waitUp(hostName, timeout)
+	return l, nil
+}
+
+// configurePodNS runs configurePod in the pod's netns, on this thread.
+func configurePodNS(netns ns.NetNS, args *skel.CmdArgs, res *current.Result, hasV6, dad bool) error {
+	err := inNetNS(netns, func() error { return configurePod(args.IfName, res, hasV6, dad) })
+	return libmini.Wrap(err, libmini.CodeLink, "configuring the pod's netns "+args.Netns)
 }
 
 // listInterfaces completes res.Interfaces: the MACs of the host end and of
 // the bridge, the VLAN's gateway link when it is not the bridge, and from
 // CNI 1.1.0 on every interface's MTU.
 func listInterfaces(conf *NetConf, res *current.Result, hostVeth netlink.Link, br *netlink.Bridge, gwLink netlink.Link, mtu int) error {
-	res.Interfaces[1].Mac = hostVeth.Attrs().HardwareAddr.String()
+	res.Interfaces[1].Mac = macOf(hostVeth)
 	// The bridge's MAC may change as ports come and go unless it was set
 	// explicitly, so it is read last.
 	brLink, err := netlinksafe.LinkByName(conf.Bridge)
@@ -524,13 +516,11 @@ func inAnySubnet(a *net.IPNet, gws []*net.IPNet) bool {
 // enableForwarding turns on IPv4 forwarding and, when the pod has an IPv6
 // address, IPv6 forwarding; each sysctl is written only when not yet 1.
 func enableForwarding(v6 bool) error {
-	if err := ip.EnableIP4Forward(); err != nil {
-		return linkErr(err, "enabling IPv4 forwarding")
+	if err := setSysctl("net/ipv4/ip_forward", "1", false); err != nil {
+		return err
 	}
 	if v6 {
-		if err := ip.EnableIP6Forward(); err != nil {
-			return linkErr(err, "enabling IPv6 forwarding")
-		}
+		return setSysctl("net/ipv6/conf/all/forwarding", "1", false)
 	}
 	return nil
 }
@@ -539,8 +529,8 @@ func enableForwarding(v6 bool) error {
 // MAC), accept_ra=0 (refuseRouterAdverts), for IPv6 accept_dad=0 (the IPAM guarantees uniqueness, and DAD would
 // hold the address back for a second or more) unless dad asks for
 // duplicate address detection (accept_dad=1, enhanced_dad=1, as the
-// reference bridge's enabledad), then addresses and up (the plugins
-// library), then the routes as given (addRoutes).
+// reference bridge's enabledad), then addresses and up (podAddrsUp),
+// then the routes as given (addRoutes).
 func configurePod(ifName string, res *current.Result, v6, dad bool) error {
 	if err := setSysctl(fmt.Sprintf("net/ipv4/conf/%s/arp_notify", ifName), "1", false); err != nil {
 		return err
@@ -560,14 +550,13 @@ func configurePod(ifName string, res *current.Result, v6, dad bool) error {
 			return err
 		}
 	}
-	addrs := *res
-	addrs.Routes = nil
-	if err := ipam.ConfigureIface(ifName, &addrs); err != nil {
-		return linkErr(err, "configuring %s in the pod", ifName)
-	}
 	l, err := netlinksafe.LinkByName(ifName)
 	if err != nil {
 		return linkErr(err, "finding %s in the pod", ifName)
+	}
+	res.Interfaces[2].Mac = macOf(l)
+	if err := podAddrsUp(l, res); err != nil {
+		return linkErr(err, "configuring %s in the pod", ifName)
 	}
 	if err := addRoutes(l, res); err != nil {
 		return linkErr(err, "configuring the routes of %s in the pod", ifName)
@@ -575,17 +564,20 @@ func configurePod(ifName string, res *current.Result, v6, dad bool) error {
 	return nil
 }
 
-// attach enslaves the host end to the bridge, sets its hairpin mode and
-// isolated flag and, with a vlan, makes it an untagged port of that VLAN.
+// attach sets the port options of the host end l, already a port of br:
+// hairpin mode and the isolated flag and, with a vlan, an untagged port of
+// that VLAN. A new port has neither hairpin nor isolation: a request is sent
+// only for what the config turns on.
 func attach(conf *NetConf, br *netlink.Bridge, l netlink.Link) error {
 	hostName := l.Attrs().Name
-	if err := netlink.LinkSetMaster(l, br); err != nil {
-		return linkErr(err, "attaching %s to bridge %s", hostName, conf.Bridge)
+	if l.Attrs().MasterIndex != br.Index {
+		return libmini.Errorf(libmini.CodeLink, "host veth %s is not a port of bridge %s", hostName, conf.Bridge)
 	}
-	if err := netlink.LinkSetHairpin(l, conf.HairpinMode); err != nil {
-		return linkErr(err, "setting hairpin mode of %s", hostName)
+	if conf.HairpinMode {
+		if err := netlink.LinkSetHairpin(l, true); err != nil {
+			return linkErr(err, "setting hairpin mode of %s", hostName)
+		}
 	}
-	// A new port is not isolated: one request less per ADD by default.
 	if conf.PortIsolation {
 		if err := netlink.LinkSetIsolated(l, true); err != nil {
 			return linkErr(err, "setting the isolated flag of %s to true", hostName)
@@ -597,61 +589,26 @@ func attach(conf *NetConf, br *netlink.Bridge, l netlink.Link) error {
 	return nil
 }
 
-// waitUp polls the host end until its operational state is up, a
-// millisecond apart, for at most timeout.
-func waitUp(name string, timeout time.Duration) (netlink.Link, error) {
-	deadline := time.Now().Add(timeout)
-	for {
-		l, err := netlinksafe.LinkByName(name)
-		if err != nil {
-			return nil, linkErr(err, "finding host veth %s", name)
-		}
-		if l.Attrs().OperState == netlink.OperUp {
-			return l, nil
-		}
-		if time.Now().After(deadline) {
-			return nil, libmini.Errorf(libmini.CodeLink, "host veth %s is still %s after %s (linkUpTimeout)", name, l.Attrs().OperState, timeout)
-		}
-		time.Sleep(upPoll)
-	}
-}
-
-// delLink removes a link by name; a link that is already gone (or goes away
-// meanwhile, as when its netns is being destroyed) is success.
+// delLink removes a link by name, in one request (the kernel looks the name
+// up itself); a link that is already gone (or goes away meanwhile, as when
+// its netns is being destroyed) is success.
 func delLink(name string) error {
-	l, err := netlinksafe.LinkByName(name)
-	if err != nil {
-		var nf netlink.LinkNotFoundError
-		if errors.As(err, &nf) {
-			return nil
-		}
-		return linkErr(err, "finding %s", name)
-	}
-	if err := netlink.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
+	req := nl.NewNetlinkRequest(unix.RTM_DELLINK, unix.NLM_F_ACK)
+	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
+	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)))
+	if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil && !errors.Is(err, unix.ENODEV) {
 		return linkErr(err, "deleting %s", name)
-	}
-	return nil
-}
-
-// setSysctl writes value to a sysctl. missingOK tolerates a kernel without
-// the setting (no IPv6).
-func setSysctl(name, value string, missingOK bool) error {
-	if cur, err := sysctl.Sysctl(name); err == nil && cur == value {
-		return nil
-	}
-	if _, err := sysctl.Sysctl(name, value); err != nil {
-		if missingOK && errors.Is(err, os.ErrNotExist) {
-			return nil
-		}
-		return linkErr(err, "setting %s=%s", name, value)
 	}
 	return nil
 }
 
 // randomMAC returns a random unicast, locally administered MAC.
 func randomMAC() net.HardwareAddr {
-	mac := make(net.HardwareAddr, 6)
-	_, _ = rand.Read(mac)
+	// math/rand/v2's generator is seeded by the runtime from the kernel: a
+	// MAC needs to be unlikely to collide, not secret, and crypto/rand
+	// would add its DRBG's package init to every start.
+	r := rand.Uint64()
+	mac := net.HardwareAddr{byte(r), byte(r >> 8), byte(r >> 16), byte(r >> 24), byte(r >> 32), byte(r >> 40)}
 	mac[0] = mac[0]&0xfe | 0x02
 	return mac
 }

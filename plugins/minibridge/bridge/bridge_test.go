@@ -168,7 +168,8 @@ func TestAddCheckDel(t *testing.T) {
 		t.Errorf("host veth master %d (bridge %d), MTU host %d pod %d, want 1400 (the uplink's)", hostMaster, brIndex, hostMTU, podMTU)
 	}
 	minitest.Do(t, f.host, func() error {
-		for name, want := range map[string]string{"net/ipv4/ip_forward": "1", "net/ipv6/conf/" + f.bridge + "/accept_ra": "0"} {
+		for name, want := range map[string]string{"net/ipv4/ip_forward": "1", "net/ipv6/conf/" + f.bridge + "/accept_ra": "0",
+			"net/ipv6/conf/" + hostName + "/accept_ra": "0"} {
 			if v, err := sysctl.Sysctl(name); err != nil || v != want {
 				t.Errorf("%s = %q (%v), want %q", name, v, err, want)
 			}

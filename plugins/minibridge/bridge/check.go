@@ -2,12 +2,12 @@ package bridge
 
 import (
 	"context"
+	"fmt"
 	"net"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
-	"github.com/containernetworking/plugins/pkg/ip"
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/minicni/minicni/libmini"
@@ -93,7 +93,7 @@ func checkPod(netns ns.NetNS, args *skel.CmdArgs, peerIndex, mtu int, ips []*cur
 		if l.Attrs().MTU != mtu {
 			return drift("pod interface %s has MTU %d, want %d", args.IfName, l.Attrs().MTU, mtu)
 		}
-		if err := ip.ValidateExpectedInterfaceIPs(args.IfName, ips); err != nil {
+		if err := validateExpectedIPs(args.IfName, ips); err != nil {
 			return drift("pod addresses: %v", err)
 		}
 		if err := checkRoutes(l, routes, ips); err != nil {
@@ -197,4 +197,44 @@ func checkVlanAndGateways(conf *NetConf, br *netlink.Bridge, veth *netlink.Veth,
 
 func drift(format string, args ...any) error {
 	return libmini.Errorf(libmini.CodeCheckFailed, "CHECK: "+format, args...)
+}
+
+// validateExpectedIPs checks, in the pod's netns, that every address of ips
+// is on ifName with its prefix length, and that the kernel's route to its
+// subnet exists.
+func validateExpectedIPs(ifName string, ips []*current.IPConfig) error {
+	l, err := netlinksafe.LinkByName(ifName)
+	if err != nil {
+		return fmt.Errorf("finding %s: %w", ifName, err)
+	}
+	addrs, err := netlinksafe.AddrList(l, netlink.FAMILY_ALL)
+	if err != nil {
+		return fmt.Errorf("listing the addresses of %s: %w", ifName, err)
+	}
+	for _, ipc := range ips {
+		want := ipc.Address
+		found := false
+		for _, a := range addrs {
+			if a.IP.Equal(want.IP) && a.Mask.String() == want.Mask.String() {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return fmt.Errorf("%s is not on %s", want.String(), ifName)
+		}
+		subnet := &net.IPNet{IP: want.IP.Mask(want.Mask), Mask: want.Mask}
+		family := netlink.FAMILY_V6
+		if want.IP.To4() != nil {
+			family = netlink.FAMILY_V4
+		}
+		routes, err := netlinksafe.RouteListFiltered(family, &netlink.Route{Dst: subnet}, netlink.RT_FILTER_DST)
+		if err != nil {
+			return fmt.Errorf("listing the routes to %s: %w", subnet, err)
+		}
+		if len(routes) == 0 {
+			return fmt.Errorf("no route to %s, the subnet of %s", subnet, want.String())
+		}
+	}
+	return nil
 }

@@ -135,14 +135,6 @@ func IsHostVethName(name string) bool {
 	return true
 }
 
-// setOwner marks host end l as network's (ownerAlias).
-func setOwner(l netlink.Link, network string) error {
-	if err := netlink.LinkSetAlias(l, ownerAlias(network)); err != nil {
-		return linkErr(err, "setting the alias of %s", l.Attrs().Name)
-	}
-	return nil
-}
-
 // ownerAlias is the alias (IFLA_IFALIAS, `ip link` shows it) minibridge
 // sets on each host end: the network it belongs to, so GC of one network
 // never removes another's pods when they share the bridge. A name too long

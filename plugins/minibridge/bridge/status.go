@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
@@ -113,7 +112,7 @@ func ipamStatus(ctx context.Context, conf *NetConf, args *skel.CmdArgs) []*types
 // cniPath (CNI_PATH), where delegation looks for it.
 func findIPAM(typ, cniPath string) *types.Error {
 	paths := filepath.SplitList(cniPath)
-	find := invoke.FindInPath
+	find := libmini.FindInPath
 	if libmini.IPAMExec != nil {
 		find = libmini.IPAMExec.FindInPath
 	}
