@@ -65,6 +65,9 @@ type cluster struct {
 	admin    string // admin kubeconfig
 	cleanups *cleanupList
 	nodes    []*node
+	// kubeletExtra is appended to every node's KubeletConfiguration
+	// (TestConformance: the cluster DNS).
+	kubeletExtra string
 }
 
 // node is a simulated node: a network namespace on the underlay, a mount
@@ -451,7 +454,7 @@ func (c *cluster) startKubelet(ctx context.Context, n *node) error {
 		return err
 	}
 	cfg := strings.NewReplacer("{{.Name}}", n.name, "{{.IP}}", n.ip, "{{.CA}}", c.pki.path("ca.crt"),
-		"{{.Sock}}", n.ctrd.Sock).Replace(kubeletConfig)
+		"{{.Sock}}", n.ctrd.Sock).Replace(kubeletConfig) + c.kubeletExtra
 	cfgPath := filepath.Join(n.dir, "kubelet.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return err

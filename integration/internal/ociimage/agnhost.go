@@ -12,49 +12,61 @@ import (
 )
 
 // AgnhostTools are the commands the Kubernetes e2e tests run in the agnhost
-// image besides /agnhost (curl for HTTP, nc for UDP and TCP checks): the
-// machine's Debian binaries, copied with the shared libraries they load.
-var AgnhostTools = []string{"/usr/bin/curl", "/bin/nc.openbsd"}
+// image besides /agnhost, as {machine path, image path}: the shell (dash:
+// busybox's sh runs its own applets before PATH, so "nc -u" would be
+// busybox's nc, which has no -u), curl for HTTP and OpenBSD nc for the UDP
+// and TCP checks, the machine's Debian binaries copied with the shared
+// libraries they load.
+var AgnhostTools = [][2]string{{"/bin/dash", "bin/sh"}, {"/usr/bin/curl", "bin/curl"}, {"/bin/nc.openbsd", "bin/nc"}}
 
-// agnhostApplets are the busybox applets of the agnhost image (its shell
-// and the commands the tests' shell lines use).
-var agnhostApplets = []string{"sh", "cat", "echo", "hostname", "sleep", "test", "ls", "ip", "ping", "true", "false", "grep", "timeout", "wget", "dd", "sed", "awk"}
+// agnhostApplets are the busybox applets of the agnhost image (the other
+// commands the tests' shell lines use).
+var agnhostApplets = []string{"cat", "echo", "hostname", "sleep", "test", "ls", "ip", "ping", "true", "false", "grep", "timeout", "wget", "dd", "sed", "awk", "nslookup"}
 
-// BuildAgnhost writes an agnhost image archive named ref: the static
-// agnhost binary (k8s.io/kubernetes/test/images/agnhost) as /agnhost, the
-// entrypoint as in the upstream image, static busybox for the shell, and
-// AgnhostTools as /bin/curl and /bin/nc with their libraries at the paths
-// the machine's loader found them (ldd).
-func BuildAgnhost(agnhost, busybox, path, ref string) error {
+// BuildAgnhost writes an agnhost image archive named ref from dir, which
+// holds the static agnhost binary (k8s.io/kubernetes/test/images/agnhost)
+// and the TLS pair its porter serves (localhost.crt and localhost.key from
+// agnhost's porter/), laid out as the upstream Dockerfile does: /agnhost
+// (also as /agnhost-2) the entrypoint and "pause" the command,
+// /localhost.crt, /localhost.key, /uploads, the image's user 1000 and group
+// 50000; plus static busybox for the applets and AgnhostTools with their
+// libraries at the paths the machine's loader found them (ldd).
+func BuildAgnhost(dir, busybox, path, ref string) error {
+	agnhost := filepath.Join(dir, "agnhost")
 	for _, b := range []string{agnhost, busybox} {
 		if err := requireStatic(b); err != nil {
 			return err
 		}
 	}
-	agn, err := os.ReadFile(agnhost)
-	if err != nil {
-		return err
-	}
-	bb, err := os.ReadFile(busybox)
-	if err != nil {
-		return err
+	read := map[string][]byte{}
+	for _, f := range []string{agnhost, busybox, filepath.Join(dir, "localhost.crt"), filepath.Join(dir, "localhost.key")} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		read[f] = b
 	}
 	entries := append(append([]entry{}, baseDirs...),
-		entry{name: "agnhost", mode: 0o755, data: agn},
+		entry{name: "agnhost", mode: 0o755, data: read[agnhost]},
+		entry{name: "agnhost-2", mode: 0o777, link: "agnhost"},
+		entry{name: "localhost.crt", mode: 0o644, data: read[filepath.Join(dir, "localhost.crt")]},
+		entry{name: "localhost.key", mode: 0o644, data: read[filepath.Join(dir, "localhost.key")]},
+		entry{name: "uploads", mode: 0o755, dir: true},
+		entry{name: "etc/passwd", mode: 0o644, data: []byte("root:x:0:0:root:/root:/bin/sh\nuser-defined-in-image:x:1000:1000::/home/user-defined-in-image:/bin/sh\n")},
+		entry{name: "etc/group", mode: 0o644, data: []byte("root:x:0:\nuser-defined-in-image:x:1000:\ngroup-defined-in-image:x:50000:user-defined-in-image\n")},
 		entry{name: "bin", mode: 0o755, dir: true},
-		entry{name: "bin/busybox", mode: 0o755, data: bb})
+		entry{name: "bin/busybox", mode: 0o755, data: read[busybox]})
 	for _, a := range agnhostApplets {
 		entries = append(entries, entry{name: "bin/" + a, mode: 0o777, link: "busybox"})
 	}
 	var files []string
 	for _, tool := range AgnhostTools {
-		data, err := os.ReadFile(tool)
+		data, err := os.ReadFile(tool[0])
 		if err != nil {
-			return fmt.Errorf("%s: %w (hack/conformance.sh installs curl and netcat-openbsd)", tool, err)
+			return fmt.Errorf("%s: %w (hack/conformance.sh installs dash, curl and netcat-openbsd)", tool[0], err)
 		}
-		name := strings.TrimSuffix(filepath.Base(tool), ".openbsd")
-		entries = append(entries, entry{name: "bin/" + name, mode: 0o755, data: data})
-		libs, err := sharedLibs(tool)
+		entries = append(entries, entry{name: tool[1], mode: 0o755, data: data})
+		libs, err := sharedLibs(tool[0])
 		if err != nil {
 			return err
 		}
