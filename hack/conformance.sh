@@ -50,14 +50,9 @@ focus='
 \[sig-network\] .*\[Conformance\]
 '
 skip='
-DNS
-ExternalName
+\[sig-network\] DNS
 \[Feature:
-\[Disruptive\]
-\[Serial\]
 \[Slow\]
-sctp
-SCTP
 '
 export MINICNI_CONFORMANCE_FOCUS="${CONFORMANCE_FOCUS:-$focus}" MINICNI_CONFORMANCE_SKIP="${CONFORMANCE_SKIP:-$skip}"
 

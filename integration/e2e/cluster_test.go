@@ -74,13 +74,14 @@ type cluster struct {
 // namespace with private copies of nodeMounts, a containerd and a kubelet.
 type node struct {
 	name, ns, ip, dir, mntns string
+	utsns                    string // its UTS namespace: hostname = name
 	ctrd                     *containerd.Daemon
 	kubelet                  *proc
 }
 
 // enter is the nsenter options that put a process on the node.
 func (n *node) enter() []string {
-	return []string{"--net=/run/netns/" + n.ns, "--mount=" + n.mntns}
+	return []string{"--net=/run/netns/" + n.ns, "--mount=" + n.mntns, "--uts=" + n.utsns}
 }
 
 // private is the node's copy of a machine path from nodeMounts.
@@ -336,8 +337,11 @@ func (c *cluster) nodeMountNS(ctx context.Context, n *node) error {
 	}
 	c.cleanups.add(n.name+" mount namespace", func() error {
 		var errs []error
-		if n.mntns != "" {
-			if _, err := run(context.Background(), "umount", n.mntns); err != nil {
+		for _, f := range []string{n.mntns, n.utsns} {
+			if f == "" {
+				continue
+			}
+			if _, err := run(context.Background(), "umount", f); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -357,6 +361,17 @@ func (c *cluster) nodeMountNS(ctx context.Context, n *node) error {
 		return err
 	}
 	n.mntns = file
+	// A UTS namespace with the node's name as hostname: host-network pods
+	// (their containers share containerd's) answer with the node's name,
+	// as the Kubernetes e2e tests of host-network endpoints expect.
+	uts := filepath.Join(holder, "uts")
+	if err := os.WriteFile(uts, nil, 0o600); err != nil {
+		return err
+	}
+	if _, err := run(ctx, "unshare", "--uts="+uts, "hostname", n.name); err != nil {
+		return err
+	}
+	n.utsns = uts
 	for _, m := range nodeMounts {
 		src := n.private(m)
 		if err := os.MkdirAll(src, 0o755); err != nil {
