@@ -19,9 +19,15 @@ import (
 // libraries they load.
 var AgnhostTools = [][2]string{{"/bin/dash", "bin/sh"}, {"/usr/bin/curl", "bin/curl"}, {"/bin/nc.openbsd", "bin/nc"}}
 
-// agnhostApplets are the busybox applets of the agnhost image (the other
-// commands the tests' shell lines use).
-var agnhostApplets = []string{"cat", "echo", "hostname", "sleep", "test", "ls", "ip", "ping", "true", "false", "grep", "timeout", "wget", "dd", "sed", "awk", "nslookup"}
+// busyboxApplets lists the applets a busybox binary provides
+// (`busybox --list`).
+func busyboxApplets(busybox string) ([]string, error) {
+	out, err := exec.Command(busybox, "--list").Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s --list: %v", busybox, err)
+	}
+	return strings.Fields(string(out)), nil
+}
 
 // BuildAgnhost writes an agnhost image archive named ref from dir, which
 // holds the static agnhost binary (k8s.io/kubernetes/test/images/agnhost)
@@ -29,7 +35,7 @@ var agnhostApplets = []string{"cat", "echo", "hostname", "sleep", "test", "ls", 
 // agnhost's porter/), laid out as the upstream Dockerfile does: /agnhost
 // (also as /agnhost-2) the entrypoint and "pause" the command,
 // /localhost.crt, /localhost.key, /uploads, the image's user 1000 and group
-// 50000; plus static busybox for the applets and AgnhostTools with their
+// 50000; plus static busybox with all its applets and AgnhostTools with their
 // libraries at the paths the machine's loader found them (ldd).
 func BuildAgnhost(dir, busybox, path, ref string) error {
 	agnhost := filepath.Join(dir, "agnhost")
@@ -56,8 +62,16 @@ func BuildAgnhost(dir, busybox, path, ref string) error {
 		entry{name: "etc/group", mode: 0o644, data: []byte("root:x:0:\nuser-defined-in-image:x:1000:\ngroup-defined-in-image:x:50000:user-defined-in-image\n")},
 		entry{name: "bin", mode: 0o755, dir: true},
 		entry{name: "bin/busybox", mode: 0o755, data: read[busybox]})
-	for _, a := range agnhostApplets {
-		entries = append(entries, entry{name: "bin/" + a, mode: 0o777, link: "busybox"})
+	// Every applet, as the upstream image's busybox base has them (the
+	// tests' shell lines use seq, nslookup, ...), but the AgnhostTools.
+	applets, err := busyboxApplets(busybox)
+	if err != nil {
+		return err
+	}
+	for _, a := range applets {
+		if !slices.ContainsFunc(AgnhostTools, func(t [2]string) bool { return t[1] == "bin/"+a }) && a != "busybox" {
+			entries = append(entries, entry{name: "bin/" + a, mode: 0o777, link: "busybox"})
+		}
 	}
 	var files []string
 	for _, tool := range AgnhostTools {
