@@ -15,5 +15,6 @@ fmt: ; gofmt -w $$(git ls-files '*.go')
 demo: deps build ; hack/demo.sh $(DEMO_ARGS)
 image: ; VERSION=$(VERSION) IMAGE=$(IMAGE) hack/image.sh
 e2e: ; hack/e2e.sh
+conformance: ; hack/conformance.sh
 vm-test: ; hack/vm-test.sh
 clean: ; rm -rf bin

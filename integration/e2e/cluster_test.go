@@ -80,6 +80,9 @@ type cluster struct {
 	admin    string // admin kubeconfig
 	cleanups *cleanupList
 	nodes    []*node
+	// kubeletExtra is appended to every node's KubeletConfiguration
+	// (TestConformance: the cluster DNS).
+	kubeletExtra string
 }
 
 // node is a simulated node: a network namespace on the underlay, a mount
@@ -87,13 +90,14 @@ type cluster struct {
 type node struct {
 	name, ns, ip, dir, mntns string
 	ip6                      string // its IPv6 underlay address
+	utsns                    string // its UTS namespace: hostname = name
 	ctrd                     *containerd.Daemon
 	kubelet                  *proc
 }
 
 // enter is the nsenter options that put a process on the node.
 func (n *node) enter() []string {
-	return []string{"--net=/run/netns/" + n.ns, "--mount=" + n.mntns}
+	return []string{"--net=/run/netns/" + n.ns, "--mount=" + n.mntns, "--uts=" + n.utsns}
 }
 
 // private is the node's copy of a machine path from nodeMounts.
@@ -361,8 +365,11 @@ func (c *cluster) nodeMountNS(ctx context.Context, n *node) error {
 	}
 	c.cleanups.add(n.name+" mount namespace", func() error {
 		var errs []error
-		if n.mntns != "" {
-			if _, err := run(context.Background(), "umount", n.mntns); err != nil {
+		for _, f := range []string{n.mntns, n.utsns} {
+			if f == "" {
+				continue
+			}
+			if _, err := run(context.Background(), "umount", f); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -382,6 +389,17 @@ func (c *cluster) nodeMountNS(ctx context.Context, n *node) error {
 		return err
 	}
 	n.mntns = file
+	// A UTS namespace with the node's name as hostname: host-network pods
+	// (their containers share containerd's) answer with the node's name,
+	// as the Kubernetes e2e tests of host-network endpoints expect.
+	uts := filepath.Join(holder, "uts")
+	if err := os.WriteFile(uts, nil, 0o600); err != nil {
+		return err
+	}
+	if _, err := run(ctx, "unshare", "--uts="+uts, "hostname", n.name); err != nil {
+		return err
+	}
+	n.utsns = uts
 	for _, m := range nodeMounts {
 		src := n.private(m)
 		if err := os.MkdirAll(src, 0o755); err != nil {
@@ -479,7 +497,7 @@ func (c *cluster) startKubelet(ctx context.Context, n *node) error {
 		return err
 	}
 	cfg := strings.NewReplacer("{{.Name}}", n.name, "{{.IP}}", n.ip, "{{.CA}}", c.pki.path("ca.crt"),
-		"{{.Sock}}", n.ctrd.Sock).Replace(kubeletConfig)
+		"{{.Sock}}", n.ctrd.Sock).Replace(kubeletConfig) + c.kubeletExtra
 	cfgPath := filepath.Join(n.dir, "kubelet.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return err

@@ -222,8 +222,11 @@ var baseDirs = []entry{
 }
 
 // BuildPause compiles testdata/pause as a static binary and writes the
-// pause image archive to path.
-func BuildPause(dir, path string) error {
+// pause image archive to path, named PauseRef.
+func BuildPause(dir, path string) error { return BuildPauseAs(dir, path, PauseRef) }
+
+// BuildPauseAs is BuildPause with the image named ref.
+func BuildPauseAs(dir, path, ref string) error {
 	bin := filepath.Join(dir, "pause")
 	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./testdata/pause")
 	cmd.Dir = packageDir()
@@ -236,7 +239,7 @@ func BuildPause(dir, path string) error {
 		return err
 	}
 	entries := append(append([]entry{}, baseDirs...), entry{name: "pause", mode: 0o755, data: data})
-	return write(path, PauseRef, entries, []string{"/pause"}, nil)
+	return write(path, ref, entries, []string{"/pause"}, nil)
 }
 
 // BuildBusybox writes the test image archive: Debian's static busybox
