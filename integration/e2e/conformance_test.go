@@ -218,7 +218,7 @@ func (c *cluster) startKubeProxy(ctx context.Context, n *node, kubeProxy string)
 	}
 	p, err := startProc(n.dir, "kube-proxy", n.enter(), kubeProxy,
 		"--kubeconfig="+kc, "--hostname-override="+n.name, "--proxy-mode=iptables",
-		"--cluster-cidr="+clusterCIDR, "--conntrack-max-per-core=0",
+		"--cluster-cidr="+clusterCIDR+","+clusterCIDR6, "--conntrack-max-per-core=0",
 		"--conntrack-tcp-timeout-established=0", "--conntrack-tcp-timeout-close-wait=0",
 		"--metrics-bind-address=127.0.0.1:10249", "--healthz-bind-address=127.0.0.1:10256", "--v=1")
 	if err != nil {
