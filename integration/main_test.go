@@ -4,7 +4,6 @@ package integration
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -20,24 +19,7 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
-	if os.Geteuid() != 0 {
-		fmt.Println("integration: not root, the tests will skip")
-		os.Exit(m.Run())
-	}
-	dir, err := os.MkdirTemp("", "minicni-integration-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if err := minitest.BuildPlugins(dir, "minibridge", "miniipam", "miniroute", "portmap", "host-local", "loopback", "minicni-installer"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	binDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	minitest.MainWithPlugins(m, &binDir, "minibridge", "miniipam", "miniroute", "portmap", "host-local", "loopback", "minicni-installer")
 }
 
 func conflistPath(name string) string {

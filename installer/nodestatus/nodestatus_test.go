@@ -32,23 +32,7 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
-	if os.Geteuid() != 0 {
-		os.Exit(m.Run())
-	}
-	dir, err := os.MkdirTemp("", "minicni-nodestatus-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if err := minitest.BuildPlugins(dir, "minibridge", "miniipam", "miniroute", "minicni"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	binDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	minitest.MainWithPlugins(m, &binDir, "minibridge", "miniipam", "miniroute", "minicni")
 }
 
 const network = "stnet"

@@ -62,23 +62,7 @@ const (
 var binDir string
 
 func TestMain(m *testing.M) {
-	if os.Geteuid() != 0 {
-		os.Exit(m.Run())
-	}
-	dir, err := os.MkdirTemp("", "minicni-chaos-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if err := minitest.BuildPlugins(dir, "minibridge", "miniipam", "miniroute", "portmap"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	binDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	minitest.MainWithPlugins(m, &binDir, "minibridge", "miniipam", "miniroute", "portmap")
 }
 
 func envInt(t *testing.T, name string, def uint64) uint64 {

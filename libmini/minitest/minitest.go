@@ -214,3 +214,28 @@ func Reservations(t testing.TB, dataDir, network string) []string {
 	}
 	return ips
 }
+
+// MainWithPlugins is a TestMain that needs built binaries: as root it
+// builds names into a fresh temporary directory, sets *dir to it, runs the
+// tests, removes the directory and exits with their status. Not root, it
+// only runs them: every test needing the binaries needs root too
+// (RequireRoot fails or skips them).
+func MainWithPlugins(m *testing.M, dir *string, names ...string) {
+	if os.Geteuid() != 0 {
+		os.Exit(m.Run())
+	}
+	d, err := os.MkdirTemp("", "minicni-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if err := BuildPlugins(d, names...); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		_ = os.RemoveAll(d)
+		os.Exit(1)
+	}
+	*dir = d
+	code := m.Run()
+	_ = os.RemoveAll(d)
+	os.Exit(code)
+}

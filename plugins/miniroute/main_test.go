@@ -31,23 +31,7 @@ import (
 var binDir string // the built miniroute, for CNI_PATH
 
 func TestMain(m *testing.M) {
-	if os.Geteuid() != 0 {
-		os.Exit(m.Run()) // every test here needs root and skips
-	}
-	dir, err := os.MkdirTemp("", "miniroute-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if err := minitest.BuildPlugins(dir, "miniroute"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	binDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	minitest.MainWithPlugins(m, &binDir, "miniroute")
 }
 
 // call is one invocation of the binary.

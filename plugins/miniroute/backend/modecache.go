@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/minicni/minicni/libmini"
 )
 
 // BootIDFile is where the kernel tells this boot's random id.
@@ -106,47 +108,11 @@ func writeDecision(path, boot string, d Decision) error {
 	if d.Default {
 		how = "default"
 	}
-	// The temporary file is named after the cache file, so one left by a
-	// writer killed before its rename is found: the next write removes it,
-	// and so does Forget (named otherwise it stayed, nobody's, for the rest
-	// of the boot). A concurrent writer whose temporary file goes that way
-	// fails its rename: it only detects again next time.
-	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+tempInfix+"*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // after the rename, nothing to remove
+	// libmini.ReplaceFile names its temporary file after the cache file, so
+	// one left by a writer killed before its rename is removed by the next
+	// write, and by Forget.
 	reason := strings.ReplaceAll(d.Reason, "\n", " ")
-	if _, err := fmt.Fprintf(tmp, "%s\n%s\n%s\n%s\n", boot, d.Mode, how, reason); err != nil {
-		_ = tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	return removeTemps(path)
-}
-
-// tempInfix joins a cache file's name and the random part of its writers'
-// temporary files.
-const tempInfix = ".tmp-"
-
-// removeTemps removes the temporary files of path's writers.
-func removeTemps(path string) error {
-	temps, err := filepath.Glob(path + tempInfix + "*")
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, t := range temps {
-		if err := os.Remove(t); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
+	return libmini.ReplaceFile(path, fmt.Appendf(nil, "%s\n%s\n%s\n%s\n", boot, d.Mode, how, reason))
 }
 
 // Forget removes the cached decision of the calling thread's network
@@ -161,7 +127,7 @@ func (c ModeCache) Forget() error {
 	if errors.Is(err, fs.ErrNotExist) {
 		err = nil
 	}
-	return errors.Join(err, removeTemps(c.path(cookie)))
+	return errors.Join(err, libmini.RemoveTemps(c.path(cookie)))
 }
 
 func (c ModeCache) path(cookie uint64) string {

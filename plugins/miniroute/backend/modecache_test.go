@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/minicni/minicni/libmini/minitest"
+
+	"github.com/minicni/minicni/libmini"
 )
 
 // TestModeCacheKilledWriterTemps: a writer SIGKILLed between its temporary
@@ -20,13 +22,13 @@ func TestModeCacheKilledWriterTemps(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := c.path(cookie)
-	other := c.path(cookie+1) + tempInfix + "7"
+	other := c.path(cookie+1) + libmini.TempInfix + "7"
 	if err := os.WriteFile(other, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	killed := func() {
 		t.Helper()
-		f, err := os.CreateTemp(c.Dir, filepath.Base(path)+tempInfix+"*") // as writeDecision names it
+		f, err := os.CreateTemp(c.Dir, filepath.Base(path)+libmini.TempInfix+"*") // as writeDecision names it
 		if err != nil {
 			t.Fatal(err)
 		}

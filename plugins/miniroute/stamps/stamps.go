@@ -33,6 +33,8 @@ import (
 	"github.com/minicni/minicni/plugins/miniroute/rules"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
+
+	"github.com/minicni/minicni/libmini"
 )
 
 // DefaultDir is where the miniroute binary keeps its stamps.
@@ -169,35 +171,7 @@ func (s Stamp) Record() {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return
 	}
-	f, err := os.CreateTemp(dir, filepath.Base(s.path)+tempInfix+"*")
-	if err != nil {
-		return
-	}
-	_, werr := f.WriteString(s.want)
-	if cerr := f.Close(); werr != nil || cerr != nil || os.Rename(f.Name(), s.path) != nil {
-		_ = os.Remove(f.Name())
-		return
-	}
-	_ = removeTemps(s.path)
-}
-
-// tempInfix joins a stamp's name and the random part of its writers'
-// temporary files.
-const tempInfix = ".tmp-"
-
-// removeTemps removes the temporary files of path's writers.
-func removeTemps(path string) error {
-	temps, err := filepath.Glob(path + tempInfix + "*")
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, t := range temps {
-		if err := os.Remove(t); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
+	_ = libmini.ReplaceFile(s.path, []byte(s.want))
 }
 
 // Forget removes the stamps of the calling thread's network namespace (of
@@ -220,7 +194,7 @@ func (st *Stamps) Forget(families ...rules.Family) error {
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}
-		if err := removeTemps(path); err != nil {
+		if err := libmini.RemoveTemps(path); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/minicni/minicni/libmini/minitest"
 	"github.com/minicni/minicni/plugins/miniroute/rules"
+
+	"github.com/minicni/minicni/libmini"
 )
 
 // readIn is readNFT in namespace n.
@@ -73,13 +75,13 @@ func BenchmarkReadNFT(b *testing.B) {
 func TestKilledWriterTemps(t *testing.T) {
 	n := minitest.NewNS(t)
 	st := &Stamps{Dir: t.TempDir()}
-	other := filepath.Join(st.Dir, "0000000000000001-IPv4"+tempInfix+"7") // another namespace's
+	other := filepath.Join(st.Dir, "0000000000000001-IPv4"+libmini.TempInfix+"7") // another namespace's
 	if err := os.WriteFile(other, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	killed := func(s Stamp) {
 		t.Helper()
-		f, err := os.CreateTemp(st.Dir, filepath.Base(s.path)+tempInfix+"*") // as Record names it
+		f, err := os.CreateTemp(st.Dir, filepath.Base(s.path)+libmini.TempInfix+"*") // as Record names it
 		if err != nil {
 			t.Fatal(err)
 		}
