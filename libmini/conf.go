@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -78,15 +77,30 @@ func ValidateVersion(v string) error {
 		"supported: "+strings.Join(Versions.SupportedVersions(), ", "))
 }
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+// namePattern is the spec's syntax of a network name and a container ID,
+// which validName checks (by hand: a compiled regexp would cost every plugin
+// start its package initialisation).
+const namePattern = `^[A-Za-z0-9][A-Za-z0-9_.-]*$`
+
+// validName reports whether s matches namePattern.
+func validName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+		if !alnum && (i == 0 || c != '_' && c != '.' && c != '-') {
+			return false
+		}
+	}
+	return s != ""
+}
 
 // ValidateNetworkName checks a network name before it becomes part of a path.
 func ValidateNetworkName(name string) error {
 	if name == "" {
 		return ConfigErrorf("missing network name")
 	}
-	if !nameRE.MatchString(name) || len(name) > 253 {
-		return ConfigErrorf("invalid network name %q: must match %s (at most 253 bytes)", name, nameRE)
+	if !validName(name) || len(name) > 253 {
+		return ConfigErrorf("invalid network name %q: must match %s (at most 253 bytes)", name, namePattern)
 	}
 	return nil
 }
@@ -97,8 +111,8 @@ func ValidatePluginType(field, typ string) error {
 	if typ == "" {
 		return ConfigErrorf("missing %s", field)
 	}
-	if !nameRE.MatchString(typ) || typ == "." || typ == ".." {
-		return ConfigErrorf("invalid %s %q: must be a plain binary name matching %s", field, typ, nameRE)
+	if !validName(typ) || typ == "." || typ == ".." {
+		return ConfigErrorf("invalid %s %q: must be a plain binary name matching %s", field, typ, namePattern)
 	}
 	return nil
 }

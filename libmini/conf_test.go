@@ -1,6 +1,7 @@
 package libmini
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 
@@ -160,5 +161,26 @@ func TestPrevResultKeepsConf(t *testing.T) {
 	parsed.PrevResult, _ = PrevResult(&c.PluginConf)
 	if res, err := PrevResult(&parsed); err != nil || res == nil || len(res.IPs) != 1 {
 		t.Errorf("parsed conf: PrevResult = %v, %v", res, err)
+	}
+}
+
+// TestValidName: the hand-written check accepts exactly what namePattern
+// matches.
+func TestValidName(t *testing.T) {
+	re := regexp.MustCompile(namePattern)
+	for _, s := range []string{"", "a", "A", "0", "_", ".", "-", "a_b", "a.b-c", "0-", "-a", ".a", "_a", "a b", "a/b",
+		"a:b", "é", "aé", "a\x00", "k8s-pod-network", "cbr0", "a..b", "Z9._-", "a\n"} {
+		if got, want := validName(s), re.MatchString(s); got != want {
+			t.Errorf("validName(%q) = %v, the pattern says %v", s, got, want)
+		}
+	}
+	for i := 0; i < 2000; i++ { // every short string over a small alphabet
+		var b []byte
+		for n := i; n > 0; n /= 7 {
+			b = append(b, "a0_.-/ "[n%7])
+		}
+		if got, want := validName(string(b)), re.MatchString(string(b)); got != want {
+			t.Errorf("validName(%q) = %v, the pattern says %v", b, got, want)
+		}
 	}
 }

@@ -19,13 +19,18 @@ var envVars = []string{"CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_ARGS",
 // requiredEnv is, per command, the variables that must be set: skel's table
 // (the spec's, with CNI_PATH required for every verb but VERSION), so a
 // configuration skel would refuse is refused here first, in words that name
-// the variable.
-var requiredEnv = map[string][]string{
-	"ADD":    {"CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"},
-	"CHECK":  {"CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"},
-	"DEL":    {"CNI_CONTAINERID", "CNI_IFNAME", "CNI_PATH"},
-	"GC":     {"CNI_PATH"},
-	"STATUS": {"CNI_PATH"},
+// the variable. (A switch, not a map: a map literal is built at every
+// plugin start.)
+func requiredEnv(cmd string) []string {
+	switch cmd {
+	case "ADD", "CHECK":
+		return []string{"CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"}
+	case "DEL":
+		return []string{"CNI_CONTAINERID", "CNI_IFNAME", "CNI_PATH"}
+	case "GC", "STATUS":
+		return []string{"CNI_PATH"}
+	}
+	return nil
 }
 
 // invokedByRuntime reports whether any CNI variable is set: a runtime that
@@ -52,14 +57,14 @@ func CheckEnv(getenv func(string) string) error {
 			"want one of "+strings.Join(Commands, ", "))
 	}
 	var missing []string
-	for _, v := range requiredEnv[cmd] {
+	for _, v := range requiredEnv(cmd) {
 		if getenv(v) == "" {
 			missing = append(missing, v)
 		}
 	}
 	if len(missing) > 0 {
 		return types.NewError(CodeInvalidEnv, "required environment variables not set: "+strings.Join(missing, ", "),
-			fmt.Sprintf("CNI_COMMAND=%s needs %s", cmd, strings.Join(requiredEnv[cmd], ", ")))
+			fmt.Sprintf("CNI_COMMAND=%s needs %s", cmd, strings.Join(requiredEnv(cmd), ", ")))
 	}
 	switch cmd {
 	case "ADD", "CHECK", "DEL":
@@ -101,7 +106,7 @@ func ValidateEnvContainerID(id string) error {
 	if id == "" {
 		return types.NewError(CodeInvalidEnv, "CNI_CONTAINERID is empty", "a container ID must not be empty")
 	}
-	if !nameRE.MatchString(id) {
+	if !validName(id) {
 		return types.NewError(CodeInvalidEnv, fmt.Sprintf("invalid CNI_CONTAINERID %q", id),
 			"a container ID starts with a letter or digit, followed by letters, digits, '_', '.' or '-'")
 	}

@@ -4,8 +4,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-
-	"github.com/containernetworking/cni/pkg/skel"
 )
 
 // Logger returns the logger for one plugin command, tagged with plugin, cmd,
@@ -15,7 +13,7 @@ import (
 // stderr, so it stays terse) or, when logFile is set, appends everything from
 // info level to that file. stdout is never used: it carries the result.
 // close releases the file.
-func Logger(plugin, cmd, logFile string, args *skel.CmdArgs) (log *slog.Logger, close func()) {
+func Logger(plugin, cmd, logFile string, args *CmdArgs) (log *slog.Logger, close func()) {
 	var w io.Writer = os.Stderr
 	level := slog.LevelWarn
 	close = func() {}

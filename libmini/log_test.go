@@ -5,14 +5,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/containernetworking/cni/pkg/skel"
 )
 
 func TestLoggerFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "minicni.log")
 	for i := range 2 {
-		log, closeLog := Logger("minibridge", "ADD", path, &skel.CmdArgs{ContainerID: "c1", IfName: "eth0", Netns: "/run/netns/p1"})
+		log, closeLog := Logger("minibridge", "ADD", path, &CmdArgs{ContainerID: "c1", IfName: "eth0", Netns: "/run/netns/p1"})
 		log.Info("attached", "n", i)
 		closeLog()
 	}
@@ -31,7 +29,7 @@ func TestLoggerFile(t *testing.T) {
 	}
 	// A DEL without a netns says so, so a log shows which DEL that was.
 	empty := filepath.Join(t.TempDir(), "del.log")
-	log, closeLog := Logger("minibridge", "DEL", empty, &skel.CmdArgs{ContainerID: "c1", IfName: "eth0"})
+	log, closeLog := Logger("minibridge", "DEL", empty, &CmdArgs{ContainerID: "c1", IfName: "eth0"})
 	log.Info("detached")
 	closeLog()
 	if data, _ := os.ReadFile(empty); !strings.Contains(string(data), `netns=""`) {

@@ -6,21 +6,43 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	cniversion "github.com/containernetworking/cni/pkg/version"
 )
 
+// CmdArgs is one invocation of a plugin: the CNI variables and the network
+// configuration read from stdin. It has the fields of the CNI library's
+// skel.CmdArgs, so code written against either reads the same; minicni's
+// plugins dispatch themselves (PluginMain) and do not link skel, whose
+// package initialisation (compiled regular expressions, unicode tables) every
+// start of a plugin would pay.
+type CmdArgs struct {
+	ContainerID   string // CNI_CONTAINERID
+	Netns         string // CNI_NETNS (empty on a DEL once the namespace is gone)
+	IfName        string // CNI_IFNAME
+	Args          string // CNI_ARGS
+	Path          string // CNI_PATH
+	NetnsOverride string // CNI_NETNS_OVERRIDE
+	StdinData     []byte // the network configuration
+}
+
+// Verbs are a plugin's commands. VERSION is PluginMain's own; a verb left nil
+// is refused with error 4.
+type Verbs struct {
+	Add, Check, Del, GC, Status func(*CmdArgs) error
+}
+
 // PluginMain is every minicni plugin's main. It checks the CNI variables
-// (CheckEnv) and the config's cniVersion (CheckConf) itself, runs the verb
-// with skel, and prints any failure, its own or a verb's, as the spec's
-// error object (ErrorObject: cniVersion, code, msg, details) on stdout, then
-// exits 1. Run by hand without any CNI variable, the plugin prints about on
-// stderr and exits 0 (skel's behaviour); a runtime that forgot CNI_COMMAND
-// gets error 4 instead.
-func PluginMain(funcs skel.CNIFuncs, about string) {
-	if e, ver := pluginMain(funcs, about); e != nil {
+// (CheckEnv) and the config's cniVersion (CheckConf), runs the verb, and
+// prints any failure, its own or a verb's, as the spec's error object
+// (ErrorObject: cniVersion, code, msg, details) on stdout, then exits 1.
+// CNI_COMMAND=VERSION prints the supported versions and reads nothing. Run by
+// hand without any CNI variable, the plugin prints about on stderr and exits
+// 0; a runtime that forgot CNI_COMMAND gets error 4 instead.
+func PluginMain(verbs Verbs, about string) {
+	if e, ver := pluginMain(verbs, about, os.Getenv, os.Stdin, os.Stdout, os.Stderr); e != nil {
 		if err := PrintError(os.Stdout, e, ver); err != nil {
 			fmt.Fprintln(os.Stderr, "writing the error object:", err)
 		}
@@ -29,57 +51,75 @@ func PluginMain(funcs skel.CNIFuncs, about string) {
 }
 
 // pluginMain returns the error to print and the version to print it in.
-func pluginMain(funcs skel.CNIFuncs, about string) (*types.Error, string) {
-	cmd := os.Getenv("CNI_COMMAND")
-	if cmd == "VERSION" || !invokedByRuntime(os.Getenv) {
-		// skel prints the version info, or the about text; neither reads
-		// stdin, which may be a terminal.
-		return skel.PluginMainFuncsWithError(funcs, Versions, about), NewestVersion()
+func pluginMain(verbs Verbs, about string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) (*types.Error, string) {
+	cmd := getenv("CNI_COMMAND")
+	if !invokedByRuntime(getenv) {
+		fmt.Fprintln(stderr, about)
+		fmt.Fprintf(stderr, "CNI protocol versions supported: %s\n", strings.Join(Versions.SupportedVersions(), ", "))
+		return nil, ""
 	}
-	envErr := CheckEnv(os.Getenv)
-	if envErr != nil && stdinIsTerminal() {
+	if cmd == "VERSION" {
+		// Neither stdin nor any other variable matters.
+		if err := Versions.Encode(stdout); err != nil {
+			return types.NewError(CodeIOFailure, "cannot write the version information", err.Error()), NewestVersion()
+		}
+		return nil, ""
+	}
+	envErr := CheckEnv(getenv)
+	if envErr != nil && stdinIsTerminal(stdin) {
 		// Nobody will type a config: answer now, in the newest version.
 		return asCNIError(envErr), NewestVersion()
 	}
-	stdin, err := io.ReadAll(os.Stdin)
+	data, err := io.ReadAll(stdin)
 	if err != nil {
 		return types.NewError(CodeIOFailure, "cannot read the network configuration from stdin", err.Error()), NewestVersion()
 	}
-	ver, confErr := CheckConf(cmd, stdin)
+	ver, confErr := CheckConf(cmd, data)
 	if envErr != nil {
 		return asCNIError(envErr), ver
 	}
 	if confErr != nil {
 		return asCNIError(confErr), ver
 	}
-	// skel reads os.Stdin itself: hand it what was read.
-	r, w, err := os.Pipe()
-	if err != nil {
-		return types.NewError(CodeIOFailure, "cannot pass the network configuration on", err.Error()), ver
+	var verb func(*CmdArgs) error
+	switch cmd {
+	case "ADD":
+		verb = verbs.Add
+	case "CHECK":
+		verb = verbs.Check
+	case "DEL":
+		verb = verbs.Del
+	case "GC":
+		verb = verbs.GC
+	case "STATUS":
+		verb = verbs.Status
 	}
-	if len(stdin) <= pipeBuf {
-		// The pipe holds it all: no goroutine (whose start would wake a
-		// second thread in every plugin process).
-		_, _ = w.Write(stdin)
-		_ = w.Close()
-	} else {
-		go func() {
-			_, _ = w.Write(stdin)
-			_ = w.Close()
-		}()
+	if verb == nil {
+		return types.NewError(CodeInvalidEnv, fmt.Sprintf("CNI_COMMAND %s is not implemented by this plugin", cmd), ""), ver
 	}
-	os.Stdin = r
-	return skel.PluginMainFuncsWithError(funcs, Versions, about), ver
+	InitPlugin()
+	if err := verb(&CmdArgs{
+		ContainerID:   getenv("CNI_CONTAINERID"),
+		Netns:         getenv("CNI_NETNS"),
+		IfName:        getenv("CNI_IFNAME"),
+		Args:          getenv("CNI_ARGS"),
+		Path:          getenv("CNI_PATH"),
+		NetnsOverride: getenv("CNI_NETNS_OVERRIDE"),
+		StdinData:     data,
+	}); err != nil {
+		return asCNIError(err), ver
+	}
+	return nil, ""
 }
-
-// pipeBuf is what a pipe holds before a write blocks: Linux's minimum pipe
-// capacity, one page (the default is 16 pages).
-const pipeBuf = 4096
 
 // stdinIsTerminal reports whether stdin is a character device: a terminal
 // (or /dev/null, where nothing is lost by not reading it).
-func stdinIsTerminal() bool {
-	fi, err := os.Stdin.Stat()
+func stdinIsTerminal(stdin io.Reader) bool {
+	f, ok := stdin.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
@@ -96,8 +136,16 @@ func NewestVersion() string {
 	return newest
 }
 
-// minVersion is the first CNI version in which a command exists.
-var minVersion = map[string]string{"CHECK": "0.4.0", "GC": "1.1.0", "STATUS": "1.1.0"}
+// minVersion is the first CNI version in which a command exists, or "".
+func minVersion(cmd string) string {
+	switch cmd {
+	case "CHECK":
+		return "0.4.0"
+	case "GC", "STATUS":
+		return "1.1.0"
+	}
+	return ""
+}
 
 // CheckConf reads the cniVersion of stdin, the network configuration of
 // command cmd. It returns the version an error object must carry (the
@@ -127,17 +175,17 @@ func CheckConf(cmd string, stdin []byte) (string, error) {
 	if err := ValidateVersion(ver); err != nil {
 		return newest, err
 	}
-	if min, ok := minVersion[cmd]; ok {
+	if min := minVersion(cmd); min != "" {
 		if older, err := cniversion.GreaterThan(min, ver); err == nil && older {
 			return ver, types.NewError(CodeIncompatibleVersion, fmt.Sprintf("CNI_COMMAND %s is not part of cniVersion %s", cmd, ver),
 				fmt.Sprintf("%s exists from CNI %s on", cmd, min))
 		}
 	}
-	// skel's own check of the name, with details.
+	// The name check the CNI library's skel makes, with details.
 	if head.Name == "" {
 		return ver, types.NewError(CodeInvalidConfig, "missing network name", `the network configuration has no "name"`)
 	}
-	if !nameRE.MatchString(head.Name) {
+	if !validName(head.Name) {
 		return ver, types.NewError(CodeInvalidConfig, fmt.Sprintf("invalid network name %q", head.Name),
 			"a network name starts with a letter or digit, followed by letters, digits, '_', '.' or '-'")
 	}
@@ -164,7 +212,8 @@ func PrintError(w io.Writer, e *types.Error, ver string) error {
 	return err
 }
 
-// asCNIError is err as a *types.Error; anything else is skel's code 999.
+// asCNIError is err as a *types.Error; anything else is code 999 (internal),
+// as the CNI library's skel answers.
 func asCNIError(err error) *types.Error {
 	if e, ok := AsCNIError(err); ok {
 		return e

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 )
 
@@ -25,7 +24,7 @@ func TestMain(m *testing.M) {
 }
 
 // testPlugin's verbs: ADD prints the stdin it was handed back as a result
-// (so the test sees skel got exactly what PluginMain read), and fails as
+// (so the test sees the verb got exactly what PluginMain read), and fails as
 // $FAIL says: "cni" a CNI error 107, "plain" a plain error.
 func testPlugin() {
 	fail := func() error {
@@ -37,16 +36,17 @@ func testPlugin() {
 		}
 		return nil
 	}
-	verb := func(args *skel.CmdArgs) error { return fail() }
-	PluginMain(skel.CNIFuncs{
-		Add: func(args *skel.CmdArgs) error {
+	verb := func(args *CmdArgs) error { return fail() }
+	PluginMain(Verbs{
+		Add: func(args *CmdArgs) error {
 			if err := fail(); err != nil {
 				return err
 			}
-			_, err := fmt.Fprintf(os.Stdout, `{"stdin":%q}`, args.StdinData)
+			_, err := fmt.Fprintf(os.Stdout, `{"stdin":%q,"args":%q}`, args.StdinData,
+				strings.Join([]string{args.ContainerID, args.Netns, args.IfName, args.Args, args.Path, args.NetnsOverride}, "|"))
 			return err
 		},
-		Del: verb, Check: verb, GC: verb, Status: verb,
+		Del: verb, Check: verb, Status: verb, // GC left nil: refused
 	}, "testplugin v0")
 }
 
@@ -75,45 +75,53 @@ func TestPluginMain(t *testing.T) {
 		stdin string
 		env   []string
 		want  *ErrorObject // nil: success
+		args  string       // ADD's CmdArgs, '|'-joined
 	}{
-		{"ADD gets stdin", conf("0.4.0"), addEnv, nil},
+		{"ADD gets stdin", conf("0.4.0"), addEnv, nil, "c1|/run/netns/none|eth0||/opt/cni/bin|"},
+		{"ADD gets every variable", conf("1.1.0"), append(addEnv, "CNI_ARGS=K8S_POD_NAME=p;A=b", "CNI_NETNS_OVERRIDE=1"), nil,
+			"c1|/run/netns/none|eth0|K8S_POD_NAME=p;A=b|/opt/cni/bin|1"},
+		{"a verb the plugin lacks", conf("1.1.0"), []string{"CNI_COMMAND=GC", "CNI_PATH=/x"},
+			&ErrorObject{"1.1.0", CodeInvalidEnv, "CNI_COMMAND GC is not implemented by this plugin", ""}, ""},
 		{"verb's CNI error in the config's version", conf("0.3.1"), append(addEnv, "FAIL=cni"),
-			&ErrorObject{"0.3.1", CodeCheckFailed, "drift", "eth0 is down"}},
+			&ErrorObject{"0.3.1", CodeCheckFailed, "drift", "eth0 is down"}, ""},
 		{"plain error is 999, details present", conf("1.0.0"), append(addEnv, "FAIL=plain"),
-			&ErrorObject{"1.0.0", types.ErrInternal, "something broke", ""}},
+			&ErrorObject{"1.0.0", types.ErrInternal, "something broke", ""}, ""},
 		{"no cniVersion means 0.1.0", `{"name":"n"}`, append(addEnv, "FAIL=cni"),
-			&ErrorObject{"0.1.0", CodeCheckFailed, "drift", "eth0 is down"}},
+			&ErrorObject{"0.1.0", CodeCheckFailed, "drift", "eth0 is down"}, ""},
 		{"runtime forgot CNI_COMMAND", conf("0.2.0"), addEnv[1:],
-			&ErrorObject{"0.2.0", CodeInvalidEnv, "CNI_COMMAND is not set", "want one of ADD, DEL, CHECK, GC, STATUS, VERSION"}},
+			&ErrorObject{"0.2.0", CodeInvalidEnv, "CNI_COMMAND is not set", "want one of ADD, DEL, CHECK, GC, STATUS, VERSION"}, ""},
 		{"missing variables, all named", conf("1.1.0"), []string{"CNI_COMMAND=ADD", "CNI_NETNS=/x"},
 			&ErrorObject{"1.1.0", CodeInvalidEnv, "required environment variables not set: CNI_CONTAINERID, CNI_IFNAME, CNI_PATH",
-				"CNI_COMMAND=ADD needs CNI_CONTAINERID, CNI_NETNS, CNI_IFNAME, CNI_PATH"}},
+				"CNI_COMMAND=ADD needs CNI_CONTAINERID, CNI_NETNS, CNI_IFNAME, CNI_PATH"}, ""},
 		{"env error with an unsupported version", `{"cniVersion":"2.0.0","name":"n"}`, []string{"CNI_COMMAND=GC"},
-			&ErrorObject{"1.1.0", CodeInvalidEnv, "required environment variables not set: CNI_PATH", "CNI_COMMAND=GC needs CNI_PATH"}},
+			&ErrorObject{"1.1.0", CodeInvalidEnv, "required environment variables not set: CNI_PATH", "CNI_COMMAND=GC needs CNI_PATH"}, ""},
 		{"unsupported version", `{"cniVersion":"2.0.0","name":"n"}`, addEnv,
-			&ErrorObject{"1.1.0", CodeIncompatibleVersion, `unsupported cniVersion "2.0.0"`, "supported: 0.1.0, 0.2.0, 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0"}},
+			&ErrorObject{"1.1.0", CodeIncompatibleVersion, `unsupported cniVersion "2.0.0"`, "supported: 0.1.0, 0.2.0, 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0"}, ""},
 		{"STATUS in 1.0.0", conf("1.0.0"), []string{"CNI_COMMAND=STATUS", "CNI_PATH=/x"},
-			&ErrorObject{"1.0.0", CodeIncompatibleVersion, "CNI_COMMAND STATUS is not part of cniVersion 1.0.0", "STATUS exists from CNI 1.1.0 on"}},
-		{"STATUS in 1.1.0", conf("1.1.0"), []string{"CNI_COMMAND=STATUS", "CNI_PATH=/x"}, nil},
-		{"DEL without CNI_NETNS", conf("1.0.0"), []string{"CNI_COMMAND=DEL", "CNI_CONTAINERID=c1", "CNI_IFNAME=eth0", "CNI_PATH=/x"}, nil},
+			&ErrorObject{"1.0.0", CodeIncompatibleVersion, "CNI_COMMAND STATUS is not part of cniVersion 1.0.0", "STATUS exists from CNI 1.1.0 on"}, ""},
+		{"STATUS in 1.1.0", conf("1.1.0"), []string{"CNI_COMMAND=STATUS", "CNI_PATH=/x"}, nil, ""},
+		{"DEL without CNI_NETNS", conf("1.0.0"), []string{"CNI_COMMAND=DEL", "CNI_CONTAINERID=c1", "CNI_IFNAME=eth0", "CNI_PATH=/x"}, nil, ""},
 		{"empty stdin", "", addEnv,
-			&ErrorObject{"1.1.0", CodeDecode, "no network configuration on stdin", "the runtime must pass the network configuration as JSON on stdin"}},
+			&ErrorObject{"1.1.0", CodeDecode, "no network configuration on stdin", "the runtime must pass the network configuration as JSON on stdin"}, ""},
 		{"bad JSON", `{"cniVersion":"1.0.0","name":`, addEnv,
-			&ErrorObject{"1.1.0", CodeDecode, "failed to decode the network configuration", "unexpected end of JSON input"}},
+			&ErrorObject{"1.1.0", CodeDecode, "failed to decode the network configuration", "unexpected end of JSON input"}, ""},
 		{"no name", `{"cniVersion":"1.0.0"}`, addEnv,
-			&ErrorObject{"1.0.0", CodeInvalidConfig, "missing network name", `the network configuration has no "name"`}},
+			&ErrorObject{"1.0.0", CodeInvalidConfig, "missing network name", `the network configuration has no "name"`}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			stdout, stderr, exit := runTestPlugin(t, tt.stdin, tt.env...)
 			if tt.want == nil {
-				var got struct{ Stdin string }
+				var got struct{ Stdin, Args string }
 				if exit != 0 || json.Unmarshal([]byte(stdout), &got) != nil && stdout != "" {
 					t.Fatalf("exit %d, stdout %q, stderr %q", exit, stdout, stderr)
 				}
 				if stdout != "" && got.Stdin != tt.stdin {
 					t.Errorf("the verb got stdin %q, want %q", got.Stdin, tt.stdin)
+				}
+				if stdout != "" && got.Args != tt.args {
+					t.Errorf("the verb got CNI variables %q, want %q", got.Args, tt.args)
 				}
 				return
 			}

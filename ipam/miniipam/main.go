@@ -7,21 +7,18 @@ package main
 import (
 	"context"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/minicni/minicni/ipam/miniipam/allocator"
 	"github.com/minicni/minicni/libmini"
 )
 
-func init() { libmini.InitPlugin() }
-
 func main() {
-	libmini.PluginMain(skel.CNIFuncs{Add: cmdAdd, Del: cmdDel, Check: cmdCheck, GC: cmdGC, Status: cmdStatus},
+	libmini.PluginMain(libmini.Verbs{Add: cmdAdd, Del: cmdDel, Check: cmdCheck, GC: cmdGC, Status: cmdStatus},
 		libmini.About("miniipam"))
 }
 
 // run runs f with the allocator of args' config, logging for cmd.
-func run(cmd string, args *skel.CmdArgs, f func(context.Context, *allocator.Allocator) error) error {
+func run(cmd string, args *libmini.CmdArgs, f func(context.Context, *allocator.Allocator) error) error {
 	a, closeLog, err := allocator.Open(cmd, args)
 	if err != nil {
 		return err
@@ -34,7 +31,7 @@ func run(cmd string, args *skel.CmdArgs, f func(context.Context, *allocator.Allo
 	return nil
 }
 
-func cmdAdd(args *skel.CmdArgs) error {
+func cmdAdd(args *libmini.CmdArgs) error {
 	return run("ADD", args, func(ctx context.Context, a *allocator.Allocator) error {
 		res, err := a.Add(ctx, args.ContainerID, args.IfName)
 		if err != nil {
@@ -44,22 +41,22 @@ func cmdAdd(args *skel.CmdArgs) error {
 	})
 }
 
-func cmdDel(args *skel.CmdArgs) error {
+func cmdDel(args *libmini.CmdArgs) error {
 	return run("DEL", args, func(ctx context.Context, a *allocator.Allocator) error {
 		return a.Del(ctx, args.ContainerID, args.IfName)
 	})
 }
 
-func cmdCheck(args *skel.CmdArgs) error {
+func cmdCheck(args *libmini.CmdArgs) error {
 	return run("CHECK", args, func(ctx context.Context, a *allocator.Allocator) error {
 		return a.Check(ctx, args.ContainerID, args.IfName)
 	})
 }
 
-func cmdGC(args *skel.CmdArgs) error {
+func cmdGC(args *libmini.CmdArgs) error {
 	return run("GC", args, func(ctx context.Context, a *allocator.Allocator) error { return a.GC(ctx) })
 }
 
-func cmdStatus(args *skel.CmdArgs) error {
+func cmdStatus(args *libmini.CmdArgs) error {
 	return run("STATUS", args, func(ctx context.Context, a *allocator.Allocator) error { return a.Status(ctx) })
 }

@@ -42,7 +42,7 @@ func TestMain(m *testing.M) {
 }
 
 // noNetns is a CNI_NETNS that does not exist: an IPAM plugin never enters
-// the netns, and skel's post-ADD check ignores a path it cannot open.
+// the netns, and PluginMain's own-netns check ignores a path it cannot open.
 const noNetns = "/var/run/netns/miniipam-test-none"
 
 // call is one plugin invocation.

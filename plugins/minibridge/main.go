@@ -8,17 +8,13 @@ package main
 import (
 	"context"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/minicni/minicni/libmini"
 	"github.com/minicni/minicni/plugins/minibridge/bridge"
 )
 
-// A netns belongs to an OS thread: keep the main goroutine on one.
-func init() { libmini.InitPlugin() }
-
 func main() {
-	libmini.PluginMain(skel.CNIFuncs{
+	libmini.PluginMain(libmini.Verbs{
 		Add:    cmdAdd,
 		Del:    verb("DEL", bridge.Del),
 		Check:  verb("CHECK", bridge.Check),
@@ -27,7 +23,7 @@ func main() {
 	}, libmini.About("minibridge"))
 }
 
-func cmdAdd(args *skel.CmdArgs) error {
+func cmdAdd(args *libmini.CmdArgs) error {
 	conf, err := bridge.LoadConf(args.StdinData)
 	if err != nil {
 		return err
@@ -41,9 +37,9 @@ func cmdAdd(args *skel.CmdArgs) error {
 	return types.PrintResult(res, conf.CNIVersion) // the only write to stdout
 }
 
-// verb adapts a logic function that prints nothing to a skel callback.
-func verb(cmd string, f func(context.Context, *bridge.NetConf, *skel.CmdArgs, bridge.Node) error) func(*skel.CmdArgs) error {
-	return func(args *skel.CmdArgs) error {
+// verb adapts a logic function that prints nothing to a PluginMain verb.
+func verb(cmd string, f func(context.Context, *bridge.NetConf, *libmini.CmdArgs, bridge.Node) error) func(*libmini.CmdArgs) error {
+	return func(args *libmini.CmdArgs) error {
 		conf, err := bridge.LoadConf(args.StdinData)
 		if err != nil {
 			return err
@@ -57,7 +53,7 @@ func verb(cmd string, f func(context.Context, *bridge.NetConf, *skel.CmdArgs, br
 // newNode builds what the logic needs for one command: its logger (to
 // conf's logFile, else stderr; tagged with the attachment except for GC and
 // STATUS, which have none) and the host veth's wait bound (linkUpTimeout).
-func newNode(cmd string, conf *bridge.NetConf, args *skel.CmdArgs) (bridge.Node, func()) {
+func newNode(cmd string, conf *bridge.NetConf, args *libmini.CmdArgs) (bridge.Node, func()) {
 	if cmd == "GC" || cmd == "STATUS" {
 		args = nil // no container
 	}

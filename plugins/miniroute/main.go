@@ -9,18 +9,15 @@ package main
 import (
 	"context"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/minicni/minicni/libmini"
 	"github.com/minicni/minicni/plugins/miniroute/route"
 )
 
-// A netns belongs to an OS thread: keep the main goroutine, and the
 // iptables processes it starts, on one.
-func init() { libmini.InitPlugin() }
 
 func main() {
-	libmini.PluginMain(skel.CNIFuncs{
+	libmini.PluginMain(libmini.Verbs{
 		Add:    cmdAdd,
 		Del:    cmdDel,
 		Check:  verb("CHECK", route.Check),
@@ -29,7 +26,7 @@ func main() {
 	}, libmini.About("miniroute"))
 }
 
-func cmdAdd(args *skel.CmdArgs) error {
+func cmdAdd(args *libmini.CmdArgs) error {
 	conf, err := route.LoadConf(args.StdinData)
 	if err != nil {
 		return err
@@ -47,7 +44,7 @@ func cmdAdd(args *skel.CmdArgs) error {
 // cmdDel succeeds whatever it is given: miniroute keeps nothing per pod, and
 // a failing DEL would stop libcni before the plugins that do hold state (a
 // veth, an address reservation), even for a config that no longer parses.
-func cmdDel(args *skel.CmdArgs) error {
+func cmdDel(args *libmini.CmdArgs) error {
 	if _, err := route.LoadConf(args.StdinData); err != nil {
 		node, closeLog := newNode("DEL", nil, args)
 		defer closeLog()
@@ -57,14 +54,14 @@ func cmdDel(args *skel.CmdArgs) error {
 }
 
 // cmdGC has nothing to collect: there is no per-attachment state.
-func cmdGC(args *skel.CmdArgs) error {
+func cmdGC(args *libmini.CmdArgs) error {
 	_, err := route.LoadConf(args.StdinData)
 	return err
 }
 
-// verb adapts a logic function that prints nothing to a skel callback.
-func verb(cmd string, f func(context.Context, *route.NetConf, route.Node) error) func(*skel.CmdArgs) error {
-	return func(args *skel.CmdArgs) error {
+// verb adapts a logic function that prints nothing to a PluginMain verb.
+func verb(cmd string, f func(context.Context, *route.NetConf, route.Node) error) func(*libmini.CmdArgs) error {
+	return func(args *libmini.CmdArgs) error {
 		conf, err := route.LoadConf(args.StdinData)
 		if err != nil {
 			return err
@@ -83,7 +80,7 @@ func verb(cmd string, f func(context.Context, *route.NetConf, route.Node) error)
 // logger of cmd (closed by the returned func) and the real iptables
 // backends, with conf's timeouts, and stamps. conf is nil when the config
 // is invalid (DEL only logs then).
-func newNode(cmd string, conf *route.NetConf, args *skel.CmdArgs) (route.Node, func()) {
+func newNode(cmd string, conf *route.NetConf, args *libmini.CmdArgs) (route.Node, func()) {
 	if conf == nil {
 		log, closeLog := libmini.Logger("miniroute", cmd, "", args)
 		return route.NewNode(log), closeLog

@@ -16,7 +16,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/minicni/minicni/ipam/miniipam/config"
@@ -48,7 +47,7 @@ func New(conf *config.NetConf, log *slog.Logger) *Allocator {
 // attachment, except for GC and STATUS, which have none), and the function
 // that closes that log. The miniipam binary and minibridge's in-process IPAM
 // both start every command here, so they behave identically.
-func Open(cmd string, args *skel.CmdArgs) (_ *Allocator, closeLog func(), _ error) {
+func Open(cmd string, args *libmini.CmdArgs) (_ *Allocator, closeLog func(), _ error) {
 	conf, err := config.LoadConf(args.StdinData, args.Args)
 	if err != nil {
 		return nil, nil, err

@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"net"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	cniversion "github.com/containernetworking/cni/pkg/version"
@@ -47,7 +46,7 @@ func HostVethName(containerID, ifName string) string {
 // On any failure from the IPAM's ADD on, it runs the IPAM's DEL and removes
 // the veth, so a failed ADD leaves neither a veth nor a reservation (the
 // bridge, once created, stays: it is the node's, shared by every pod).
-func Add(ctx context.Context, conf *NetConf, args *skel.CmdArgs, node Node) (_ *current.Result, retErr error) {
+func Add(ctx context.Context, conf *NetConf, args *libmini.CmdArgs, node Node) (_ *current.Result, retErr error) {
 	log := node.log()
 	if err := validateArgs(args); err != nil {
 		return nil, err
@@ -123,7 +122,7 @@ func Add(ctx context.Context, conf *NetConf, args *skel.CmdArgs, node Node) (_ *
 }
 
 // hostNameFree fails when the host end of args' attachment exists already.
-func hostNameFree(hostName string, args *skel.CmdArgs) error {
+func hostNameFree(hostName string, args *libmini.CmdArgs) error {
 	if _, err := netlinksafe.LinkByName(hostName); err == nil {
 		return libmini.Errorf(libmini.CodeLink,
 			"host veth %s of container %s interface %s already exists: the attachment was made before (DEL it first)",
@@ -135,7 +134,7 @@ func hostNameFree(hostName string, args *skel.CmdArgs) error {
 // ipamResult runs the IPAM's ADD and returns minibridge's result with its
 // addresses, routes (planRoutes) and DNS, and whether it has an IPv6
 // address. The interfaces are filled in by createVeth and listInterfaces.
-func ipamResult(ctx context.Context, conf *NetConf, args *skel.CmdArgs) (_ *current.Result, hasV6 bool, _ error) {
+func ipamResult(ctx context.Context, conf *NetConf, args *libmini.CmdArgs) (_ *current.Result, hasV6 bool, _ error) {
 	ipamRes, err := ipamCall{conf, args}.add(ctx)
 	if err != nil {
 		return nil, false, err
@@ -183,7 +182,7 @@ func prepareHost(conf *NetConf, ips []*current.IPConfig, mtu int, hasV6 bool) (*
 // host end already a port of br and up, the pod end args.IfName in the
 // pod's netns) and sets the host end's port options (attach) before the
 // pod end goes up, so the port never forwards without them.
-func createVeth(conf *NetConf, br *netlink.Bridge, netns ns.NetNS, args *skel.CmdArgs, hostName string, mtu int, res *current.Result) (netlink.Link, error) {
+func createVeth(conf *NetConf, br *netlink.Bridge, netns ns.NetNS, args *libmini.CmdArgs, hostName string, mtu int, res *current.Result) (netlink.Link, error) {
 	res.Interfaces = []*current.Interface{{Name: conf.Bridge}, {Name: hostName}, {Name: args.IfName, Sandbox: netns.Path()}}
 	l, err := makeVeth(conf, br, hostName, args.IfName, mtu, netns)
 	if err != nil {
@@ -205,7 +204,7 @@ func createVeth(conf *NetConf, br *netlink.Bridge, netns ns.NetNS, args *skel.Cm
 }
 
 // configurePodNS runs configurePod in the pod's netns, on this thread.
-func configurePodNS(netns ns.NetNS, args *skel.CmdArgs, res *current.Result, hasV6, dad bool) error {
+func configurePodNS(netns ns.NetNS, args *libmini.CmdArgs, res *current.Result, hasV6, dad bool) error {
 	err := inNetNS(netns, func() error { return configurePod(args.IfName, res, hasV6, dad) })
 	return libmini.Wrap(err, libmini.CodeLink, "configuring the pod's netns "+args.Netns)
 }
@@ -239,7 +238,7 @@ func listInterfaces(conf *NetConf, res *current.Result, hostVeth netlink.Link, b
 // Del detaches the pod: it removes the veth (found by its host-side name, so
 // the pod's netns is not needed, and a missing one is success) and then runs
 // the IPAM's DEL. It never removes the bridge.
-func Del(ctx context.Context, conf *NetConf, args *skel.CmdArgs, node Node) error {
+func Del(ctx context.Context, conf *NetConf, args *libmini.CmdArgs, node Node) error {
 	log := node.log()
 
 	if err := validateArgs(args); err != nil {
@@ -261,9 +260,9 @@ func Del(ctx context.Context, conf *NetConf, args *skel.CmdArgs, node Node) erro
 	return nil
 }
 
-// validateArgs checks CNI_IFNAME for callers that bypass skel (skel checks
+// validateArgs checks CNI_IFNAME for callers that bypass PluginMain (which checks
 // it too): the name becomes a link name and part of a sysctl path.
-func validateArgs(args *skel.CmdArgs) error {
+func validateArgs(args *libmini.CmdArgs) error {
 	if err := libmini.ValidateIfNameAs(libmini.CodeInvalidEnv, "CNI_IFNAME", args.IfName); err != nil {
 		return err
 	}
@@ -292,7 +291,7 @@ func openNetNS(path string) (ns.NetNS, error) {
 		}
 		return nil, types.NewError(libmini.CodeInvalidEnv, fmt.Sprintf("CNI_NETNS %q is not a network namespace", path), why)
 	}
-	// skel refuses the plugin's own netns only after ADD has run; by then
+	// The CNI library's skel refuses the plugin's own netns only after ADD has run; by then
 	// the host would hold a pod interface and a reservation.
 	var pod, self unix.Stat_t
 	if unix.Fstat(int(netns.Fd()), &pod) == nil && unix.Stat("/proc/thread-self/ns/net", &self) == nil &&

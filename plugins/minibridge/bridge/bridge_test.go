@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
@@ -75,12 +74,12 @@ func (f *fixture) conf(t *testing.T, extra string, subnets ...string) (*NetConf,
 
 // args returns the skel args of one attachment and sets the CNI_ variables
 // the delegated IPAM reads from the environment (so these tests are serial).
-func args(t *testing.T, id, netns, ifname string, stdin []byte) *skel.CmdArgs {
+func args(t *testing.T, id, netns, ifname string, stdin []byte) *libmini.CmdArgs {
 	t.Setenv("CNI_CONTAINERID", id)
 	t.Setenv("CNI_NETNS", netns)
 	t.Setenv("CNI_IFNAME", ifname)
 	t.Setenv("CNI_PATH", cniPath)
-	return &skel.CmdArgs{ContainerID: id, Netns: netns, IfName: ifname, Path: cniPath, StdinData: stdin}
+	return &libmini.CmdArgs{ContainerID: id, Netns: netns, IfName: ifname, Path: cniPath, StdinData: stdin}
 }
 
 // reservations lists the addresses reserved in the network's dataDir.

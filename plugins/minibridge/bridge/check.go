@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
@@ -22,7 +21,7 @@ import (
 // the pod interface is the host end's peer, has the MTU, prevResult's
 // addresses and its routes with their table, metric, scope, mtu and advmss.
 // Then the IPAM's CHECK. Drift is libmini.CodeCheckFailed.
-func Check(ctx context.Context, conf *NetConf, args *skel.CmdArgs, _ Node) error {
+func Check(ctx context.Context, conf *NetConf, args *libmini.CmdArgs, _ Node) error {
 	if err := validateArgs(args); err != nil {
 		return err
 	}
@@ -81,7 +80,7 @@ func podIPs(prev *current.Result, ifName string) ([]*current.IPConfig, error) {
 
 // checkPod verifies, inside the pod's netns, that the pod interface is the
 // host end's peer (peerIndex, when known) and has mtu, ips and routes.
-func checkPod(netns ns.NetNS, args *skel.CmdArgs, peerIndex, mtu int, ips []*current.IPConfig, routes []*types.Route) error {
+func checkPod(netns ns.NetNS, args *libmini.CmdArgs, peerIndex, mtu int, ips []*current.IPConfig, routes []*types.Route) error {
 	err := netns.Do(func(ns.NetNS) error {
 		l, err := netlinksafe.LinkByName(args.IfName)
 		if err != nil {
@@ -106,7 +105,7 @@ func checkPod(netns ns.NetNS, args *skel.CmdArgs, peerIndex, mtu int, ips []*cur
 
 // checkHost verifies the host side and returns the index of the host end's
 // peer (the pod interface) in the pod's netns.
-func checkHost(conf *NetConf, args *skel.CmdArgs, mtu int, ips []*current.IPConfig) (int, error) {
+func checkHost(conf *NetConf, args *libmini.CmdArgs, mtu int, ips []*current.IPConfig) (int, error) {
 	hostName := HostVethName(args.ContainerID, args.IfName)
 	l, err := netlinksafe.LinkByName(hostName)
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/minicni/minicni/libmini"
@@ -20,7 +19,7 @@ import (
 // spec asks, it goes on after a failure and reports every error. A GC
 // without cni.dev/valid-attachments is refused (code 7): read as "nothing
 // is live", it would cut every pod off.
-func GC(ctx context.Context, conf *NetConf, args *skel.CmdArgs, node Node) error {
+func GC(ctx context.Context, conf *NetConf, args *libmini.CmdArgs, node Node) error {
 	log := node.log()
 
 	valid, ok, err := conf.GCAttachments()

@@ -3,7 +3,6 @@ package bridge
 import (
 	"context"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/minicni/minicni/ipam/miniipam/allocator"
 	"github.com/minicni/minicni/libmini"
@@ -20,7 +19,7 @@ const InProcessIPAM = "miniipam"
 // InProcessIPAM, else through libmini's delegation.
 type ipamCall struct {
 	conf *NetConf
-	args *skel.CmdArgs
+	args *libmini.CmdArgs
 }
 
 func (p ipamCall) add(ctx context.Context) (*current.Result, error) {

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/minicni/minicni/ipam/miniipam/config"
@@ -45,7 +44,7 @@ const hostLocal = "host-local"
 //
 // Every problem found is in the one error: 51 when any is, msg joins the
 // causes, details the underlying errors.
-func Status(ctx context.Context, conf *NetConf, args *skel.CmdArgs, node Node) error {
+func Status(ctx context.Context, conf *NetConf, args *libmini.CmdArgs, node Node) error {
 	log := node.log()
 
 	found := ipamStatus(ctx, conf, args)
@@ -84,7 +83,7 @@ func combine(found []*types.Error) *types.Error {
 
 // ipamStatus checks the IPAM binary, then the IPAM's STATUS (and
 // host-local's store).
-func ipamStatus(ctx context.Context, conf *NetConf, args *skel.CmdArgs) []*types.Error {
+func ipamStatus(ctx context.Context, conf *NetConf, args *libmini.CmdArgs) []*types.Error {
 	typ := conf.IPAM.Type
 	var found []*types.Error
 	if e := findIPAM(typ, args.Path); e != nil {
