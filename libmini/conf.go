@@ -7,15 +7,15 @@
 package libmini
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
-	cniversion "github.com/containernetworking/cni/pkg/version"
+	"github.com/containernetworking/cni/pkg/types/create"
 )
 
 // NetConf is the part of every minicni plugin's config that libmini
@@ -29,6 +29,11 @@ type NetConf struct {
 	// with GCAttachments.
 	RawValidAttachments json.RawMessage `json:"cni.dev/valid-attachments,omitempty"`
 	RawAttachments      json.RawMessage `json:"cni.dev/attachments,omitempty"`
+	// RawPrev is prevResult as it came, shadowing PluginConf.RawPrevResult:
+	// decoding it into a map of interfaces and encoding that again before
+	// parsing it cost a chained plugin's ADD more than parsing it once. Read
+	// it with PrevResult.
+	RawPrev json.RawMessage `json:"prevResult,omitempty"`
 }
 
 // Decode unmarshals a plugin's stdin into conf (already holding its defaults)
@@ -146,19 +151,38 @@ func ValidateMTU(field string, mtu int) error {
 }
 
 // PrevResult returns conf's prevResult as a types/100 result, or nil and no
-// error when there is none. conf is left as it was (cniversion's parser
-// moves RawPrevResult into PrevResult: it works on a copy), so a config may
-// be read any number of times; a conf whose PrevResult was parsed already
-// answers from it.
-func PrevResult(conf *types.PluginConf) (*current.Result, error) {
+// error when there is none. The raw prevResult is parsed in the config's
+// version, as the CNI library's version.ParsePrevResult does (a result
+// without its own cniVersion, possible before 1.0.0, takes the config's), and
+// conf is left as it was, so a config may be read any number of times; a conf
+// whose PrevResult was parsed already answers from it.
+func PrevResult(conf *NetConf) (*current.Result, error) {
 	parsed := conf.PrevResult
-	if conf.RawPrevResult != nil {
-		c := *conf
-		c.RawPrevResult = maps.Clone(conf.RawPrevResult) // the parser writes into it too
-		if err := cniversion.ParsePrevResult(&c); err != nil {
+	if raw := bytes.TrimSpace(conf.RawPrev); len(raw) > 0 && !bytes.Equal(raw, []byte("null")) {
+		var head struct {
+			CNIVersion string `json:"cniVersion"`
+		}
+		if err := json.Unmarshal(raw, &head); err != nil {
 			return nil, types.NewError(CodeDecode, "failed to parse prevResult", err.Error())
 		}
-		parsed = c.PrevResult
+		if head.CNIVersion == "" {
+			// Give it the config's version, as the library does.
+			var m map[string]any
+			if err := json.Unmarshal(raw, &m); err != nil {
+				return nil, types.NewError(CodeDecode, "failed to parse prevResult", err.Error())
+			}
+			m["cniVersion"] = conf.CNIVersion
+			b, err := json.Marshal(m)
+			if err != nil {
+				return nil, types.NewError(CodeDecode, "failed to parse prevResult", err.Error())
+			}
+			raw = b
+		}
+		r, err := create.Create(conf.CNIVersion, raw)
+		if err != nil {
+			return nil, types.NewError(CodeDecode, "failed to parse prevResult", "could not parse prevResult: "+err.Error())
+		}
+		parsed = r
 	}
 	if parsed == nil {
 		return nil, nil

@@ -1,11 +1,14 @@
 package libmini
 
 import (
+	"encoding/json"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+	cniversion "github.com/containernetworking/cni/pkg/version"
 )
 
 type testConf struct {
@@ -123,7 +126,7 @@ func TestPrevResult(t *testing.T) {
 		if err := Decode([]byte(stdin), &c); err != nil {
 			t.Fatalf("%s: decode: %v", v, err)
 		}
-		res, err := PrevResult(&c.PluginConf)
+		res, err := PrevResult(&c.NetConf)
 		if err != nil {
 			t.Fatalf("%s: PrevResult: %v", v, err)
 		}
@@ -132,7 +135,7 @@ func TestPrevResult(t *testing.T) {
 		}
 	}
 	var c testConf
-	if res, err := PrevResult(&c.PluginConf); res != nil || err != nil {
+	if res, err := PrevResult(&c.NetConf); res != nil || err != nil {
 		t.Errorf("no prevResult gave %v, %v", res, err)
 	}
 }
@@ -145,22 +148,67 @@ func TestPrevResultKeepsConf(t *testing.T) {
 	if err := Decode([]byte(stdin), &c); err != nil {
 		t.Fatal(err)
 	}
-	raw := len(c.RawPrevResult)
+	raw := string(c.RawPrev)
 	for i := range 2 {
-		res, err := PrevResult(&c.PluginConf)
+		res, err := PrevResult(&c.NetConf)
 		if err != nil || res == nil || len(res.IPs) != 1 || res.IPs[0].Address.String() != "10.0.0.2/24" {
 			t.Fatalf("call %d: PrevResult = %v, %v", i+1, res, err)
 		}
-		if len(c.RawPrevResult) != raw || c.PrevResult != nil {
-			t.Fatalf("call %d changed conf: raw %v, parsed %v", i+1, c.RawPrevResult, c.PrevResult)
+		if string(c.RawPrev) != raw || c.PrevResult != nil {
+			t.Fatalf("call %d changed conf: raw %s, parsed %v", i+1, c.RawPrev, c.PrevResult)
 		}
 	}
-	// A conf parsed by cniversion already answers from PrevResult.
-	parsed := c.PluginConf
-	parsed.RawPrevResult = nil
-	parsed.PrevResult, _ = PrevResult(&c.PluginConf)
+	// A conf parsed already answers from PrevResult.
+	parsed := c.NetConf
+	parsed.RawPrev = nil
+	parsed.PrevResult, _ = PrevResult(&c.NetConf)
 	if res, err := PrevResult(&parsed); err != nil || res == nil || len(res.IPs) != 1 {
 		t.Errorf("parsed conf: PrevResult = %v, %v", res, err)
+	}
+}
+
+// TestPrevResultAsTheLibrary: PrevResult parses every prevResult as the CNI
+// library's version.ParsePrevResult does, in every version, with and
+// without the result's own cniVersion, and fails where it fails.
+func TestPrevResultAsTheLibrary(t *testing.T) {
+	results := []string{
+		`{"cniVersion":"V","ips":[{"version":"4","address":"10.0.0.2/24","gateway":"10.0.0.1"}],"ip4":{"ip":"10.0.0.2/24"},"routes":[{"dst":"0.0.0.0/0"}],"dns":{"nameservers":["10.0.0.10"]}}`,
+		`{"ips":[{"address":"10.0.0.2/24","interface":0}],"interfaces":[{"name":"eth0","sandbox":"/x"}],"ip4":{"ip":"10.0.0.2/24"}}`,
+		`{"cniVersion":"V","ips":[{"address":"fd00::2/64"}],"ip6":{"ip":"fd00::2/64"}}`,
+		`{"cniVersion":"9.9.9","ips":[]}`,
+		`{"cniVersion":"V","ips":[{"address":"not an address"}]}`,
+		`{}`,
+		`null`,
+	}
+	for _, v := range Versions.SupportedVersions() {
+		for _, r := range results {
+			r = strings.ReplaceAll(r, `"V"`, `"`+v+`"`)
+			stdin := []byte(`{"cniVersion":"` + v + `","name":"n","prevResult":` + r + `}`)
+			var c testConf
+			if err := Decode(stdin, &c); err != nil {
+				t.Fatalf("%s %s: decode: %v", v, r, err)
+			}
+			got, gotErr := PrevResult(&c.NetConf)
+
+			var lib types.PluginConf
+			if err := json.Unmarshal(stdin, &lib); err != nil {
+				t.Fatal(err)
+			}
+			var want *current.Result
+			wantErr := cniversion.ParsePrevResult(&lib)
+			if wantErr == nil && lib.PrevResult != nil {
+				want, wantErr = current.NewResultFromResult(lib.PrevResult)
+			}
+			if (gotErr != nil) != (wantErr != nil) {
+				t.Errorf("%s %s: error %v, the library's %v", v, r, gotErr, wantErr)
+				continue
+			}
+			g, _ := json.Marshal(got)
+			w, _ := json.Marshal(want)
+			if string(g) != string(w) {
+				t.Errorf("%s %s:\n got %s\nwant %s", v, r, g, w)
+			}
+		}
 	}
 }
 

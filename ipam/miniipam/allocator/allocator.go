@@ -349,7 +349,7 @@ func (a *Allocator) Check(ctx context.Context, containerID, ifname string) error
 	if err := validateOwner(containerID, ifname); err != nil {
 		return err
 	}
-	prev, err := libmini.PrevResult(&a.Conf.PluginConf)
+	prev, err := libmini.PrevResult(&a.Conf.NetConf)
 	if err != nil {
 		return err
 	}

@@ -25,7 +25,7 @@ func Check(ctx context.Context, conf *NetConf, args *libmini.CmdArgs, _ Node) er
 	if err := validateArgs(args); err != nil {
 		return err
 	}
-	prev, err := libmini.PrevResult(&conf.PluginConf)
+	prev, err := libmini.PrevResult(&conf.NetConf)
 	if err != nil {
 		return err
 	}

@@ -115,7 +115,7 @@ func (n Node) log() *slog.Logger {
 
 // prevResult is conf's prevResult, which a chained plugin cannot do without.
 func prevResult(conf *NetConf) (*current.Result, error) {
-	prev, err := libmini.PrevResult(&conf.PluginConf)
+	prev, err := libmini.PrevResult(&conf.NetConf)
 	if err != nil {
 		return nil, err
 	}
