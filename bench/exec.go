@@ -4,16 +4,19 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"time"
 )
 
-// execRow is the cost of starting one binary: its size and the wall time
-// of a VERSION call, the cheapest thing a plugin does.
+// execRow is the cost of starting one binary: its size, the wall time of a
+// VERSION call, the cheapest thing a plugin does, and the CPU time (user and
+// system) the process used for it.
 type execRow struct {
 	Binary string
 	Bytes  int64
 	P50    time.Duration
 	Mean   time.Duration
+	CPU    time.Duration // median
 	Err    string
 }
 
@@ -37,6 +40,7 @@ const execRuns = 200
 func execCost(binDir string) []execRow {
 	rows := make([]execRow, len(binaries))
 	times := make([][]time.Duration, len(binaries))
+	cpus := make([][]time.Duration, len(binaries))
 	for i, name := range binaries {
 		rows[i].Binary = name
 		fi, err := os.Stat(filepath.Join(binDir, name))
@@ -60,6 +64,9 @@ func execCost(binDir string) []execRow {
 				continue
 			}
 			times[i] = append(times[i], time.Since(start))
+			if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+				cpus[i] = append(cpus[i], time.Duration(ru.Utime.Nano()+ru.Stime.Nano()))
+			}
 		}
 	}
 	for i := range rows {
@@ -72,8 +79,22 @@ func execCost(binDir string) []execRow {
 		}
 		rows[i].Mean = sum / time.Duration(len(times[i]))
 		rows[i].P50 = percentiles(times[i]).P50
+		if len(cpus[i]) > 0 {
+			rows[i].CPU = percentiles(cpus[i]).P50
+		}
 	}
 	return rows
+}
+
+// startCPU is a binary's median CPU time for a VERSION call (0 when
+// missing).
+func startCPU(rows []execRow, name string) time.Duration {
+	for _, r := range rows {
+		if r.Binary == name && r.Err == "" {
+			return r.CPU
+		}
+	}
+	return 0
 }
 
 // startRatio is a binary's median start over the no-op binary's (0 when

@@ -173,6 +173,39 @@ func (r *report) targets() []target {
 	return ts
 }
 
+// chainProcs are the plugin processes of one ADD per variant whose CPU
+// cpuSplit separates (ref-equal's firewall and ipMasq also run iptables).
+var chainProcs = map[string][]string{"minicni": {"minibridge", "miniroute"}, "ref-bridge": {"bridge", "host-local"}}
+
+// cpuSplit writes where an ADD's CPU goes at C=1 for minicni and
+// ref-bridge: the median CPU per pod over the rounds, what the chain's
+// processes cost to start (their VERSION calls' CPU, from the exec table),
+// and the rest, the verbs' own work in a fresh process (the kernel's
+// included); beside it the floor of the starts, as many no-op starts.
+func (r *report) cpuSplit(w func(string, ...any)) {
+	if len(r.Exec) == 0 || !slices.Contains(r.Concs, 1) || startCPU(r.Exec, noopBinary) == 0 {
+		return
+	}
+	w("\n## Where an ADD's CPU goes, C=1\n\n")
+	w("CPU per pod (ADD, median of the rounds above) split into the chain's process starts (the median CPU of each\n")
+	w("binary's VERSION call, exec table) and the rest: the verbs' work in a fresh process, the kernel's included.\n\n")
+	w("| variant | processes | CPU per ADD | their starts | as many no-op starts | the rest |\n|---|---|---|---|---|---|\n")
+	noop := startCPU(r.Exec, noopBinary)
+	for _, v := range []string{"minicni", "ref-bridge"} {
+		var cpu []float64
+		for _, res := range r.cells[1][v] {
+			cpu = append(cpu, addCPU(res))
+		}
+		var starts time.Duration
+		for _, b := range chainProcs[v] {
+			starts += startCPU(r.Exec, b)
+		}
+		total := median(cpu)
+		w("| %s | %s | %.2f ms | %.2f ms | %.2f ms | %.2f ms |\n", v, strings.Join(chainProcs[v], " + "), total, ms(starts),
+			ms(noop)*float64(len(chainProcs[v])), total-ms(starts))
+	}
+}
+
 // markdown renders the report, section after section in print order.
 // It stays one function: its steps run once, in order, on local state they
 // share; split, each would only pass that state on to the next.
@@ -242,14 +275,16 @@ func (r *report) markdown() string {
 
 	w("\n## Exec cost\n\nBinary size and the wall time of `CNI_COMMAND=VERSION`, %d runs of each binary interleaved (one of each in turn);\n", execRuns)
 	w("`noop` is a Go program whose main returns at once (bench/noop), built with the same flags: the floor of any Go plugin's start.\n\n")
-	w("| binary | size | median exec | mean exec | median ÷ noop's |\n|---|---|---|---|---|\n")
+	w("| binary | size | median exec | mean exec | median ÷ noop's | median CPU |\n|---|---|---|---|---|---|\n")
 	for _, e := range r.Exec {
 		if e.Err != "" {
-			w("| %s | - | error: %s | | |\n", e.Binary, e.Err)
+			w("| %s | - | error: %s | | | |\n", e.Binary, e.Err)
 			continue
 		}
-		w("| %s | %.1f MiB | %.2f ms | %.2f ms | %.2f |\n", e.Binary, float64(e.Bytes)/(1<<20), ms(e.P50), ms(e.Mean), startRatio(r.Exec, e.Binary))
+		w("| %s | %.1f MiB | %.2f ms | %.2f ms | %.2f | %.2f ms |\n", e.Binary, float64(e.Bytes)/(1<<20), ms(e.P50), ms(e.Mean),
+			startRatio(r.Exec, e.Binary), ms(e.CPU))
 	}
+	r.cpuSplit(w)
 
 	if len(r.Data) > 0 {
 		w("\n## Data plane\n\niperf3 TCP for 3 s and the mean of 20 pings between two pods, once per round, paths and variants interleaved;\n")

@@ -96,3 +96,27 @@ func TestTargets(t *testing.T) {
 		}
 	}
 }
+
+// TestCPUSplit: the split takes the median CPU per pod at C=1 and the
+// starts of the variant's own binaries from the exec table.
+func TestCPUSplit(t *testing.T) {
+	d := func(x float64) time.Duration { return time.Duration(x * float64(time.Millisecond)) }
+	r := &report{Concs: []int{1}, Rounds: 3}
+	for _, x := range []struct {
+		v   string
+		cpu float64
+	}{{"minicni", 14}, {"ref-bridge", 20}, {"minicni", 12}, {"ref-bridge", 22}, {"minicni", 13}, {"ref-bridge", 21}} {
+		r.add(1, x.v, result{AddCPU: d(x.cpu)})
+	}
+	r.Exec = []execRow{{Binary: "noop", CPU: d(2)}, {Binary: "minibridge", CPU: d(3)}, {Binary: "miniroute", CPU: d(3.5)},
+		{Binary: "bridge", CPU: d(4.5)}, {Binary: "host-local", CPU: d(4)}}
+	md := r.markdown()
+	for _, want := range []string{
+		"| minicni | minibridge + miniroute | 13.00 ms | 6.50 ms | 4.00 ms | 6.50 ms |",
+		"| ref-bridge | bridge + host-local | 21.00 ms | 8.50 ms | 4.00 ms | 12.50 ms |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+}
