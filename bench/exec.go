@@ -30,7 +30,9 @@ var chainBinaries = []string{"minibridge", "miniipam", "miniroute"}
 
 // binaries are every binary timed: the floor, minicni's, then the
 // reference plugins of the variants and the default chain's portmap.
-var binaries = append(append([]string{noopBinary}, chainBinaries...), "bridge", "host-local", "firewall", "portmap")
+// nooplibs (bench/nooplibs) is the second floor: noop linking minibridge's
+// libraries.
+var binaries = append(append([]string{noopBinary, "nooplibs"}, chainBinaries...), "bridge", "host-local", "firewall", "portmap")
 
 const execRuns = 200
 

@@ -274,7 +274,8 @@ func (r *report) markdown() string {
 	}
 
 	w("\n## Exec cost\n\nBinary size and the wall time of `CNI_COMMAND=VERSION`, %d runs of each binary interleaved (one of each in turn);\n", execRuns)
-	w("`noop` is a Go program whose main returns at once (bench/noop), built with the same flags: the floor of any Go plugin's start.\n\n")
+	w("`noop` is a Go program whose main returns at once (bench/noop), built with the same flags: the floor of any Go plugin's start;\n")
+	w("`nooplibs` is the same linking minibridge's libraries (bench/nooplibs): the floor of a plugin that uses them.\n\n")
 	w("| binary | size | median exec | mean exec | median ÷ noop's | median CPU |\n|---|---|---|---|---|---|\n")
 	for _, e := range r.Exec {
 		if e.Err != "" {

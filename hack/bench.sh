@@ -13,7 +13,7 @@ CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o bin/bench/ \
   github.com/containernetworking/plugins/plugins/meta/firewall \
   github.com/containernetworking/plugins/plugins/main/loopback \
   github.com/containernetworking/plugins/plugins/meta/portmap
-CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o bin/bench/noop ./bench/noop
+CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o bin/bench/ ./bench/noop ./bench/nooplibs
 go test -run='^$' -bench=. -benchmem ./ipam/... ./plugins/... | tee bin/bench/go-bench.txt
 go run ./bench -bin bin/bench "$@"
 # The route agent at 1,000 and 5,000 nodes (installer/internal/scale): its
