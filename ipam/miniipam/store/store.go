@@ -398,9 +398,9 @@ func (t *Tx) Owned(o Owner) []Reservation {
 // a's name, so that a process killed at any instant leaves either nothing
 // (the kernel frees an unlinked file when its last descriptor closes) or
 // the whole reservation. An existing name (EEXIST) means a is taken and
-// Reserve returns false. Where the filesystem refuses O_TMPFILE (or the
-// unnamed file cannot be linked: no /proc, no CAP_DAC_READ_SEARCH before
-// Linux 6.10...), and with NoTmpfile, the file is a named temp file
+// Reserve returns false. Where the filesystem refuses O_TMPFILE, where
+// the unnamed file cannot be linked either way (see linkUnnamed), and with
+// NoTmpfile, the file is a named temp file
 // (".tmp-<pid>-<n>") linked and then removed; a kill between its creation
 // and its removal leaves that temp file, which the next locked command
 // removes. Neither the file nor the directory is fsynced: only a power
@@ -485,8 +485,8 @@ var openUnnamed = func(dirfd int, dir string) (int, error) {
 
 // linkUnnamed are the ways to give the unnamed file fd a name in dirfd,
 // tried in order while they fail with ENOENT or EPERM: AT_EMPTY_PATH, which
-// needs CAP_DAC_READ_SEARCH before Linux 6.10 (else ENOENT), then the
-// descriptor's /proc link, which needs /proc.
+// the kernel may allow only with CAP_DAC_READ_SEARCH (ENOENT otherwise),
+// then the descriptor's /proc link, which needs /proc mounted.
 var linkUnnamed = []func(fd, dirfd int, name string) error{
 	func(fd, dirfd int, name string) error {
 		return unix.Linkat(fd, "", dirfd, name, unix.AT_EMPTY_PATH)
