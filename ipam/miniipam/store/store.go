@@ -176,14 +176,14 @@ type Tx struct {
 // reservations), releases the reservations of a previous boot, and reads
 // every reservation once.
 func (d *Disk) Lock(ctx context.Context, create bool) (_ *Tx, retErr error) {
-	dir, err := openAt(atFDCWD, "", d.Dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	dir, err := openRead(atFDCWD, "", d.Dir, unix.O_DIRECTORY)
 	if e := errno(err); create && (e == syscall.ENOENT || e == syscall.ENOTDIR) {
 		// MkdirAll only now: it costs a stat of the directory on every
 		// command otherwise, and its error names what is in the way.
 		if err := os.MkdirAll(d.Dir, 0o700); err != nil {
 			return nil, storeError("cannot create the store directory "+d.Dir, err)
 		}
-		dir, err = openAt(atFDCWD, "", d.Dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		dir, err = openRead(atFDCWD, "", d.Dir, unix.O_DIRECTORY)
 	}
 	if errno(err) == syscall.ENOENT {
 		return nil, ErrNoStore

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/minicni/minicni/libmini"
 	"github.com/minicni/minicni/libmini/minitest"
+	"golang.org/x/sys/unix"
 )
 
 // newDisk returns a store in a fresh temp dir whose boot is described by
@@ -567,5 +569,99 @@ func TestCursorRewrite(t *testing.T) {
 	}
 	if data, err := os.ReadFile(cursor); err != nil || string(data) != "10.0.0.7" {
 		t.Fatalf("cursor is %q (%v), want 10.0.0.7", data, err)
+	}
+}
+
+// TestLockKeepsAtimes: a locked command reads the directory and every
+// reservation without updating their access times (O_NOATIME), each of
+// which would be a journaled inode write. The atimes are set before the
+// mtimes, so that a read on a relatime mount would update them.
+func TestLockKeepsAtimes(t *testing.T) {
+	d := newDisk(t)
+	tx := lock(t, d)
+	if ok, err := tx.Reserve(ip("10.0.0.2"), Owner{ContainerID: "c1", IfName: "eth0"}); err != nil || !ok {
+		t.Fatalf("Reserve = %v, %v", ok, err)
+	}
+	if err := tx.SetLastReserved(0, ip("10.0.0.2")); err != nil {
+		t.Fatal(err)
+	}
+	tx.Close()
+	atime := time.Now().Add(-time.Hour).Truncate(time.Second)
+	names := []string{"", "10.0.0.2", "last_reserved_ip.0", BootIDName}
+	for _, name := range names {
+		if err := os.Chtimes(filepath.Join(d.Dir, name), atime, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tx = lock(t, d)
+	if r, ok := tx.Get(ip("10.0.0.2")); !ok || !r.Is(Owner{ContainerID: "c1", IfName: "eth0"}) {
+		t.Fatalf("Get = %+v, %v", r, ok)
+	}
+	if got := tx.LastReserved(0); got != ip("10.0.0.2") {
+		t.Fatalf("LastReserved = %s", got)
+	}
+	tx.Close()
+	for _, name := range names {
+		var st unix.Stat_t
+		if err := unix.Stat(filepath.Join(d.Dir, name), &st); err != nil {
+			t.Fatal(err)
+		}
+		if got := time.Unix(st.Atim.Unix()); !got.Equal(atime) {
+			t.Errorf("%q: atime %s after a locked command, want %s unchanged", name, got, atime)
+		}
+	}
+}
+
+// noatimeChildEnv makes the test binary, run again as another user by
+// TestNoatimeRefused, read the file it names with readSmall and print what
+// it read and whether O_NOATIME was refused.
+const noatimeChildEnv = "MINIIPAM_TEST_NOATIME_READ"
+
+func init() {
+	path := os.Getenv(noatimeChildEnv)
+	if path == "" {
+		return
+	}
+	var buf [64]byte
+	data, err := readSmall(atFDCWD, "", path, buf[:])
+	fmt.Printf("%q %v %v\n", data, err, noatimeRefused.Load())
+	os.Exit(0)
+}
+
+// TestNoatimeRefused: a reader that is neither root nor the file's owner
+// gets EPERM for O_NOATIME; readSmall then reads without it, and the next
+// opens skip it.
+func TestNoatimeRefused(t *testing.T) {
+	minitest.RequireRoot(t)
+	dir, err := os.MkdirTemp("", "noatime")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	file := filepath.Join(dir, "10.0.0.2")
+	write(t, file, "c1\r\neth0", time.Time{})
+	for _, p := range []string{dir, file} {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The test binary's own directory is not open to other users: a copy.
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "store.test")
+	if err := os.WriteFile(bin, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-test.run", "^$")
+	cmd.Env = append(os.Environ(), noatimeChildEnv+"="+file)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if got, want := strings.TrimSpace(string(out)), `"c1\r\neth0" <nil> true`; got != want {
+		t.Errorf("as uid 65534: %s, want %s", got, want)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"io/fs"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -68,13 +69,34 @@ func writeAtFd(fd int, name string, data []byte, off int64) error {
 	return nil
 }
 
+// noatimeRefused is set once an O_NOATIME open failed with EPERM (a caller
+// neither root nor the files' owner): later opens go without it.
+var noatimeRefused atomic.Bool
+
+// openRead opens name (relative to dirfd; dir is dirfd's path, for the
+// error) for reading with O_NOATIME where allowed: reading a reservation or
+// listing the directory would otherwise update its access time, a journaled
+// inode write on ext4 for every command (the directory changes with every
+// ADD and DEL, and relatime then updates its atime at the next read) and
+// once per reservation. Nothing reads those access times.
+func openRead(dirfd int, dir, name string, flags int) (int, error) {
+	if !noatimeRefused.Load() {
+		fd, err := openAt(dirfd, dir, name, flags|unix.O_RDONLY|unix.O_NOATIME, 0)
+		if errno(err) != syscall.EPERM {
+			return fd, err
+		}
+		noatimeRefused.Store(true)
+	}
+	return openAt(dirfd, dir, name, flags|unix.O_RDONLY, 0)
+}
+
 // readSmall reads the file name (relative to dirfd) with three system
-// calls, openat, read and close, into buf. A reservation is far below the
-// buffer's size; anything longer is not one miniipam or host-local wrote,
-// and its head is enough to keep it reserved.
-// dir is dirfd's path, for errors.
+// calls, openat (O_NOATIME, see openRead), read and close, into buf. A
+// reservation is far below the buffer's size; anything longer is not one
+// miniipam or host-local wrote, and its head is enough to keep it
+// reserved. dir is dirfd's path, for errors.
 func readSmall(dirfd int, dir, name string, buf []byte) ([]byte, error) {
-	fd, err := openAt(dirfd, dir, name, unix.O_RDONLY|unix.O_NOFOLLOW, 0)
+	fd, err := openRead(dirfd, dir, name, unix.O_NOFOLLOW)
 	if err != nil {
 		return nil, err
 	}
