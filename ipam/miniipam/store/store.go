@@ -285,7 +285,7 @@ func (t *Tx) path(name string) string {
 // write). The directory is read with getdents64 into one buffer, each
 // reservation with openat, read and close.
 func (t *Tx) load() error {
-	t.res = make(map[netip.Addr]Reservation)
+	t.res = nil
 	bp := direntBufs.Get().(*[]byte)
 	defer direntBufs.Put(bp)
 	buf := *bp
@@ -296,6 +296,11 @@ func (t *Tx) load() error {
 		}
 		if err != nil {
 			return storeError("cannot list "+t.d.Dir, &fs.PathError{Op: "readdirent", Path: t.d.Dir, Err: err})
+		}
+		if t.res == nil {
+			// Sized for the first batch (a reservation's entry takes
+			// 32 bytes), so that the map does not grow while it fills.
+			t.res = make(map[netip.Addr]Reservation, n/32)
 		}
 		if n <= 0 {
 			return nil
