@@ -591,7 +591,8 @@ func (t *Tx) SetLastReserved(i int, a netip.Addr) error {
 	}
 	data := a.AppendTo(t.buf[:0])
 	err = writeAtFd(fd, t.path(name), data, 0)
-	if err == nil && !(t.cursorKnown && t.cursorSet == i && t.cursorLen <= len(data)) {
+	fits := t.cursorKnown && t.cursorSet == i && t.cursorLen <= len(data) // nothing left after data
+	if err == nil && !fits {
 		if err = unix.Ftruncate(fd, int64(len(data))); err != nil {
 			err = &fs.PathError{Op: "truncate", Path: t.path(name), Err: err}
 		}
