@@ -8,7 +8,10 @@
 //
 // miniipam adds last_reserved_ip.boot_id (the boot the reservations belong
 // to; the name keeps host-local's GC from deleting it) and transient
-// ".tmp-<pid>-<n>" files, which exist only while their writer holds the lock.
+// ".tmp-<pid>-<n>" files, which exist only while their writer holds the lock:
+// a reservation is written to an unnamed O_TMPFILE file and linked to its
+// name, and goes through such a named temp file only where the filesystem
+// refuses that; the boot ID is replaced through one.
 //
 // A Tx is one locked command: Disk.Lock takes the lock, clears debris of
 // crashed writers and releases reservations left over from before a reboot;
