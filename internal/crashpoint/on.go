@@ -18,3 +18,8 @@ func Hit(point string) {
 		time.Sleep(time.Hour)
 	}
 }
+
+// NoTmpfile reports whether NoTmpfileEnv is 1: miniipam then writes every
+// reservation through a named temp file, as where O_TMPFILE is refused, so
+// that a crash test can stop it at each step of that path too.
+func NoTmpfile() bool { return os.Getenv(NoTmpfileEnv) == "1" }

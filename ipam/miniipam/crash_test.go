@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,10 +17,30 @@ import (
 // steps, using a binary built with the crashpoints tag that pauses
 // at the named point. After each kill the store must hold only whole
 // reservations, the next command must clean up the debris, and GC must then
-// leave exactly the valid reservations.
+// leave exactly the valid reservations. It runs both ways of writing a
+// reservation: through an unnamed O_TMPFILE file (the default; the test's
+// temp dir must allow it, as ext4, xfs, btrfs and tmpfs do), where no kill
+// may leave a temp file of the reservation, and through a named temp file
+// (forced by crashpoint.NoTmpfileEnv, as where O_TMPFILE is refused).
 func TestCrashSafety(t *testing.T) {
+	for _, mode := range []struct {
+		name   string
+		points []string
+		env    []string
+		// temps are the points where a kill leaves a temp file.
+		temps []string
+	}{
+		{name: "unnamed", points: crashpoint.Unnamed, temps: []string{crashpoint.BootTemp}},
+		{name: "named", points: crashpoint.All, env: []string{crashpoint.NoTmpfileEnv + "=1"},
+			temps: []string{crashpoint.BootTemp, crashpoint.TempCreated, crashpoint.TempWritten, crashpoint.TempClosed, crashpoint.Linked}},
+	} {
+		t.Run(mode.name, func(t *testing.T) { crashSafety(t, mode.points, mode.env, mode.temps) })
+	}
+}
+
+func crashSafety(t *testing.T, points, env, tempPoints []string) {
 	const ipam = `{"subnet":"10.60.0.0/24"}`
-	for k, point := range crashpoint.All {
+	for k, point := range points {
 		t.Run(point, func(t *testing.T) {
 			dataDir := t.TempDir()
 			dir := filepath.Join(dataDir, "net")
@@ -41,7 +62,17 @@ func TestCrashSafety(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			killAt(t, call{bin: "miniipam-crash", cmd: "ADD", id: "victim", stdin: conf}, point)
+			var open []string // the victim's open files in the store when it paused
+			killAt(t, call{bin: "miniipam-crash", cmd: "ADD", id: "victim", stdin: conf, extraEV: env}, point, func(pid int) {
+				open = openFilesIn(t, pid, dir)
+			})
+			if env == nil && (point == crashpoint.TempCreated || point == crashpoint.TempWritten) {
+				// The unnamed path really ran: an open file of the store
+				// with no name ("/dir/#<inode> (deleted)").
+				if !slices.ContainsFunc(open, func(f string) bool { return strings.HasSuffix(f, " (deleted)") }) {
+					t.Errorf("paused at %s: open files in the store %q, want an unnamed O_TMPFILE one", point, open)
+				}
+			}
 
 			// What the store holds right after the kill.
 			files := storeFiles(t, dir)
@@ -62,9 +93,8 @@ func TestCrashSafety(t *testing.T) {
 					}
 				}
 			}
-			at := func(p string) int { return slices.Index(crashpoint.All, p) }
-			wantTemp := slices.Contains([]string{crashpoint.BootTemp, crashpoint.TempCreated, crashpoint.TempWritten,
-				crashpoint.TempClosed, crashpoint.Linked}, point)
+			at := func(p string) int { return slices.Index(points, p) }
+			wantTemp := slices.Contains(tempPoints, point)
 			if (len(temps) > 0) != wantTemp {
 				t.Errorf("after a kill at %s: temp files %v, want some: %v", point, temps, wantTemp)
 			}
@@ -109,9 +139,28 @@ func TestCrashSafety(t *testing.T) {
 	}
 }
 
+// openFilesIn returns the targets of pid's descriptors that lie in dir.
+func openFilesIn(t *testing.T, pid int, dir string) []string {
+	t.Helper()
+	fdDir := filepath.Join("/proc", strconv.Itoa(pid), "fd")
+	entries, err := os.ReadDir(fdDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		target, err := os.Readlink(filepath.Join(fdDir, e.Name()))
+		if err == nil && strings.HasPrefix(target, dir+"/") {
+			out = append(out, target)
+		}
+	}
+	return out
+}
+
 // killAt runs c with its crash point set to point, waits until the process
-// announces it has paused there, and kills it with SIGKILL.
-func killAt(t *testing.T, c call, point string) {
+// announces it has paused there, calls paused with its pid, and kills it
+// with SIGKILL.
+func killAt(t *testing.T, c call, point string, paused func(pid int)) {
 	t.Helper()
 	c.extraEV = append(c.extraEV, crashpoint.Env+"="+point)
 	cmd := c.command()
@@ -126,6 +175,9 @@ func killAt(t *testing.T, c call, point string) {
 	}
 	if err := crashpoint.Await(cmd, stderr, point, 30*time.Second); err != nil {
 		t.Fatalf("%s: %v (stdout %s)", c.bin, err, stdout.Bytes())
+	}
+	if paused != nil {
+		paused(cmd.Process.Pid)
 	}
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)

@@ -205,7 +205,9 @@ func ipConfig(set config.RangeSet, ip netip.Addr) *current.IPConfig {
 // allocate reserves the first free assignable address of set i after its
 // last reserved one, wrapping around once.
 func (a *Allocator) allocate(tx *store.Tx, i int, set config.RangeSet, owner store.Owner) (netip.Addr, error) {
-	exhausted := libmini.Errorf(libmini.CodePoolExhausted, "network %s: range set %d has no free address: %s", a.Conf.Name, i, set)
+	exhausted := func() error {
+		return libmini.Errorf(libmini.CodePoolExhausted, "network %s: range set %d has no free address: %s", a.Conf.Name, i, set)
+	}
 	var used uint64
 	for ip := range tx.Addrs() {
 		if set.Assignable(ip) {
@@ -213,7 +215,7 @@ func (a *Allocator) allocate(tx *store.Tx, i int, set config.RangeSet, owner sto
 		}
 	}
 	if used >= set.Size() {
-		return netip.Addr{}, exhausted
+		return netip.Addr{}, exhausted()
 	}
 	it := newIter(set, tx.LastReserved(i))
 	for ip, ok := it.next(); ok; ip, ok = it.next() {
@@ -233,7 +235,7 @@ func (a *Allocator) allocate(tx *store.Tx, i int, set config.RangeSet, owner sto
 		}
 		return ip, nil
 	}
-	return netip.Addr{}, exhausted
+	return netip.Addr{}, exhausted()
 }
 
 // iter walks a set's assignable addresses once around, starting after last

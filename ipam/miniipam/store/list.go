@@ -33,11 +33,12 @@ func (d *Disk) List() ([]Listed, error) {
 	if err != nil {
 		return nil, storeError("cannot list "+d.Dir, err)
 	}
-	b, err := d.boot()
+	b, err := d.boot(atFDCWD, filepath.Join(d.Dir, BootIDName))
 	if err != nil {
 		b = boot{recorded: true} // cannot tell: nothing is from an earlier boot
 	}
 	var out []Listed
+	var buf [1024]byte
 	for _, e := range entries {
 		a, ok := addrName(e.Name())
 		if !ok || !e.Type().IsRegular() {
@@ -47,7 +48,7 @@ func (d *Disk) List() ([]Listed, error) {
 		if err != nil || fi.Size() == 0 {
 			continue
 		}
-		data, err := readSmall(atFDCWD, filepath.Join(d.Dir, e.Name()))
+		data, err := readSmall(atFDCWD, "", filepath.Join(d.Dir, e.Name()), buf[:])
 		if err != nil || len(data) == 0 {
 			continue
 		}

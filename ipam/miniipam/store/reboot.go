@@ -6,6 +6,7 @@ package store
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/minicni/minicni/internal/crashpoint"
+	"golang.org/x/sys/unix"
 )
 
 // boot describes the current boot and whether the store's reservations were
@@ -24,21 +26,32 @@ type boot struct {
 	start    time.Time // zero when unknown
 }
 
-func (d *Disk) boot() (boot, error) {
+// boot reads the current boot ID and the one recorded in the file rec
+// (relative to dirfd), each with one openat, read and close: a boot ID is
+// 37 bytes, which a read of /proc or of a regular file returns whole. A
+// short read could only make the two differ, which runs the reclaim: that
+// releases nothing made in this boot.
+func (d *Disk) boot(dirfd int, rec string) (boot, error) {
 	idPath := d.BootIDPath
 	if idPath == "" {
 		idPath = "/proc/sys/kernel/random/boot_id"
 	}
-	data, err := os.ReadFile(idPath)
+	var buf [128]byte
+	fd, err := openAt(atFDCWD, "", idPath, unix.O_RDONLY, 0)
 	if err != nil {
 		return boot{}, err
 	}
-	b := boot{id: strings.TrimSpace(string(data))}
+	data, err := readFd(fd, "", idPath, buf[:])
+	_ = unix.Close(fd)
+	if err != nil {
+		return boot{}, err
+	}
+	b := boot{id: string(bytes.TrimSpace(data))}
 	if b.id == "" {
 		return boot{}, fmt.Errorf("%s is empty", idPath)
 	}
-	rec, _ := os.ReadFile(filepath.Join(d.Dir, BootIDName))
-	if b.recorded = strings.TrimSpace(string(rec)) == b.id; b.recorded {
+	recorded, _ := readSmall(dirfd, "", rec, buf[:])
+	if b.recorded = string(bytes.TrimSpace(recorded)) == b.id; b.recorded {
 		return b, nil
 	}
 	b.start, err = bootTime(d.StatPath)
@@ -87,7 +100,7 @@ func (d *Disk) stale(b boot, name string) bool {
 // whatever the recorded ID says, since their mtime is after the boot time.
 // When the boot cannot be determined nothing is released.
 func (t *Tx) reclaimAfterReboot() {
-	b, err := t.d.boot()
+	b, err := t.d.boot(t.dir, BootIDName)
 	if err != nil {
 		t.d.log().Warn("cannot tell the current boot; not reclaiming reservations", "err", err)
 		return

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +21,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/minicni/minicni/libmini"
 	"github.com/minicni/minicni/libmini/minitest"
+	"golang.org/x/sys/unix"
 )
 
 // newDisk returns a store in a fresh temp dir whose boot is described by
@@ -418,5 +422,246 @@ func TestList(t *testing.T) {
 	}
 	if got, err := New(t.TempDir(), "none").List(); err != nil || got != nil {
 		t.Errorf("List of a missing store = %v, %v", got, err)
+	}
+}
+
+// TestReserveWays writes a reservation each way Reserve can: an O_TMPFILE
+// file linked with AT_EMPTY_PATH, or through /proc when that is refused,
+// and a named temp file when O_TMPFILE is refused (each errno a kernel or
+// filesystem answers with), when linking the unnamed file is refused both
+// ways, or with NoTmpfile. Each must leave exactly the reservation, whole,
+// mode 0600, and no temp file; a refusal must be remembered, so the next
+// Reserve goes straight to the named file.
+func TestReserveWays(t *testing.T) {
+	refused := func(e syscall.Errno) func(fd, dirfd int, name string) error {
+		return func(int, int, string) error { return e }
+	}
+	for _, tc := range []struct {
+		name      string
+		noTmpfile bool
+		openErr   syscall.Errno // what opening the unnamed file answers, 0: the real call
+		links     []func(fd, dirfd int, name string) error
+		wantOpens int  // unnamed opens over two Reserves
+		refused   bool // the Disk stops trying O_TMPFILE
+	}{
+		{name: "O_TMPFILE, AT_EMPTY_PATH", wantOpens: 2},
+		{name: "O_TMPFILE, AT_EMPTY_PATH refused (ENOENT), /proc link", links: []func(int, int, string) error{refused(syscall.ENOENT), linkUnnamed[1]}, wantOpens: 2},
+		{name: "O_TMPFILE, AT_EMPTY_PATH refused (EPERM), /proc link", links: []func(int, int, string) error{refused(syscall.EPERM), linkUnnamed[1]}, wantOpens: 2},
+		{name: "O_TMPFILE, both links refused", links: []func(int, int, string) error{refused(syscall.ENOENT), refused(syscall.ENOENT)}, wantOpens: 1, refused: true},
+		{name: "O_TMPFILE refused: EOPNOTSUPP", openErr: syscall.EOPNOTSUPP, wantOpens: 1, refused: true},
+		{name: "O_TMPFILE refused: EISDIR", openErr: syscall.EISDIR, wantOpens: 1, refused: true},
+		{name: "O_TMPFILE refused: EINVAL", openErr: syscall.EINVAL, wantOpens: 1, refused: true},
+		{name: "NoTmpfile", noTmpfile: true, wantOpens: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opens := 0
+			realOpen := openUnnamed
+			openUnnamed = func(dirfd int, dir string) (int, error) {
+				opens++
+				if tc.openErr != 0 {
+					return -1, &fs.PathError{Op: "open", Path: dir, Err: tc.openErr}
+				}
+				return realOpen(dirfd, dir)
+			}
+			realLinks := linkUnnamed
+			if tc.links != nil {
+				linkUnnamed = tc.links
+			}
+			t.Cleanup(func() { openUnnamed, linkUnnamed = realOpen, realLinks })
+
+			d := newDisk(t)
+			d.NoTmpfile = tc.noTmpfile
+			tx := lock(t, d)
+			for _, a := range []netip.Addr{ip("10.0.0.2"), ip("fd00::2")} {
+				if ok, err := tx.Reserve(a, Owner{ContainerID: "c1", IfName: "eth0"}); err != nil || !ok {
+					t.Fatalf("Reserve(%s) = %v, %v", a, ok, err)
+				}
+			}
+			if opens != tc.wantOpens {
+				t.Errorf("%d unnamed opens, want %d", opens, tc.wantOpens)
+			}
+			if got := d.tmpfileRefused.Load(); got != tc.refused {
+				t.Errorf("O_TMPFILE refused = %v, want %v", got, tc.refused)
+			}
+			want := []string{"10.0.0.2", "fd00::2", BootIDName, "lock"}
+			if diff := cmp.Diff(want, minitest.DirNames(t, d.Dir)); diff != "" {
+				t.Errorf("files (-want +got):\n%s", diff)
+			}
+			for _, name := range []string{"10.0.0.2", "fd00::2"} {
+				p := filepath.Join(d.Dir, name)
+				if data, err := os.ReadFile(p); err != nil || string(data) != "c1\r\neth0" {
+					t.Errorf("%s holds %q (%v), want %q", name, data, err, "c1\r\neth0")
+				}
+				if fi, err := os.Stat(p); err != nil || fi.Mode() != 0o600 {
+					t.Errorf("%s: mode %v (%v), want 0600", name, fi.Mode(), err)
+				}
+			}
+			// The taken address is refused on disk too, not only from
+			// what load read: a second Tx that does not know it.
+			tx2 := &Tx{d: d, lock: -1, dir: tx.dir, res: map[netip.Addr]Reservation{}}
+			if ok, err := tx2.Reserve(ip("10.0.0.2"), Owner{ContainerID: "c2", IfName: "eth0"}); ok || err != nil {
+				t.Errorf("Reserve of a name that exists = %v, %v; want false, nil", ok, err)
+			}
+			if r, _ := tx2.Get(ip("10.0.0.2")); !r.Is(Owner{ContainerID: "c1", IfName: "eth0"}) {
+				t.Errorf("after EEXIST the Tx holds %+v, want c1's reservation", r)
+			}
+			if diff := cmp.Diff(want, minitest.DirNames(t, d.Dir)); diff != "" {
+				t.Errorf("files after EEXIST (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestReserveReadOnly: on a read-only store both ways fail with CodeStore
+// naming the cause, and leave nothing.
+func TestReserveReadOnly(t *testing.T) {
+	for _, noTmpfile := range []bool{false, true} {
+		t.Run(fmt.Sprintf("NoTmpfile=%v", noTmpfile), func(t *testing.T) {
+			d := newDisk(t)
+			d.NoTmpfile = noTmpfile
+			lock(t, d).Close()
+			minitest.ReadOnly(t, d.Dir)
+			tx := lock(t, d)
+			ok, err := tx.Reserve(ip("10.0.0.2"), Owner{ContainerID: "c1", IfName: "eth0"})
+			var e *types.Error
+			if ok || !errors.As(err, &e) || e.Code != libmini.CodeStore ||
+				e.Msg != "cannot create a temp file in "+d.Dir+": read-only file system" {
+				t.Fatalf("Reserve on a read-only store = %v, %v", ok, err)
+			}
+			want := []string{BootIDName, "lock"}
+			if diff := cmp.Diff(want, minitest.DirNames(t, d.Dir)); diff != "" {
+				t.Errorf("files (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestCursorRewrite: the cursor is cut only when the new address is
+// shorter than what LastReserved read, and always ends exactly the new
+// address, whether it was read first or not.
+func TestCursorRewrite(t *testing.T) {
+	d := newDisk(t)
+	tx := lock(t, d)
+	cursor := filepath.Join(d.Dir, "last_reserved_ip.0")
+	for _, step := range []struct {
+		read bool
+		addr string
+	}{
+		{false, "10.0.0.100"}, {true, "10.0.0.9"}, {true, "10.0.0.10"}, {false, "10.0.0.2"},
+		{true, "fd00::1234"}, {false, "10.0.0.99"}, {true, "10.0.0.5"},
+	} {
+		if step.read {
+			tx.LastReserved(0)
+		}
+		if err := tx.SetLastReserved(0, ip(step.addr)); err != nil {
+			t.Fatal(err)
+		}
+		if data, err := os.ReadFile(cursor); err != nil || string(data) != step.addr {
+			t.Fatalf("cursor after writing %s (read first: %v) is %q (%v)", step.addr, step.read, data, err)
+		}
+	}
+	// A longer file than LastReserved's buffer (not one miniipam wrote)
+	// is cut too.
+	write(t, cursor, strings.Repeat("x", 5000), time.Time{})
+	tx.LastReserved(0)
+	if err := tx.SetLastReserved(0, ip("10.0.0.7")); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := os.ReadFile(cursor); err != nil || string(data) != "10.0.0.7" {
+		t.Fatalf("cursor is %q (%v), want 10.0.0.7", data, err)
+	}
+}
+
+// TestLockKeepsAtimes: a locked command reads the directory and every
+// reservation without updating their access times (O_NOATIME), each of
+// which would be a journaled inode write. The atimes are set before the
+// mtimes, so that a read on a relatime mount would update them.
+func TestLockKeepsAtimes(t *testing.T) {
+	d := newDisk(t)
+	tx := lock(t, d)
+	if ok, err := tx.Reserve(ip("10.0.0.2"), Owner{ContainerID: "c1", IfName: "eth0"}); err != nil || !ok {
+		t.Fatalf("Reserve = %v, %v", ok, err)
+	}
+	if err := tx.SetLastReserved(0, ip("10.0.0.2")); err != nil {
+		t.Fatal(err)
+	}
+	tx.Close()
+	atime := time.Now().Add(-time.Hour).Truncate(time.Second)
+	names := []string{"", "10.0.0.2", "last_reserved_ip.0", BootIDName}
+	for _, name := range names {
+		if err := os.Chtimes(filepath.Join(d.Dir, name), atime, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tx = lock(t, d)
+	if r, ok := tx.Get(ip("10.0.0.2")); !ok || !r.Is(Owner{ContainerID: "c1", IfName: "eth0"}) {
+		t.Fatalf("Get = %+v, %v", r, ok)
+	}
+	if got := tx.LastReserved(0); got != ip("10.0.0.2") {
+		t.Fatalf("LastReserved = %s", got)
+	}
+	tx.Close()
+	for _, name := range names {
+		var st unix.Stat_t
+		if err := unix.Stat(filepath.Join(d.Dir, name), &st); err != nil {
+			t.Fatal(err)
+		}
+		if got := time.Unix(st.Atim.Unix()); !got.Equal(atime) {
+			t.Errorf("%q: atime %s after a locked command, want %s unchanged", name, got, atime)
+		}
+	}
+}
+
+// noatimeChildEnv makes the test binary, run again as another user by
+// TestNoatimeRefused, read the file it names with readSmall and print what
+// it read and whether O_NOATIME was refused.
+const noatimeChildEnv = "MINIIPAM_TEST_NOATIME_READ"
+
+func init() {
+	path := os.Getenv(noatimeChildEnv)
+	if path == "" {
+		return
+	}
+	var buf [64]byte
+	data, err := readSmall(atFDCWD, "", path, buf[:])
+	fmt.Printf("%q %v %v\n", data, err, noatimeRefused.Load())
+	os.Exit(0)
+}
+
+// TestNoatimeRefused: a reader that is neither root nor the file's owner
+// gets EPERM for O_NOATIME; readSmall then reads without it, and the next
+// opens skip it.
+func TestNoatimeRefused(t *testing.T) {
+	minitest.RequireRoot(t)
+	dir, err := os.MkdirTemp("", "noatime")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	file := filepath.Join(dir, "10.0.0.2")
+	write(t, file, "c1\r\neth0", time.Time{})
+	for _, p := range []string{dir, file} {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The test binary's own directory is not open to other users: a copy.
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "store.test")
+	if err := os.WriteFile(bin, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-test.run", "^$")
+	cmd.Env = append(os.Environ(), noatimeChildEnv+"="+file)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if got, want := strings.TrimSpace(string(out)), `"c1\r\neth0" <nil> true`; got != want {
+		t.Errorf("as uid 65534: %s, want %s", got, want)
 	}
 }
