@@ -304,32 +304,28 @@ func openNetNS(path string) (ns.NetNS, error) {
 }
 
 // resolveMTU returns mtu, or when it is 0 the MTU of the link holding the
-// default route of the current (host) netns, IPv4 first, else DefaultMTU.
+// default route of the current (host) netns's main table, IPv4 first, else
+// DefaultMTU. Of several default routes, the first the kernel lists whose
+// link can be read wins (defaultRoutes).
 func resolveMTU(mtu int) (int, error) {
 	if mtu != 0 {
 		return mtu, nil
 	}
-	for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
-		routes, err := netlinksafe.RouteList(nil, family)
+	for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
+		found, ok := 0, false
+		err := defaultRoutes(family, func(idx int) bool {
+			l, err := netlink.LinkByIndex(idx)
+			if err != nil {
+				return false // the link went away meanwhile
+			}
+			found, ok = l.Attrs().MTU, true
+			return true
+		})
 		if err != nil {
 			return 0, linkErr(err, "listing routes to find the default-route interface's MTU")
 		}
-		for _, r := range routes {
-			if r.Dst != nil && !isDefault(r.Dst) {
-				continue
-			}
-			idx := r.LinkIndex
-			if idx == 0 && len(r.MultiPath) > 0 {
-				idx = r.MultiPath[0].LinkIndex
-			}
-			if idx == 0 {
-				continue
-			}
-			l, err := netlink.LinkByIndex(idx)
-			if err != nil {
-				continue // the link went away meanwhile
-			}
-			return l.Attrs().MTU, nil
+		if ok {
+			return found, nil
 		}
 	}
 	return DefaultMTU, nil
