@@ -375,7 +375,7 @@ func TestResolveMTU(t *testing.T) {
 	host := minitest.NewNS(t)
 	mtu := func() int {
 		var m int
-		minitest.Do(t, host, func() (err error) { m, err = resolveMTU(0); return err })
+		minitest.Do(t, host, func() (err error) { m, err = mtuOf(0); return err })
 		return m
 	}
 	if got := mtu(); got != DefaultMTU {
@@ -394,7 +394,7 @@ func TestResolveMTU(t *testing.T) {
 		t.Errorf("IPv6 default route only: MTU %d, want 1280", got)
 	}
 	var explicit int
-	minitest.Do(t, host, func() (err error) { explicit, err = resolveMTU(9000); return err })
+	minitest.Do(t, host, func() (err error) { explicit, err = mtuOf(9000); return err })
 	if explicit != 9000 {
 		t.Errorf("explicit MTU 9000 resolved to %d", explicit)
 	}

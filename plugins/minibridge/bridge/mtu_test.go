@@ -63,7 +63,7 @@ func TestResolveMTURoutes(t *testing.T) {
 			}
 			var got, old int
 			minitest.Do(t, host, func() (err error) {
-				if got, err = resolveMTU(0); err != nil {
+				if got, err = mtuOf(0); err != nil {
 					return err
 				}
 				old, err = oldResolveMTU()
@@ -104,4 +104,10 @@ func oldResolveMTU() (int, error) {
 		}
 	}
 	return DefaultMTU, nil
+}
+
+// mtuOf is resolveMTU with an rtnl of the calling thread's netns.
+func mtuOf(mtu int) (got int, _ error) {
+	err := withRtnl(func(c *rtnl) (err error) { got, err = resolveMTU(c, mtu); return err })
+	return got, err
 }

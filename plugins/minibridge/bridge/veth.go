@@ -29,11 +29,11 @@ import (
 // the host end out, looking both ends up, aliasing, enslaving and setting
 // it up: each is a round trip through rtnl, and a move between namespaces
 // costs the kernel an RCU grace period.
-func makeVeth(conf *NetConf, br *netlink.Bridge, hostName, ifName string, mtu int, pod ns.NetNS) (netlink.Link, error) {
+func makeVeth(host *rtnl, conf *NetConf, br *netlink.Bridge, hostName, ifName string, mtu int, pod ns.NetNS) (netlink.Link, error) {
 	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ACK)
-	host := nl.NewIfInfomsg(unix.AF_UNSPEC)
-	host.Flags, host.Change = unix.IFF_UP, unix.IFF_UP
-	req.AddData(host)
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Flags, msg.Change = unix.IFF_UP, unix.IFF_UP
+	req.AddData(msg)
 	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(hostName)))
 	req.AddData(nl.NewRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(mtu))))
 	req.AddData(nl.NewRtAttr(unix.IFLA_IFALIAS, []byte(ownerAlias(conf.Name))))
@@ -46,10 +46,10 @@ func makeVeth(conf *NetConf, br *netlink.Bridge, hostName, ifName string, mtu in
 	peer.AddRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(mtu)))
 	peer.AddRtAttr(unix.IFLA_NET_NS_FD, nl.Uint32Attr(uint32(pod.Fd())))
 	req.AddData(info)
-	if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil {
+	if _, err := host.do(req, 0); err != nil {
 		return nil, linkErr(err, "creating veth %s (host, on bridge %s) / %s (pod)", hostName, conf.Bridge, ifName)
 	}
-	l, err := netlinksafe.LinkByName(hostName)
+	l, err := host.linkByName(hostName)
 	if err != nil {
 		return nil, linkErr(err, "finding host veth %s", hostName)
 	}
@@ -91,7 +91,7 @@ func inNetNS(target ns.NetNS, f func() error) error {
 // on lo and l (disable_ipv6=0) and the address kept when l goes down
 // (keep_addr_on_down=1); with an IPv6 address, it waits until duplicate
 // address detection, when configured, has finished.
-func podAddrsUp(l netlink.Link, res *current.Result) error {
+func podAddrsUp(h netlinksafe.Handle, l netlink.Link, res *current.Result) error {
 	name := l.Attrs().Name
 	v6 := false
 	for _, ipc := range res.IPs {
@@ -106,15 +106,15 @@ func podAddrsUp(l netlink.Link, res *current.Result) error {
 				return err
 			}
 		}
-		if err := netlink.AddrAdd(l, &netlink.Addr{IPNet: &ipc.Address}); err != nil {
+		if err := h.AddrAdd(l, &netlink.Addr{IPNet: &ipc.Address}); err != nil {
 			return fmt.Errorf("adding %s to %s: %w", ipc.Address.String(), name, err)
 		}
 	}
-	if err := netlink.LinkSetUp(l); err != nil {
+	if err := h.LinkSetUp(l); err != nil {
 		return fmt.Errorf("setting %s up: %w", name, err)
 	}
 	if v6 {
-		return settleV6(l, dadTimeout)
+		return settleV6(h, l, dadTimeout)
 	}
 	return nil
 }
@@ -126,10 +126,10 @@ const dadTimeout = 10 * time.Second
 // detection, when enabled, is over), looking every 10 ms, and fails on an
 // address the kernel found to be a duplicate. With accept_dad=0, minibridge's
 // default, no address is ever tentative and this is one dump.
-func settleV6(l netlink.Link, timeout time.Duration) error {
+func settleV6(h netlinksafe.Handle, l netlink.Link, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		addrs, err := netlinksafe.AddrList(l, netlink.FAMILY_V6)
+		addrs, err := h.AddrList(l, netlink.FAMILY_V6)
 		if err != nil {
 			return fmt.Errorf("listing the IPv6 addresses of %s: %w", l.Attrs().Name, err)
 		}
@@ -175,11 +175,11 @@ func (w *linkWatch) Close() { _ = unix.Close(w.fd) }
 // the queue is attached), at most timeout from now. It looks once, then
 // only on the kernel's notifications; when the socket overran, it looks
 // again.
-func (w *linkWatch) waitUp(index int, name string, timeout time.Duration) (netlink.Link, error) {
+func (w *linkWatch) waitUp(host *rtnl, index int, name string, timeout time.Duration) (netlink.Link, error) {
 	deadline := time.Now().Add(timeout)
 	buf := make([]byte, 1<<16)
 	for {
-		l, err := netlink.LinkByIndex(index)
+		l, err := host.linkByIndex(index)
 		if err != nil {
 			return nil, linkErr(err, "finding host veth %s", name)
 		}

@@ -1,0 +1,174 @@
+package bridge
+
+import (
+	"encoding/binary"
+	"errors"
+	"syscall"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
+)
+
+// rtnl is one rtnetlink socket, in the netns of the thread that opened it,
+// for the requests of one command. The package-level functions of the
+// netlink library open, bind and close a socket per request (and register
+// it with Go's poller); a close can wait on the kernel's netlink table lock
+// while other processes receive notifications. ADD sends a dozen requests
+// in the host netns: one socket serves them all. The socket is blocking,
+// bounded by the receive timeout the library's sockets have
+// (nl.SocketTimeoutTv). Requests are not sent concurrently.
+type rtnl struct {
+	fd  int
+	seq uint32
+	buf []byte
+}
+
+// openRtnl opens an rtnl in the calling thread's netns.
+func openRtnl() (*rtnl, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, linkErr(err, "opening a netlink socket")
+	}
+	tv := nl.SocketTimeoutTv
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		_ = unix.Close(fd)
+		return nil, linkErr(err, "setting the netlink socket's receive timeout")
+	}
+	return &rtnl{fd: fd, buf: make([]byte, 1<<16)}, nil
+}
+
+func (c *rtnl) Close() { _ = unix.Close(c.fd) }
+
+// do sends req and returns the payloads of the replies of type resType (0:
+// any), as nl.NetlinkRequest.Execute does: up to the kernel's ACK, its
+// end of dump, or its first reply that is not part of a multipart one. A
+// kernel error is returned as its syscall.Errno. Dumps flagged as
+// interrupted are not detected: do is for requests on one object.
+func (c *rtnl) do(req *nl.NetlinkRequest, resType uint16) ([][]byte, error) {
+	c.seq++
+	req.Seq = c.seq
+	if err := unix.Sendto(c.fd, req.Serialize(), 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return nil, err
+	}
+	var res [][]byte
+	for {
+		n, from, err := unix.Recvfrom(c.fd, c.buf, 0)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if sa, ok := from.(*unix.SockaddrNetlink); !ok || sa.Pid != 0 {
+			continue // not from the kernel
+		}
+		msgs, err := syscall.ParseNetlinkMessage(c.buf[:n])
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range msgs {
+			if m.Header.Seq != req.Seq {
+				continue // a late reply to an earlier request
+			}
+			if m.Header.Type == unix.NLMSG_DONE || m.Header.Type == unix.NLMSG_ERROR {
+				if len(m.Data) < 4 {
+					return res, nil // NLMSG_DONE without payload
+				}
+				if errno := int32(binary.NativeEndian.Uint32(m.Data)); errno != 0 {
+					return nil, syscall.Errno(-errno)
+				}
+				return res, nil
+			}
+			if resType == 0 || m.Header.Type == resType {
+				res = append(res, append([]byte(nil), m.Data...))
+			}
+			if m.Header.Flags&unix.NLM_F_MULTI == 0 {
+				return res, nil
+			}
+		}
+	}
+}
+
+// linkNotFound is the error of linkByName and linkByIndex for a link that
+// does not exist; it says what the netlink library's LinkNotFoundError
+// says, and matches unix.ENODEV.
+type linkNotFound struct{}
+
+func (linkNotFound) Error() string        { return "Link not found" }
+func (linkNotFound) Is(target error) bool { return target == unix.ENODEV }
+
+// linkByName reads the link named name, as netlink.LinkByName.
+func (c *rtnl) linkByName(name string) (netlink.Link, error) {
+	req := nl.NewNetlinkRequest(unix.RTM_GETLINK, 0)
+	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
+	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)))
+	return c.getLink(req)
+}
+
+// linkByIndex reads the link with index idx, as netlink.LinkByIndex.
+func (c *rtnl) linkByIndex(idx int) (netlink.Link, error) {
+	req := nl.NewNetlinkRequest(unix.RTM_GETLINK, 0)
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Index = int32(idx)
+	req.AddData(msg)
+	return c.getLink(req)
+}
+
+func (c *rtnl) getLink(req *nl.NetlinkRequest) (netlink.Link, error) {
+	msgs, err := c.do(req, unix.RTM_NEWLINK)
+	if errors.Is(err, unix.ENODEV) || err == nil && len(msgs) == 0 {
+		return nil, linkNotFound{}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return netlink.LinkDeserialize(nil, msgs[0])
+}
+
+// linkExists reports whether a link named name exists.
+func (c *rtnl) linkExists(name string) (bool, error) {
+	_, err := c.linkByName(name)
+	if errors.Is(err, unix.ENODEV) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// delLink removes a link by name, in one request (the kernel looks the name
+// up itself); a link that is already gone (or goes away meanwhile, as when
+// its netns is being destroyed) is success.
+func (c *rtnl) delLink(name string) error {
+	req := nl.NewNetlinkRequest(unix.RTM_DELLINK, unix.NLM_F_ACK)
+	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
+	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)))
+	if _, err := c.do(req, 0); err != nil && !errors.Is(err, unix.ENODEV) {
+		return linkErr(err, "deleting %s", name)
+	}
+	return nil
+}
+
+// setPortFlag turns the bridge port option attr (nl.IFLA_BRPORT_MODE:
+// hairpin, nl.IFLA_BRPORT_ISOLATED) on for the port with index idx, the
+// request netlink.LinkSetHairpin and netlink.LinkSetIsolated send.
+func (c *rtnl) setPortFlag(idx, attr int) error {
+	req := nl.NewNetlinkRequest(unix.RTM_SETLINK, unix.NLM_F_ACK)
+	msg := nl.NewIfInfomsg(unix.AF_BRIDGE)
+	msg.Index = int32(idx)
+	req.AddData(msg)
+	info := nl.NewRtAttr(unix.IFLA_PROTINFO|unix.NLA_F_NESTED, nil)
+	info.AddRtAttr(attr, []byte{1})
+	req.AddData(info)
+	_, err := c.do(req, 0)
+	return err
+}
+
+// withRtnl runs f with an rtnl opened in the calling thread's netns.
+func withRtnl(f func(*rtnl) error) error {
+	c, err := openRtnl()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return f(c)
+}
