@@ -128,8 +128,12 @@ func Add(ctx context.Context, conf *NetConf, args *skel.CmdArgs, node Node) (_ *
 }
 
 // hostNameFree fails when the host end of args' attachment exists already.
+// It asks before the IPAM's ADD rather than waiting for the veth's creation
+// to fail with EEXIST: for an attachment made before, the IPAM hands back
+// that attachment's reservation, and the rollback of the failed ADD would
+// then release the address of the pod that holds it.
 func hostNameFree(host *rtnl, hostName string, args *skel.CmdArgs) error {
-	if _, err := host.linkByName(hostName); err == nil {
+	if taken, _ := host.linkExists(hostName); taken {
 		return libmini.Errorf(libmini.CodeLink,
 			"host veth %s of container %s interface %s already exists: the attachment was made before (DEL it first)",
 			hostName, args.ContainerID, args.IfName)

@@ -90,6 +90,9 @@ func (c *rtnl) do(req *nl.NetlinkRequest, resType uint16) ([][]byte, error) {
 	}
 }
 
+// rtextFilterSkipStats is the kernel's RTEXT_FILTER_SKIP_STATS.
+const rtextFilterSkipStats = 1 << 3
+
 // linkNotFound is the error of linkByName and linkByIndex for a link that
 // does not exist; it says what the netlink library's LinkNotFoundError
 // says, and matches unix.ENODEV.
@@ -115,7 +118,11 @@ func (c *rtnl) linkByIndex(idx int) (netlink.Link, error) {
 	return c.getLink(req)
 }
 
+// getLink sends req, an RTM_GETLINK, asking the kernel to leave the
+// link's statistics out of its reply (minibridge never reads them; a
+// kernel older than that flag sends them anyway), and decodes the reply.
 func (c *rtnl) getLink(req *nl.NetlinkRequest) (netlink.Link, error) {
+	req.AddData(nl.NewRtAttr(unix.IFLA_EXT_MASK, nl.Uint32Attr(rtextFilterSkipStats)))
 	msgs, err := c.do(req, unix.RTM_NEWLINK)
 	if errors.Is(err, unix.ENODEV) || err == nil && len(msgs) == 0 {
 		return nil, linkNotFound{}
@@ -126,13 +133,18 @@ func (c *rtnl) getLink(req *nl.NetlinkRequest) (netlink.Link, error) {
 	return netlink.LinkDeserialize(nil, msgs[0])
 }
 
-// linkExists reports whether a link named name exists.
+// linkExists reports whether a link named name exists, without decoding
+// it.
 func (c *rtnl) linkExists(name string) (bool, error) {
-	_, err := c.linkByName(name)
+	req := nl.NewNetlinkRequest(unix.RTM_GETLINK, 0)
+	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
+	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)))
+	req.AddData(nl.NewRtAttr(unix.IFLA_EXT_MASK, nl.Uint32Attr(rtextFilterSkipStats)))
+	msgs, err := c.do(req, unix.RTM_NEWLINK)
 	if errors.Is(err, unix.ENODEV) {
 		return false, nil
 	}
-	return err == nil, err
+	return err == nil && len(msgs) > 0, err
 }
 
 // delLink removes a link by name, in one request (the kernel looks the name
