@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"runtime"
 	"syscall"
 	"time"
@@ -250,16 +249,20 @@ func upIn(b []byte, index int) netlink.Link {
 }
 
 // setSysctl writes value to the sysctl name (its path under /proc/sys)
-// unless it already holds it. missingOK tolerates a kernel without the
-// setting (no IPv6).
+// unless it already holds it (a read-only /proc/sys is then fine).
+// missingOK tolerates a kernel without the setting (no IPv6). The file is
+// read and written with plain system calls: an os.File would also stat it,
+// make it non-blocking and register it with Go's poller, twice per ADD's
+// half a dozen sysctls.
 func setSysctl(name, value string, missingOK bool) error {
-	path := filepath.Join("/proc/sys", name)
-	cur, err := os.ReadFile(path)
-	if err == nil && string(trimNL(cur)) == value {
+	path := "/proc/sys/" + name
+	var cur [64]byte
+	n, err := readSmall(path, cur[:])
+	if err == nil && string(trimNL(cur[:n])) == value {
 		return nil
 	}
 	if err == nil {
-		err = os.WriteFile(path, []byte(value), 0o644) //nolint:gosec // a sysctl, not a file we create
+		err = writeSmall(path, value)
 	}
 	if err != nil {
 		if missingOK && errors.Is(err, os.ErrNotExist) {
@@ -268,6 +271,62 @@ func setSysctl(name, value string, missingOK bool) error {
 		return linkErr(err, "setting %s=%s", name, value)
 	}
 	return nil
+}
+
+// readSmall reads the start of the file at path into buf, as os.ReadFile
+// would (its errors are *os.PathError too).
+func readSmall(path string, buf []byte) (int, error) {
+	fd, err := openRetry(path, unix.O_RDONLY)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	for {
+		n, err := unix.Read(fd, buf)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return 0, &os.PathError{Op: "read", Path: path, Err: err}
+		}
+		return n, nil
+	}
+}
+
+// writeSmall writes value to the existing file at path in one write, as
+// os.WriteFile would.
+func writeSmall(path, value string) error {
+	fd, err := openRetry(path, unix.O_WRONLY|unix.O_TRUNC)
+	if err != nil {
+		return err
+	}
+	for {
+		_, err = unix.Write(fd, []byte(value))
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		_ = unix.Close(fd)
+		return &os.PathError{Op: "write", Path: path, Err: err}
+	}
+	if err := unix.Close(fd); err != nil {
+		return &os.PathError{Op: "close", Path: path, Err: err}
+	}
+	return nil
+}
+
+func openRetry(path string, flags int) (int, error) {
+	for {
+		fd, err := unix.Open(path, flags|unix.O_CLOEXEC, 0)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return -1, &os.PathError{Op: "open", Path: path, Err: err}
+		}
+		return fd, nil
+	}
 }
 
 func trimNL(b []byte) []byte {

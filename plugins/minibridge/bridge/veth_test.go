@@ -3,6 +3,7 @@ package bridge
 import (
 	"errors"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/minicni/minicni/libmini/minitest"
@@ -44,5 +45,34 @@ func TestInNetNS(t *testing.T) {
 		if got := netnsIno("/proc/thread-self/ns/net"); got != self {
 			t.Errorf("fail=%v: back in netns %d, want %d", fail, got, self)
 		}
+	}
+}
+
+// TestSetSysctl: a value is written only when it differs, a missing
+// setting is an error naming its path unless missingOK.
+func TestSetSysctl(t *testing.T) {
+	n := minitest.NewNS(t)
+	const name = "net/ipv4/conf/lo/arp_notify"
+	read := func() string {
+		var b [16]byte
+		var got int
+		minitest.Do(t, n, func() (err error) { got, err = readSmall("/proc/sys/"+name, b[:]); return err })
+		return string(trimNL(b[:got]))
+	}
+	for _, v := range []string{"1", "1", "0"} {
+		minitest.Do(t, n, func() error { return setSysctl(name, v, false) })
+		if got := read(); got != v {
+			t.Errorf("after setSysctl(%s, %s): %q", name, v, got)
+		}
+	}
+	minitest.Do(t, n, func() error { return setSysctl("net/ipv6/conf/nosuchlink/accept_ra", "0", true) })
+	var err error
+	minitest.Do(t, n, func() error { err = setSysctl("net/ipv6/conf/nosuchlink/accept_ra", "0", false); return nil })
+	if err == nil || !strings.Contains(err.Error(), "/proc/sys/net/ipv6/conf/nosuchlink/accept_ra") {
+		t.Errorf("missing setting: %v", err)
+	}
+	minitest.Do(t, n, func() error { err = setSysctl("net/ipv4/conf/lo/arp_notify", "banana", false); return nil })
+	if err == nil || !strings.Contains(err.Error(), "write /proc/sys/net/ipv4/conf/lo/arp_notify") {
+		t.Errorf("invalid value: %v", err)
 	}
 }
