@@ -176,7 +176,7 @@ func prepareHost(host *rtnl, conf *NetConf, ips []*current.IPConfig, mtu int, ha
 		}
 	}
 	if conf.IsGateway {
-		if err := ensureGateways(gwLink, gatewayNets(ips), conf.ForceAddress); err != nil {
+		if err := ensureGateways(host, gwLink, gatewayNets(ips), conf.ForceAddress); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -322,7 +322,7 @@ func resolveMTU(host *rtnl, mtu int) (int, error) {
 	}
 	for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
 		found, ok := 0, false
-		err := defaultRoutes(family, func(idx int) bool {
+		err := host.defaultRoutes(family, func(idx int) bool {
 			l, err := host.linkByIndex(idx)
 			if err != nil {
 				return false // the link went away meanwhile
@@ -458,7 +458,7 @@ func ensureBridge(host *rtnl, conf *NetConf, mtu int) (*netlink.Bridge, error) {
 // gateways' subnets means the node's subnet changed: CodeGatewayConflict
 // naming both addresses, or, with force, the old address is removed. EEXIST
 // (a concurrent ADD added the same address) is not an error.
-func ensureGateways(br netlink.Link, gws []*net.IPNet, force bool) error {
+func ensureGateways(host *rtnl, br netlink.Link, gws []*net.IPNet, force bool) error {
 	name := br.Attrs().Name
 	for _, gw := range gws {
 		v4 := gw.IP.To4() != nil
@@ -466,7 +466,7 @@ func ensureGateways(br netlink.Link, gws []*net.IPNet, force bool) error {
 		if v4 {
 			family = netlink.FAMILY_V4
 		}
-		addrs, err := netlinksafe.AddrList(br, family)
+		addrs, err := host.addrList(br.Attrs().Index, family)
 		if err != nil {
 			return linkErr(err, "listing addresses of bridge %s", name)
 		}

@@ -355,8 +355,10 @@ func TestEnsureGateways(t *testing.T) {
 				if lerr != nil {
 					return lerr
 				}
-				err = ensureGateways(l.(*netlink.Bridge), gws, tt.force)
-				return nil
+				return withRtnl(func(c *rtnl) error {
+					err = ensureGateways(c, l.(*netlink.Bridge), gws, tt.force)
+					return nil
+				})
 			})
 			if tt.code != 0 {
 				wantCode(t, err, tt.code, tt.before[0], tt.gws[0], name)

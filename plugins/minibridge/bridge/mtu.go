@@ -31,20 +31,22 @@ const dumpAttempts = 5
 //
 // A dump the kernel flags as interrupted (the table changed meanwhile) is
 // run again, up to dumpAttempts times in all, as netlinksafe does.
-func defaultRoutes(family uint8, use func(link int) bool) error {
+func (c *rtnl) defaultRoutes(family uint8, use func(link int) bool) error {
 	for range dumpAttempts - 1 {
-		if intr, err := defaultRoutesOnce(family, use); err != nil || !intr {
+		if intr, err := c.defaultRoutesOnce(family, use); err != nil || !intr {
 			return err
 		}
 	}
-	_, err := defaultRoutesOnce(family, use)
+	_, err := c.defaultRoutesOnce(family, use)
 	return err
 }
 
-// defaultRoutesOnce is one dump for defaultRoutes on its own socket, closed
-// when use returns true (the kernel then drops the rest of the dump); intr
-// reports that a message read was flagged NLM_F_DUMP_INTR.
-func defaultRoutesOnce(family uint8, use func(link int) bool) (intr bool, _ error) {
+// defaultRoutesOnce is one dump for defaultRoutes on a socket of its own,
+// closed when use returns true: the kernel then drops the rest of the dump,
+// which on c's socket would have to be read to the end. It reads into
+// c.dumpBuf, not c.buf: use may send requests on c while the messages are
+// read. intr reports that a message read was flagged NLM_F_DUMP_INTR.
+func (c *rtnl) defaultRoutesOnce(family uint8, use func(link int) bool) (intr bool, _ error) {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
 	if err != nil {
 		return false, fmt.Errorf("opening a netlink socket: %w", err)
@@ -65,7 +67,10 @@ func defaultRoutesOnce(family uint8, use func(link int) bool) (intr bool, _ erro
 	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return false, fmt.Errorf("asking for the routes: %w", err)
 	}
-	buf := make([]byte, 1<<16)
+	if c.dumpBuf == nil {
+		c.dumpBuf = make([]byte, 1<<16)
+	}
+	buf := c.dumpBuf
 	for {
 		n, _, err := unix.Recvfrom(fd, buf, 0)
 		if errors.Is(err, unix.EINTR) {

@@ -3,6 +3,7 @@ package bridge
 import (
 	"encoding/binary"
 	"errors"
+	"net"
 	"syscall"
 
 	"github.com/vishvananda/netlink"
@@ -19,9 +20,10 @@ import (
 // bounded by the receive timeout the library's sockets have
 // (nl.SocketTimeoutTv). Requests are not sent concurrently.
 type rtnl struct {
-	fd  int
-	seq uint32
-	buf []byte
+	fd      int
+	seq     uint32
+	buf     []byte // do's replies
+	dumpBuf []byte // defaultRoutes' messages
 }
 
 // openRtnl opens an rtnl in the calling thread's netns.
@@ -43,51 +45,153 @@ func (c *rtnl) Close() { _ = unix.Close(c.fd) }
 // do sends req and returns the payloads of the replies of type resType (0:
 // any), as nl.NetlinkRequest.Execute does: up to the kernel's ACK, its
 // end of dump, or its first reply that is not part of a multipart one. A
-// kernel error is returned as its syscall.Errno. Dumps flagged as
-// interrupted are not detected: do is for requests on one object.
+// kernel error is returned as its syscall.Errno. do is for requests on one
+// object: dumps go through dump, which sees when they were interrupted.
 func (c *rtnl) do(req *nl.NetlinkRequest, resType uint16) ([][]byte, error) {
+	var res [][]byte
+	_, err := c.exchange(req, resType, func(m []byte) { res = append(res, append([]byte(nil), m...)) })
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// dump sends req, a dump request, and calls f with the payload of each
+// reply of type resType (only valid during the call). A dump the kernel
+// flags as interrupted (the objects changed meanwhile) is run again, up to
+// dumpAttempts times in all; then, as netlinksafe does, the last one's
+// messages are kept.
+func (c *rtnl) dump(req *nl.NetlinkRequest, resType uint16, reset func(), f func([]byte)) error {
+	for attempt := 1; ; attempt++ {
+		reset()
+		intr, err := c.exchange(req, resType, f)
+		if err != nil || !intr || attempt == dumpAttempts {
+			return err
+		}
+	}
+}
+
+// exchange sends req and calls f with each reply of type resType (0: any)
+// until the kernel's ACK, end of dump or first reply that is not part of a
+// multipart one. intr reports a reply flagged NLM_F_DUMP_INTR.
+func (c *rtnl) exchange(req *nl.NetlinkRequest, resType uint16, f func([]byte)) (intr bool, _ error) {
 	c.seq++
 	req.Seq = c.seq
 	if err := unix.Sendto(c.fd, req.Serialize(), 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return nil, err
+		return false, err
 	}
-	var res [][]byte
 	for {
 		n, from, err := unix.Recvfrom(c.fd, c.buf, 0)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return intr, err
 		}
 		if sa, ok := from.(*unix.SockaddrNetlink); !ok || sa.Pid != 0 {
 			continue // not from the kernel
 		}
 		msgs, err := syscall.ParseNetlinkMessage(c.buf[:n])
 		if err != nil {
-			return nil, err
+			return intr, err
 		}
 		for _, m := range msgs {
 			if m.Header.Seq != req.Seq {
 				continue // a late reply to an earlier request
 			}
+			intr = intr || m.Header.Flags&unix.NLM_F_DUMP_INTR != 0
 			if m.Header.Type == unix.NLMSG_DONE || m.Header.Type == unix.NLMSG_ERROR {
 				if len(m.Data) < 4 {
-					return res, nil // NLMSG_DONE without payload
+					return intr, nil // NLMSG_DONE without payload
 				}
 				if errno := int32(binary.NativeEndian.Uint32(m.Data)); errno != 0 {
-					return nil, syscall.Errno(-errno)
+					return intr, syscall.Errno(-errno)
 				}
-				return res, nil
+				return intr, nil
 			}
 			if resType == 0 || m.Header.Type == resType {
-				res = append(res, append([]byte(nil), m.Data...))
+				f(m.Data)
 			}
 			if m.Header.Flags&unix.NLM_F_MULTI == 0 {
-				return res, nil
+				return intr, nil
 			}
 		}
 	}
+}
+
+// addrList lists the addresses of family (netlink.FAMILY_V4 or _V6) on the
+// link with index idx, as netlinksafe.AddrList: every address of the
+// family is dumped (the kernel filters by link only with strict checking,
+// which this socket does not ask for), and those of other links are
+// skipped by their header, not decoded.
+func (c *rtnl) addrList(idx, family int) ([]netlink.Addr, error) {
+	req := nl.NewNetlinkRequest(unix.RTM_GETADDR, unix.NLM_F_DUMP)
+	req.AddData(nl.NewIfAddrmsg(family))
+	var addrs []netlink.Addr
+	var perr error
+	err := c.dump(req, unix.RTM_NEWADDR, func() { addrs, perr = nil, nil }, func(m []byte) {
+		if perr != nil || len(m) < unix.SizeofIfAddrmsg {
+			return
+		}
+		if msg := nl.DeserializeIfAddrmsg(m); int(msg.Index) != idx || int(msg.Family) != family {
+			return
+		}
+		a, err := parseAddr(append([]byte(nil), m...)) // a keeps slices of it
+		if err != nil {
+			perr = err
+			return
+		}
+		addrs = append(addrs, a)
+	})
+	if err == nil {
+		err = perr
+	}
+	return addrs, err
+}
+
+// parseAddr decodes an RTM_NEWADDR payload into what netlink.AddrList
+// returns for it: the address and its prefix (with a peer, the local
+// address as a host prefix and the peer as Peer), flags (IFA_FLAGS when
+// present), scope, label, broadcast and lifetimes.
+func parseAddr(m []byte) (netlink.Addr, error) {
+	msg := nl.DeserializeIfAddrmsg(m)
+	attrs, err := nl.ParseRouteAttr(m[msg.Len():])
+	if err != nil {
+		return netlink.Addr{}, err
+	}
+	a := netlink.Addr{LinkIndex: int(msg.Index), Scope: int(msg.Scope)}
+	var local, dst *net.IPNet
+	for _, attr := range attrs {
+		switch attr.Attr.Type {
+		case unix.IFA_ADDRESS:
+			dst = &net.IPNet{IP: attr.Value, Mask: net.CIDRMask(int(msg.Prefixlen), 8*len(attr.Value))}
+		case unix.IFA_LOCAL:
+			n := 8 * len(attr.Value)
+			local = &net.IPNet{IP: attr.Value, Mask: net.CIDRMask(n, n)}
+		case unix.IFA_BROADCAST:
+			a.Broadcast = attr.Value
+		case unix.IFA_LABEL:
+			if len(attr.Value) > 0 {
+				a.Label = string(attr.Value[:len(attr.Value)-1])
+			}
+		case unix.IFA_FLAGS:
+			if len(attr.Value) >= 4 {
+				a.Flags = int(binary.NativeEndian.Uint32(attr.Value))
+			}
+		case unix.IFA_CACHEINFO:
+			ci := nl.DeserializeIfaCacheInfo(attr.Value)
+			a.PreferedLft, a.ValidLft = int(ci.Prefered), int(ci.Valid)
+		}
+	}
+	switch {
+	case local == nil:
+		a.IPNet = dst
+	case msg.Family == unix.AF_INET && dst != nil && local.IP.Equal(dst.IP):
+		a.IPNet = dst
+	default:
+		a.IPNet, a.Peer = local, dst
+	}
+	return a, nil
 }
 
 // rtextFilterSkipStats is the kernel's RTEXT_FILTER_SKIP_STATS.
