@@ -65,18 +65,19 @@ func inNetNS(target ns.NetNS, f func() error) error {
 	// Locking again is cheap and nests: a caller that forgot stays safe, and
 	// the thread stays locked if it panics below.
 	runtime.LockOSThread()
-	self, err := os.Open("/proc/thread-self/ns/net")
+	// A plain descriptor, not an os.File: no poller registration.
+	self, err := openRetry("/proc/thread-self/ns/net", unix.O_RDONLY)
 	if err != nil {
 		runtime.UnlockOSThread()
 		return fmt.Errorf("opening this thread's netns: %w", err)
 	}
-	defer self.Close()
+	defer unix.Close(self)
 	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
 		runtime.UnlockOSThread()
 		return fmt.Errorf("entering netns %s: %w", target.Path(), err)
 	}
 	defer func() {
-		if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
+		if err := unix.Setns(self, unix.CLONE_NEWNET); err != nil {
 			panic(fmt.Sprintf("minibridge: cannot return to the host netns: %v", err))
 		}
 		runtime.UnlockOSThread()
