@@ -13,7 +13,6 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	cniversion "github.com/containernetworking/cni/pkg/version"
-	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/minicni/minicni/internal/crashpoint"
 	"github.com/minicni/minicni/libmini"
@@ -556,20 +555,20 @@ func configurePod(ifName string, res *current.Result, v6, dad bool) error {
 		}
 	}
 	// One socket in the pod's netns for all of the pod's requests.
-	h, err := netlinksafe.NewHandle(unix.NETLINK_ROUTE)
+	c, err := openRtnl()
 	if err != nil {
-		return linkErr(err, "opening a netlink socket in the pod")
+		return err
 	}
-	defer h.Close()
-	l, err := h.LinkByName(ifName)
+	defer c.Close()
+	l, err := c.linkByName(ifName)
 	if err != nil {
 		return linkErr(err, "finding %s in the pod", ifName)
 	}
 	res.Interfaces[2].Mac = macOf(l)
-	if err := podAddrsUp(h, l, res); err != nil {
+	if err := podAddrsUp(c, l, res); err != nil {
 		return linkErr(err, "configuring %s in the pod", ifName)
 	}
-	if err := addRoutes(h, l, res); err != nil {
+	if err := addRoutes(c, l, res); err != nil {
 		return linkErr(err, "configuring the routes of %s in the pod", ifName)
 	}
 	return nil

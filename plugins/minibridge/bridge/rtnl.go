@@ -288,3 +288,107 @@ func withRtnl(f func(*rtnl) error) error {
 	defer c.Close()
 	return f(c)
 }
+
+// linkSetUp sets the link with index idx up, the request netlink.LinkSetUp
+// sends.
+func (c *rtnl) linkSetUp(idx int) error {
+	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_ACK)
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Change, msg.Flags, msg.Index = unix.IFF_UP, unix.IFF_UP, int32(idx)
+	req.AddData(msg)
+	_, err := c.do(req, 0)
+	return err
+}
+
+// addrAdd adds a to the link with index idx, the request
+// netlink.AddrAdd(link, &netlink.Addr{IPNet: a}) sends: universe scope, no
+// peer, no label, no flags and, for IPv4 with a prefix shorter than /31,
+// the subnet's broadcast address.
+func (c *rtnl) addrAdd(idx int, a *net.IPNet) error {
+	req := nl.NewNetlinkRequest(unix.RTM_NEWADDR, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ACK)
+	family := nl.GetIPFamily(a.IP)
+	msg := nl.NewIfAddrmsg(family)
+	msg.Index = uint32(idx)
+	prefixLen, maskLen := a.Mask.Size()
+	msg.Prefixlen = uint8(prefixLen)
+	req.AddData(msg)
+	local := a.IP.To16()
+	if family == netlink.FAMILY_V4 {
+		local = a.IP.To4()
+	}
+	req.AddData(nl.NewRtAttr(unix.IFA_LOCAL, local))
+	req.AddData(nl.NewRtAttr(unix.IFA_ADDRESS, local))
+	if family == netlink.FAMILY_V4 && prefixLen < 31 {
+		brd := make(net.IP, maskLen/8)
+		for i := range local {
+			brd[i] = local[i] | ^a.Mask[i]
+		}
+		if !net.IPv4zero.Equal(brd) {
+			req.AddData(nl.NewRtAttr(unix.IFA_BROADCAST, brd))
+		}
+	}
+	_, err := c.do(req, 0)
+	return err
+}
+
+// routeAdd adds r, the request netlink.RouteAddEcmp sends (create, no
+// exclusive: a second route to a destination becomes another nexthop), for
+// the fields kernelRoute sets: Dst (required), Gw, LinkIndex, Priority,
+// MTU, AdvMSS, Table and Scope; the protocol is boot and the type unicast.
+func (c *rtnl) routeAdd(r *netlink.Route) error {
+	if r.Dst == nil || r.Dst.IP == nil {
+		return errors.New("a route needs a destination")
+	}
+	req := nl.NewNetlinkRequest(unix.RTM_NEWROUTE, unix.NLM_F_CREATE|unix.NLM_F_ACK)
+	msg := nl.NewRtMsg()
+	family := nl.GetIPFamily(r.Dst.IP)
+	ipBytes := func(ip net.IP) []byte {
+		if family == netlink.FAMILY_V4 {
+			return ip.To4()
+		}
+		return ip.To16()
+	}
+	dstLen, _ := r.Dst.Mask.Size()
+	msg.Dst_len = uint8(dstLen)
+	attrs := []*nl.RtAttr{nl.NewRtAttr(unix.RTA_DST, ipBytes(r.Dst.IP))}
+	if r.Gw != nil {
+		if nl.GetIPFamily(r.Gw) != family {
+			return errors.New("gateway, source, and destination ip are not the same IP family")
+		}
+		attrs = append(attrs, nl.NewRtAttr(unix.RTA_GATEWAY, ipBytes(r.Gw)))
+	}
+	if r.Table > 0 {
+		if r.Table >= 256 {
+			msg.Table = unix.RT_TABLE_UNSPEC
+			attrs = append(attrs, nl.NewRtAttr(unix.RTA_TABLE, nl.Uint32Attr(uint32(r.Table))))
+		} else {
+			msg.Table = uint8(r.Table)
+		}
+	}
+	if r.Priority > 0 {
+		attrs = append(attrs, nl.NewRtAttr(unix.RTA_PRIORITY, nl.Uint32Attr(uint32(r.Priority))))
+	}
+	var metrics []*nl.RtAttr
+	if r.MTU > 0 {
+		metrics = append(metrics, nl.NewRtAttr(unix.RTAX_MTU, nl.Uint32Attr(uint32(r.MTU))))
+	}
+	if r.AdvMSS > 0 {
+		metrics = append(metrics, nl.NewRtAttr(unix.RTAX_ADVMSS, nl.Uint32Attr(uint32(r.AdvMSS))))
+	}
+	if metrics != nil {
+		m := nl.NewRtAttr(unix.RTA_METRICS, nil)
+		for _, a := range metrics {
+			m.AddChild(a)
+		}
+		attrs = append(attrs, m)
+	}
+	msg.Scope = uint8(r.Scope)
+	msg.Family = uint8(family)
+	req.AddData(msg)
+	for _, a := range attrs {
+		req.AddData(a)
+	}
+	req.AddData(nl.NewRtAttr(unix.RTA_OIF, nl.Uint32Attr(uint32(r.LinkIndex))))
+	_, err := c.do(req, 0)
+	return err
+}

@@ -2,7 +2,15 @@ package bridge
 
 import (
 	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"strings"
 	"testing"
+
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/plugins/pkg/ns"
 
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/google/go-cmp/cmp"
@@ -80,4 +88,103 @@ func TestRtnlMatchesNetlink(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestRtnlWritesMatchNetlink: the addresses and routes rtnl adds in one
+// netns are those the netlink library's AddrAdd and RouteAddEcmp add in
+// another (ip's listing of both compared): IPv4 prefixes with and without
+// a broadcast, IPv6, and routes with a gateway, metrics, a priority, a
+// table, link scope, and a second IPv6 route to a destination (a nexthop).
+func TestRtnlWritesMatchNetlink(t *testing.T) {
+	addrs := []string{"10.40.0.5/24", "10.41.0.4/31", "10.42.0.9/32", "fd40::5/64"}
+	table, scopeLink := 100, int(netlink.SCOPE_LINK)
+	routes := []*types.Route{
+		{Dst: *mustCIDR(t, "0.0.0.0/0"), GW: net.ParseIP("10.40.0.1")},
+		{Dst: *mustCIDR(t, "10.50.0.0/16"), GW: net.ParseIP("10.40.0.2"), MTU: 1400, AdvMSS: 1360, Priority: 7},
+		{Dst: *mustCIDR(t, "10.51.0.0/16"), Table: &table},
+		{Dst: *mustCIDR(t, "10.52.0.0/16"), Scope: &scopeLink},
+		{Dst: *mustCIDR(t, "::/0"), GW: net.ParseIP("fd40::1")},
+		{Dst: *mustCIDR(t, "fd50::/64"), GW: net.ParseIP("fd40::2")},
+		{Dst: *mustCIDR(t, "fd50::/64"), GW: net.ParseIP("fd40::3")},
+	}
+	ips := []*current.IPConfig{{Address: *mustCIDR(t, "10.40.0.5/24"), Gateway: net.ParseIP("10.40.0.1")}}
+	show := func(n ns.NetNS) string {
+		var out []string
+		for _, args := range [][]string{{"-d", "addr", "show", "dev", "la"}, {"route", "show", "table", "all", "dev", "la"}, {"-6", "route", "show", "table", "all"}} {
+			minitest.Do(t, n, func() error {
+				b, err := execCommand("ip", args...)
+				out = append(out, string(b))
+				return err
+			})
+		}
+		return strings.Join(out, "")
+	}
+	var got, want string
+	for _, lib := range []bool{true, false} {
+		n := minitest.NewNS(t)
+		ipCmd(t, n, "link", "add", "la", "type", "veth", "peer", "name", "lb")
+		ipCmd(t, n, "link", "set", "lb", "up")
+		minitest.Do(t, n, func() error {
+			c, err := openRtnl()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			l, err := c.linkByName("la")
+			if err != nil {
+				return err
+			}
+			for _, a := range addrs {
+				if lib {
+					err = netlink.AddrAdd(l, &netlink.Addr{IPNet: mustCIDR(t, a)})
+				} else {
+					err = c.addrAdd(l.Attrs().Index, mustCIDR(t, a))
+				}
+				if err != nil {
+					return fmt.Errorf("adding %s: %w", a, err)
+				}
+			}
+			if lib {
+				err = netlink.LinkSetUp(l)
+			} else {
+				err = c.linkSetUp(l.Attrs().Index)
+			}
+			if err != nil {
+				return err
+			}
+			for _, r := range routes {
+				kr := kernelRoute(l.Attrs().Index, r, ips)
+				if lib {
+					err = netlink.RouteAddEcmp(kr)
+				} else {
+					err = c.routeAdd(kr)
+				}
+				if err != nil {
+					return fmt.Errorf("adding route %v: %w", r, err)
+				}
+			}
+			return nil
+		})
+		if lib {
+			want = show(n)
+		} else {
+			got = show(n)
+		}
+	}
+	// The links' MACs and the IPv6 link-local addresses derived from them differ.
+	norm := regexp.MustCompile(`link/ether \S+ brd \S+|fe80::\S+|valid_lft \S+ preferred_lft \S+`)
+	got, want = norm.ReplaceAllString(got, "X"), norm.ReplaceAllString(want, "X")
+	if d := cmp.Diff(want, got); d != "" || !strings.Contains(got, "10.50.0.0/16 via 10.40.0.2") || !strings.Contains(got, "nexthop via fd40::3") {
+		t.Errorf("ip's listing (-netlink +rtnl):\n%s\nrtnl:\n%s", d, got)
+	}
+}
+
+func mustCIDR(t *testing.T, s string) *net.IPNet {
+	t.Helper()
+	ip, n, err := net.ParseCIDR(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.IP = ip
+	return n
 }

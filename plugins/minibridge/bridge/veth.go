@@ -10,7 +10,6 @@ import (
 	"time"
 
 	current "github.com/containernetworking/cni/pkg/types/100"
-	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/minicni/minicni/libmini"
 	"github.com/vishvananda/netlink"
@@ -91,7 +90,7 @@ func inNetNS(target ns.NetNS, f func() error) error {
 // on lo and l (disable_ipv6=0) and the address kept when l goes down
 // (keep_addr_on_down=1); with an IPv6 address, it waits until duplicate
 // address detection, when configured, has finished.
-func podAddrsUp(h netlinksafe.Handle, l netlink.Link, res *current.Result) error {
+func podAddrsUp(c *rtnl, l netlink.Link, res *current.Result) error {
 	name := l.Attrs().Name
 	v6 := false
 	for _, ipc := range res.IPs {
@@ -106,15 +105,15 @@ func podAddrsUp(h netlinksafe.Handle, l netlink.Link, res *current.Result) error
 				return err
 			}
 		}
-		if err := h.AddrAdd(l, &netlink.Addr{IPNet: &ipc.Address}); err != nil {
+		if err := c.addrAdd(l.Attrs().Index, &ipc.Address); err != nil {
 			return fmt.Errorf("adding %s to %s: %w", ipc.Address.String(), name, err)
 		}
 	}
-	if err := h.LinkSetUp(l); err != nil {
+	if err := c.linkSetUp(l.Attrs().Index); err != nil {
 		return fmt.Errorf("setting %s up: %w", name, err)
 	}
 	if v6 {
-		return settleV6(h, l, dadTimeout)
+		return settleV6(c, l, dadTimeout)
 	}
 	return nil
 }
@@ -126,10 +125,10 @@ const dadTimeout = 10 * time.Second
 // detection, when enabled, is over), looking every 10 ms, and fails on an
 // address the kernel found to be a duplicate. With accept_dad=0, minibridge's
 // default, no address is ever tentative and this is one dump.
-func settleV6(h netlinksafe.Handle, l netlink.Link, timeout time.Duration) error {
+func settleV6(c *rtnl, l netlink.Link, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		addrs, err := h.AddrList(l, netlink.FAMILY_V6)
+		addrs, err := c.addrList(l.Attrs().Index, netlink.FAMILY_V6)
 		if err != nil {
 			return fmt.Errorf("listing the IPv6 addresses of %s: %w", l.Attrs().Name, err)
 		}
