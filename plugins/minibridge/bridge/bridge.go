@@ -103,11 +103,6 @@ func Add(ctx context.Context, conf *NetConf, args *skel.CmdArgs, node Node) (_ *
 	if err != nil {
 		return nil, err
 	}
-	watch, err := watchLinks() // before the pod end goes up
-	if err != nil {
-		return nil, err
-	}
-	defer watch.Close()
 	vethMade = true // the name was free above: whatever holds it now is ours
 	hostVeth, err := createVeth(host, conf, br, netns, args, hostName, mtu, res)
 	if err != nil {
@@ -116,7 +111,7 @@ func Add(ctx context.Context, conf *NetConf, args *skel.CmdArgs, node Node) (_ *
 	if err := configurePodNS(netns, args, res, hasV6, conf.EnableDAD); err != nil {
 		return nil, err
 	}
-	if hostVeth, err = watch.waitUp(host, hostVeth.Attrs().Index, hostName, node.upTimeout()); err != nil {
+	if hostVeth, err = waitUp(host, hostVeth.Attrs().Index, hostName, node.upTimeout()); err != nil {
 		return nil, err
 	}
 	if err := listInterfaces(host, conf, res, hostVeth, br, gwLink, mtu); err != nil {

@@ -149,10 +149,33 @@ func settleV6(c *rtnl, l netlink.Link, timeout time.Duration) error {
 	}
 }
 
+// waitUp returns the link with index index once its operational state is
+// up (the kernel's link watch has seen the carrier, so the bridge port
+// forwards and the queue is attached), at most timeout from now. It looks
+// once: the host end is usually up by then. Only when it is not does it
+// subscribe to the kernel's link notifications (linkWatch) and wait for
+// them, looking once more after subscribing, so that a change between the
+// two looks is not missed.
+func waitUp(host *rtnl, index int, name string, timeout time.Duration) (netlink.Link, error) {
+	deadline := time.Now().Add(timeout)
+	l, err := host.linkByIndex(index)
+	if err != nil {
+		return nil, linkErr(err, "finding host veth %s", name)
+	}
+	if l.Attrs().OperState == netlink.OperUp {
+		return l, nil
+	}
+	w, err := watchLinks()
+	if err != nil {
+		return nil, err
+	}
+	defer w.Close()
+	return w.waitUp(host, index, name, timeout, deadline)
+}
+
 // linkWatch receives the host netns' link notifications (RTNLGRP_LINK), so
 // that waitUp learns when the host end goes up from the kernel instead of
-// asking it again and again. Open it before the pod end goes up: the event
-// may come at once.
+// asking it again and again.
 type linkWatch struct{ fd int }
 
 func watchLinks() (*linkWatch, error) {
@@ -169,13 +192,10 @@ func watchLinks() (*linkWatch, error) {
 
 func (w *linkWatch) Close() { _ = unix.Close(w.fd) }
 
-// waitUp returns the link index once its operational state is up (the
-// kernel's link watch has seen the carrier, so the bridge port forwards and
-// the queue is attached), at most timeout from now. It looks once, then
-// only on the kernel's notifications; when the socket overran, it looks
-// again.
-func (w *linkWatch) waitUp(host *rtnl, index int, name string, timeout time.Duration) (netlink.Link, error) {
-	deadline := time.Now().Add(timeout)
+// waitUp is waitUp's wait once subscribed, until deadline (timeout is
+// what the error says): it looks once, then only on the kernel's
+// notifications; when the socket overran, it looks again.
+func (w *linkWatch) waitUp(host *rtnl, index int, name string, timeout time.Duration, deadline time.Time) (netlink.Link, error) {
 	buf := make([]byte, 1<<16)
 	for {
 		l, err := host.linkByIndex(index)
