@@ -333,28 +333,36 @@ func (c *rtnl) addrAdd(idx int, a *net.IPNet) error {
 
 // routeAdd adds r, the request netlink.RouteAddEcmp sends (create, no
 // exclusive: a second route to a destination becomes another nexthop), for
-// the fields kernelRoute sets: Dst (required), Gw, LinkIndex, Priority,
-// MTU, AdvMSS, Table and Scope; the protocol is boot and the type unicast.
+// the fields kernelRoute sets: Dst, Gw (one of them needed), LinkIndex,
+// Priority, MTU, AdvMSS, Table and Scope; the protocol is boot and the type
+// unicast.
 func (c *rtnl) routeAdd(r *netlink.Route) error {
-	if r.Dst == nil || r.Dst.IP == nil {
-		return errors.New("a route needs a destination")
+	hasDst := r.Dst != nil && r.Dst.IP != nil
+	if !hasDst && r.Gw == nil {
+		return errors.New("either Dst.IP, Src.IP or Gw must be set")
 	}
 	req := nl.NewNetlinkRequest(unix.RTM_NEWROUTE, unix.NLM_F_CREATE|unix.NLM_F_ACK)
 	msg := nl.NewRtMsg()
-	family := nl.GetIPFamily(r.Dst.IP)
 	ipBytes := func(ip net.IP) []byte {
-		if family == netlink.FAMILY_V4 {
+		if nl.GetIPFamily(ip) == netlink.FAMILY_V4 {
 			return ip.To4()
 		}
 		return ip.To16()
 	}
-	dstLen, _ := r.Dst.Mask.Size()
-	msg.Dst_len = uint8(dstLen)
-	attrs := []*nl.RtAttr{nl.NewRtAttr(unix.RTA_DST, ipBytes(r.Dst.IP))}
+	var attrs []*nl.RtAttr
+	family := -1
+	if hasDst {
+		dstLen, _ := r.Dst.Mask.Size()
+		msg.Dst_len = uint8(dstLen)
+		family = nl.GetIPFamily(r.Dst.IP)
+		attrs = append(attrs, nl.NewRtAttr(unix.RTA_DST, ipBytes(r.Dst.IP)))
+	}
 	if r.Gw != nil {
-		if nl.GetIPFamily(r.Gw) != family {
+		gwFamily := nl.GetIPFamily(r.Gw)
+		if family != -1 && gwFamily != family {
 			return errors.New("gateway, source, and destination ip are not the same IP family")
 		}
+		family = gwFamily
 		attrs = append(attrs, nl.NewRtAttr(unix.RTA_GATEWAY, ipBytes(r.Gw)))
 	}
 	if r.Table > 0 {
