@@ -12,7 +12,6 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	cniversion "github.com/containernetworking/cni/pkg/version"
-	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/minicni/minicni/internal/crashpoint"
 	"github.com/minicni/minicni/libmini"
@@ -56,11 +55,16 @@ func Add(ctx context.Context, conf *NetConf, args *libmini.CmdArgs, node Node) (
 		return nil, err
 	}
 	defer netns.Close()
-	hostName := HostVethName(args.ContainerID, args.IfName)
-	if err := hostNameFree(hostName, args); err != nil {
+	host, err := openRtnl() // the host netns' requests, on one socket
+	if err != nil {
 		return nil, err
 	}
-	mtu, err := resolveMTU(conf.MTU)
+	defer host.Close()
+	hostName := HostVethName(args.ContainerID, args.IfName)
+	if err := hostNameFree(host, hostName, args); err != nil {
+		return nil, err
+	}
+	mtu, err := resolveMTU(host, conf.MTU)
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +81,7 @@ func Add(ctx context.Context, conf *NetConf, args *libmini.CmdArgs, node Node) (
 			return
 		}
 		if vethMade {
-			if err := delLink(hostName); err != nil {
+			if err := host.delLink(hostName); err != nil {
 				log.Warn("rollback: removing host veth", "veth", hostName, "err", err)
 			}
 		}
@@ -94,27 +98,22 @@ func Add(ctx context.Context, conf *NetConf, args *libmini.CmdArgs, node Node) (
 		return nil, err
 	}
 	ipamHeld = true
-	br, gwLink, err := prepareHost(conf, res.IPs, mtu, hasV6)
+	br, gwLink, err := prepareHost(host, conf, res.IPs, mtu, hasV6)
 	if err != nil {
 		return nil, err
 	}
-	watch, err := watchLinks() // before the pod end goes up
-	if err != nil {
-		return nil, err
-	}
-	defer watch.Close()
 	vethMade = true // the name was free above: whatever holds it now is ours
-	hostVeth, err := createVeth(conf, br, netns, args, hostName, mtu, res)
+	hostVeth, err := createVeth(host, conf, br, netns, args, hostName, mtu, res)
 	if err != nil {
 		return nil, err
 	}
 	if err := configurePodNS(netns, args, res, hasV6, conf.EnableDAD); err != nil {
 		return nil, err
 	}
-	if hostVeth, err = watch.waitUp(hostVeth.Attrs().Index, hostName, node.upTimeout()); err != nil {
+	if hostVeth, err = waitUp(host, hostVeth.Attrs().Index, hostName, node.upTimeout()); err != nil {
 		return nil, err
 	}
-	if err := listInterfaces(conf, res, hostVeth, br, gwLink, mtu); err != nil {
+	if err := listInterfaces(host, conf, res, hostVeth, br, gwLink, mtu); err != nil {
 		return nil, err
 	}
 	log.Info("attached", "bridge", conf.Bridge, "veth", hostName, "mtu", mtu, "ips", ipStrings(res.IPs))
@@ -122,8 +121,12 @@ func Add(ctx context.Context, conf *NetConf, args *libmini.CmdArgs, node Node) (
 }
 
 // hostNameFree fails when the host end of args' attachment exists already.
-func hostNameFree(hostName string, args *libmini.CmdArgs) error {
-	if _, err := netlinksafe.LinkByName(hostName); err == nil {
+// It asks before the IPAM's ADD rather than waiting for the veth's creation
+// to fail with EEXIST: for an attachment made before, the IPAM hands back
+// that attachment's reservation, and the rollback of the failed ADD would
+// then release the address of the pod that holds it.
+func hostNameFree(host *rtnl, hostName string, args *libmini.CmdArgs) error {
+	if taken, _ := host.linkExists(hostName); taken {
 		return libmini.Errorf(libmini.CodeLink,
 			"host veth %s of container %s interface %s already exists: the attachment was made before (DEL it first)",
 			hostName, args.ContainerID, args.IfName)
@@ -154,8 +157,8 @@ func ipamResult(ctx context.Context, conf *NetConf, args *libmini.CmdArgs) (_ *c
 // (isGateway) and forwarding. It returns the bridge and the link holding the
 // gateways: the bridge, or with a vlan that VLAN's gateway veth (the
 // bridge's own port is not in the VLAN).
-func prepareHost(conf *NetConf, ips []*current.IPConfig, mtu int, hasV6 bool) (*netlink.Bridge, netlink.Link, error) {
-	br, err := ensureBridge(conf, mtu)
+func prepareHost(host *rtnl, conf *NetConf, ips []*current.IPConfig, mtu int, hasV6 bool) (*netlink.Bridge, netlink.Link, error) {
+	br, err := ensureBridge(host, conf, mtu)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -166,7 +169,7 @@ func prepareHost(conf *NetConf, ips []*current.IPConfig, mtu int, hasV6 bool) (*
 		}
 	}
 	if conf.IsGateway {
-		if err := ensureGateways(gwLink, gatewayNets(ips), conf.ForceAddress); err != nil {
+		if err := ensureGateways(host, gwLink, gatewayNets(ips), conf.ForceAddress); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -182,9 +185,9 @@ func prepareHost(conf *NetConf, ips []*current.IPConfig, mtu int, hasV6 bool) (*
 // host end already a port of br and up, the pod end args.IfName in the
 // pod's netns) and sets the host end's port options (attach) before the
 // pod end goes up, so the port never forwards without them.
-func createVeth(conf *NetConf, br *netlink.Bridge, netns ns.NetNS, args *libmini.CmdArgs, hostName string, mtu int, res *current.Result) (netlink.Link, error) {
+func createVeth(host *rtnl, conf *NetConf, br *netlink.Bridge, netns ns.NetNS, args *libmini.CmdArgs, hostName string, mtu int, res *current.Result) (netlink.Link, error) {
 	res.Interfaces = []*current.Interface{{Name: conf.Bridge}, {Name: hostName}, {Name: args.IfName, Sandbox: netns.Path()}}
-	l, err := makeVeth(conf, br, hostName, args.IfName, mtu, netns)
+	l, err := makeVeth(host, conf, br, hostName, args.IfName, mtu, netns)
 	if err != nil {
 		return nil, err
 	}
@@ -196,7 +199,7 @@ func createVeth(conf *NetConf, br *netlink.Bridge, netns ns.NetNS, args *libmini
 		return nil, err
 	}
 	crashpoint.Hit(crashpoint.VethCreated)
-	if err := attach(conf, br, l); err != nil {
+	if err := attach(host, conf, br, l); err != nil {
 		return nil, err
 	}
 	crashpoint.Hit(crashpoint.VethAttached)
@@ -212,11 +215,11 @@ func configurePodNS(netns ns.NetNS, args *libmini.CmdArgs, res *current.Result, 
 // listInterfaces completes res.Interfaces: the MACs of the host end and of
 // the bridge, the VLAN's gateway link when it is not the bridge, and from
 // CNI 1.1.0 on every interface's MTU.
-func listInterfaces(conf *NetConf, res *current.Result, hostVeth netlink.Link, br *netlink.Bridge, gwLink netlink.Link, mtu int) error {
+func listInterfaces(host *rtnl, conf *NetConf, res *current.Result, hostVeth netlink.Link, br *netlink.Bridge, gwLink netlink.Link, mtu int) error {
 	res.Interfaces[1].Mac = macOf(hostVeth)
 	// The bridge's MAC may change as ports come and go unless it was set
 	// explicitly, so it is read last.
-	brLink, err := netlinksafe.LinkByName(conf.Bridge)
+	brLink, err := host.linkByName(conf.Bridge)
 	if err != nil {
 		return libmini.Wrap(err, libmini.CodeLink, "reading bridge "+conf.Bridge)
 	}
@@ -303,32 +306,28 @@ func openNetNS(path string) (ns.NetNS, error) {
 }
 
 // resolveMTU returns mtu, or when it is 0 the MTU of the link holding the
-// default route of the current (host) netns, IPv4 first, else DefaultMTU.
-func resolveMTU(mtu int) (int, error) {
+// default route of the current (host) netns's main table, IPv4 first, else
+// DefaultMTU. Of several default routes, the first the kernel lists whose
+// link can be read wins (defaultRoutes).
+func resolveMTU(host *rtnl, mtu int) (int, error) {
 	if mtu != 0 {
 		return mtu, nil
 	}
-	for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
-		routes, err := netlinksafe.RouteList(nil, family)
+	for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
+		found, ok := 0, false
+		err := host.defaultRoutes(family, func(idx int) bool {
+			l, err := host.linkByIndex(idx)
+			if err != nil {
+				return false // the link went away meanwhile
+			}
+			found, ok = l.Attrs().MTU, true
+			return true
+		})
 		if err != nil {
 			return 0, linkErr(err, "listing routes to find the default-route interface's MTU")
 		}
-		for _, r := range routes {
-			if r.Dst != nil && !isDefault(r.Dst) {
-				continue
-			}
-			idx := r.LinkIndex
-			if idx == 0 && len(r.MultiPath) > 0 {
-				idx = r.MultiPath[0].LinkIndex
-			}
-			if idx == 0 {
-				continue
-			}
-			l, err := netlink.LinkByIndex(idx)
-			if err != nil {
-				continue // the link went away meanwhile
-			}
-			return l.Attrs().MTU, nil
+		if ok {
+			return found, nil
 		}
 	}
 	return DefaultMTU, nil
@@ -388,9 +387,9 @@ func gatewayNets(ips []*current.IPConfig) []*net.IPNet {
 // accept_dad=0 before it is up: gatewayLinkIPv6). Concurrent
 // ADDs race to create it: EEXIST is not an error, and the link is read back
 // either way.
-func ensureBridge(conf *NetConf, mtu int) (*netlink.Bridge, error) {
-	l, err := netlinksafe.LinkByName(conf.Bridge)
-	if notFound := (netlink.LinkNotFoundError{}); errors.As(err, &notFound) {
+func ensureBridge(host *rtnl, conf *NetConf, mtu int) (*netlink.Bridge, error) {
+	l, err := host.linkByName(conf.Bridge)
+	if errors.Is(err, unix.ENODEV) {
 		// Only the first ADD on a node gets here.
 		attrs := netlink.NewLinkAttrs()
 		attrs.Name = conf.Bridge
@@ -410,7 +409,7 @@ func ensureBridge(conf *NetConf, mtu int) (*netlink.Bridge, error) {
 			}
 			return nil, linkErr(err, "creating bridge %s", conf.Bridge)
 		}
-		l, err = netlinksafe.LinkByName(conf.Bridge)
+		l, err = host.linkByName(conf.Bridge)
 	}
 	if err != nil {
 		return nil, linkErr(err, "reading bridge %s", conf.Bridge)
@@ -452,7 +451,7 @@ func ensureBridge(conf *NetConf, mtu int) (*netlink.Bridge, error) {
 // gateways' subnets means the node's subnet changed: CodeGatewayConflict
 // naming both addresses, or, with force, the old address is removed. EEXIST
 // (a concurrent ADD added the same address) is not an error.
-func ensureGateways(br netlink.Link, gws []*net.IPNet, force bool) error {
+func ensureGateways(host *rtnl, br netlink.Link, gws []*net.IPNet, force bool) error {
 	name := br.Attrs().Name
 	for _, gw := range gws {
 		v4 := gw.IP.To4() != nil
@@ -460,7 +459,7 @@ func ensureGateways(br netlink.Link, gws []*net.IPNet, force bool) error {
 		if v4 {
 			family = netlink.FAMILY_V4
 		}
-		addrs, err := netlinksafe.AddrList(br, family)
+		addrs, err := host.addrList(br.Attrs().Index, family)
 		if err != nil {
 			return linkErr(err, "listing addresses of bridge %s", name)
 		}
@@ -549,15 +548,21 @@ func configurePod(ifName string, res *current.Result, v6, dad bool) error {
 			return err
 		}
 	}
-	l, err := netlinksafe.LinkByName(ifName)
+	// One socket in the pod's netns for all of the pod's requests.
+	c, err := openRtnl()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	l, err := c.linkByName(ifName)
 	if err != nil {
 		return linkErr(err, "finding %s in the pod", ifName)
 	}
 	res.Interfaces[2].Mac = macOf(l)
-	if err := podAddrsUp(l, res); err != nil {
+	if err := podAddrsUp(c, l, res); err != nil {
 		return linkErr(err, "configuring %s in the pod", ifName)
 	}
-	if err := addRoutes(l, res); err != nil {
+	if err := addRoutes(c, l, res); err != nil {
 		return linkErr(err, "configuring the routes of %s in the pod", ifName)
 	}
 	return nil
@@ -567,18 +572,18 @@ func configurePod(ifName string, res *current.Result, v6, dad bool) error {
 // hairpin mode and the isolated flag and, with a vlan, an untagged port of
 // that VLAN. A new port has neither hairpin nor isolation: a request is sent
 // only for what the config turns on.
-func attach(conf *NetConf, br *netlink.Bridge, l netlink.Link) error {
+func attach(host *rtnl, conf *NetConf, br *netlink.Bridge, l netlink.Link) error {
 	hostName := l.Attrs().Name
 	if l.Attrs().MasterIndex != br.Index {
 		return libmini.Errorf(libmini.CodeLink, "host veth %s is not a port of bridge %s", hostName, conf.Bridge)
 	}
 	if conf.HairpinMode {
-		if err := netlink.LinkSetHairpin(l, true); err != nil {
+		if err := host.setPortFlag(l.Attrs().Index, nl.IFLA_BRPORT_MODE); err != nil {
 			return linkErr(err, "setting hairpin mode of %s", hostName)
 		}
 	}
 	if conf.PortIsolation {
-		if err := netlink.LinkSetIsolated(l, true); err != nil {
+		if err := host.setPortFlag(l.Attrs().Index, nl.IFLA_BRPORT_ISOLATED); err != nil {
 			return linkErr(err, "setting the isolated flag of %s to true", hostName)
 		}
 	}
@@ -588,17 +593,9 @@ func attach(conf *NetConf, br *netlink.Bridge, l netlink.Link) error {
 	return nil
 }
 
-// delLink removes a link by name, in one request (the kernel looks the name
-// up itself); a link that is already gone (or goes away meanwhile, as when
-// its netns is being destroyed) is success.
+// delLink removes a link by name (rtnl.delLink) on a socket of its own.
 func delLink(name string) error {
-	req := nl.NewNetlinkRequest(unix.RTM_DELLINK, unix.NLM_F_ACK)
-	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
-	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)))
-	if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil && !errors.Is(err, unix.ENODEV) {
-		return linkErr(err, "deleting %s", name)
-	}
-	return nil
+	return withRtnl(func(c *rtnl) error { return c.delLink(name) })
 }
 
 // randomMAC returns a random unicast, locally administered MAC.

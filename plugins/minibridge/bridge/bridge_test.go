@@ -354,8 +354,10 @@ func TestEnsureGateways(t *testing.T) {
 				if lerr != nil {
 					return lerr
 				}
-				err = ensureGateways(l.(*netlink.Bridge), gws, tt.force)
-				return nil
+				return withRtnl(func(c *rtnl) error {
+					err = ensureGateways(c, l.(*netlink.Bridge), gws, tt.force)
+					return nil
+				})
 			})
 			if tt.code != 0 {
 				wantCode(t, err, tt.code, tt.before[0], tt.gws[0], name)
@@ -374,7 +376,7 @@ func TestResolveMTU(t *testing.T) {
 	host := minitest.NewNS(t)
 	mtu := func() int {
 		var m int
-		minitest.Do(t, host, func() (err error) { m, err = resolveMTU(0); return err })
+		minitest.Do(t, host, func() (err error) { m, err = mtuOf(0); return err })
 		return m
 	}
 	if got := mtu(); got != DefaultMTU {
@@ -393,8 +395,51 @@ func TestResolveMTU(t *testing.T) {
 		t.Errorf("IPv6 default route only: MTU %d, want 1280", got)
 	}
 	var explicit int
-	minitest.Do(t, host, func() (err error) { explicit, err = resolveMTU(9000); return err })
+	minitest.Do(t, host, func() (err error) { explicit, err = mtuOf(9000); return err })
 	if explicit != 9000 {
 		t.Errorf("explicit MTU 9000 resolved to %d", explicit)
+	}
+}
+
+// TestAddTwice: a second ADD of an attachment whose host veth exists fails
+// with CodeLink naming the veth, and leaves the first attachment whole: its
+// veth, its pod interface's address and its reservation (the in-process
+// miniipam hands the same reservation back to a repeated ADD, so a
+// rollback after the IPAM would release it).
+func TestAddTwice(t *testing.T) {
+	for _, ipam := range []string{"host-local", InProcessIPAM} {
+		t.Run(ipam, func(t *testing.T) {
+			f := newFixture(t)
+			pod := minitest.NewNS(t)
+			stdin := []byte(fmt.Sprintf(`{"cniVersion":"1.0.0","name":%q,"type":"minibridge","bridge":%q,"ipam":{"type":%q,"dataDir":%q,"ranges":[[{"subnet":"10.22.0.0/24"}]]}}`,
+				f.net, f.bridge, ipam, f.dataDir))
+			conf, err := LoadConf(stdin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := args(t, "ctr-twice", pod.Path(), "eth0", stdin)
+			ctx := context.Background()
+			var res *current.Result
+			minitest.Do(t, f.host, func() (err error) { res, err = Add(ctx, conf, a, Node{}); return err })
+			hostName := HostVethName("ctr-twice", "eth0")
+			hostBefore, podBefore := minitest.LinkNames(t, f.host), minitest.LinkNames(t, pod)
+			reserved := f.reservations(t)
+
+			_ = f.host.Do(func(ns.NetNS) error { _, err = Add(ctx, conf, a, Node{}); return nil })
+			wantCode(t, err, libmini.CodeLink, hostName, "already exists", "DEL it first")
+			if d := cmp.Diff(reserved, f.reservations(t)); d != "" || len(reserved) != 1 {
+				t.Errorf("reservations %v, after the second ADD (-before +after):\n%s", reserved, d)
+			}
+			if d := cmp.Diff(hostBefore, minitest.LinkNames(t, f.host)); d != "" {
+				t.Errorf("host links changed (-before +after):\n%s", d)
+			}
+			if d := cmp.Diff(podBefore, minitest.LinkNames(t, pod)); d != "" {
+				t.Errorf("pod links changed (-before +after):\n%s", d)
+			}
+			if got, want := minitest.GlobalAddrs(t, pod, "eth0"), []string{res.IPs[0].Address.String()}; !cmp.Equal(got, want) {
+				t.Errorf("pod eth0 addresses %v, want %v", got, want)
+			}
+			minitest.Do(t, f.host, func() error { return Del(ctx, conf, a, Node{}) })
+		})
 	}
 }

@@ -37,8 +37,8 @@ func Check(ctx context.Context, conf *NetConf, args *libmini.CmdArgs, _ Node) er
 		return err
 	}
 	defer netns.Close()
-	mtu, err := resolveMTU(conf.MTU)
-	if err != nil {
+	var mtu int
+	if err := withRtnl(func(c *rtnl) (err error) { mtu, err = resolveMTU(c, conf.MTU); return err }); err != nil {
 		return err
 	}
 

@@ -18,12 +18,12 @@ import (
 // mtu and advmss). A route without gw goes via the first gateway of its
 // family among the IPs, as ConfigureIface does, or straight out of l when
 // that family has none or the route's scope is link or host.
-func addRoutes(l netlink.Link, res *current.Result) error {
+func addRoutes(c *rtnl, l netlink.Link, res *current.Result) error {
 	for _, r := range res.Routes {
 		kr := kernelRoute(l.Attrs().Index, r, res.IPs)
 		// RouteAddEcmp, as ConfigureIface: a second route to the same
 		// destination becomes another IPv6 nexthop instead of an error.
-		if err := netlink.RouteAddEcmp(kr); err != nil {
+		if err := c.routeAdd(kr); err != nil {
 			return fmt.Errorf("adding route %s: %w", describeRoute(r, kr.Gw), err)
 		}
 	}

@@ -5,13 +5,11 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"runtime"
 	"syscall"
 	"time"
 
 	current "github.com/containernetworking/cni/pkg/types/100"
-	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/minicni/minicni/libmini"
 	"github.com/vishvananda/netlink"
@@ -29,11 +27,11 @@ import (
 // the host end out, looking both ends up, aliasing, enslaving and setting
 // it up: each is a round trip through rtnl, and a move between namespaces
 // costs the kernel an RCU grace period.
-func makeVeth(conf *NetConf, br *netlink.Bridge, hostName, ifName string, mtu int, pod ns.NetNS) (netlink.Link, error) {
+func makeVeth(host *rtnl, conf *NetConf, br *netlink.Bridge, hostName, ifName string, mtu int, pod ns.NetNS) (netlink.Link, error) {
 	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ACK)
-	host := nl.NewIfInfomsg(unix.AF_UNSPEC)
-	host.Flags, host.Change = unix.IFF_UP, unix.IFF_UP
-	req.AddData(host)
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Flags, msg.Change = unix.IFF_UP, unix.IFF_UP
+	req.AddData(msg)
 	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(hostName)))
 	req.AddData(nl.NewRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(mtu))))
 	req.AddData(nl.NewRtAttr(unix.IFLA_IFALIAS, []byte(ownerAlias(conf.Name))))
@@ -46,10 +44,10 @@ func makeVeth(conf *NetConf, br *netlink.Bridge, hostName, ifName string, mtu in
 	peer.AddRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(mtu)))
 	peer.AddRtAttr(unix.IFLA_NET_NS_FD, nl.Uint32Attr(uint32(pod.Fd())))
 	req.AddData(info)
-	if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil {
+	if _, err := host.do(req, 0); err != nil {
 		return nil, linkErr(err, "creating veth %s (host, on bridge %s) / %s (pod)", hostName, conf.Bridge, ifName)
 	}
-	l, err := netlinksafe.LinkByName(hostName)
+	l, err := host.linkByName(hostName)
 	if err != nil {
 		return nil, linkErr(err, "finding host veth %s", hostName)
 	}
@@ -66,18 +64,19 @@ func inNetNS(target ns.NetNS, f func() error) error {
 	// Locking again is cheap and nests: a caller that forgot stays safe, and
 	// the thread stays locked if it panics below.
 	runtime.LockOSThread()
-	self, err := os.Open("/proc/thread-self/ns/net")
+	// A plain descriptor, not an os.File: no poller registration.
+	self, err := openRetry("/proc/thread-self/ns/net", unix.O_RDONLY)
 	if err != nil {
 		runtime.UnlockOSThread()
 		return fmt.Errorf("opening this thread's netns: %w", err)
 	}
-	defer self.Close()
+	defer unix.Close(self)
 	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
 		runtime.UnlockOSThread()
 		return fmt.Errorf("entering netns %s: %w", target.Path(), err)
 	}
 	defer func() {
-		if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
+		if err := unix.Setns(self, unix.CLONE_NEWNET); err != nil {
 			panic(fmt.Sprintf("minibridge: cannot return to the host netns: %v", err))
 		}
 		runtime.UnlockOSThread()
@@ -91,7 +90,7 @@ func inNetNS(target ns.NetNS, f func() error) error {
 // on lo and l (disable_ipv6=0) and the address kept when l goes down
 // (keep_addr_on_down=1); with an IPv6 address, it waits until duplicate
 // address detection, when configured, has finished.
-func podAddrsUp(l netlink.Link, res *current.Result) error {
+func podAddrsUp(c *rtnl, l netlink.Link, res *current.Result) error {
 	name := l.Attrs().Name
 	v6 := false
 	for _, ipc := range res.IPs {
@@ -106,15 +105,15 @@ func podAddrsUp(l netlink.Link, res *current.Result) error {
 				return err
 			}
 		}
-		if err := netlink.AddrAdd(l, &netlink.Addr{IPNet: &ipc.Address}); err != nil {
+		if err := c.addrAdd(l.Attrs().Index, &ipc.Address); err != nil {
 			return fmt.Errorf("adding %s to %s: %w", ipc.Address.String(), name, err)
 		}
 	}
-	if err := netlink.LinkSetUp(l); err != nil {
+	if err := c.linkSetUp(l.Attrs().Index); err != nil {
 		return fmt.Errorf("setting %s up: %w", name, err)
 	}
 	if v6 {
-		return settleV6(l, dadTimeout)
+		return settleV6(c, l, dadTimeout)
 	}
 	return nil
 }
@@ -126,10 +125,10 @@ const dadTimeout = 10 * time.Second
 // detection, when enabled, is over), looking every 10 ms, and fails on an
 // address the kernel found to be a duplicate. With accept_dad=0, minibridge's
 // default, no address is ever tentative and this is one dump.
-func settleV6(l netlink.Link, timeout time.Duration) error {
+func settleV6(c *rtnl, l netlink.Link, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		addrs, err := netlinksafe.AddrList(l, netlink.FAMILY_V6)
+		addrs, err := c.addrList(l.Attrs().Index, netlink.FAMILY_V6)
 		if err != nil {
 			return fmt.Errorf("listing the IPv6 addresses of %s: %w", l.Attrs().Name, err)
 		}
@@ -150,10 +149,33 @@ func settleV6(l netlink.Link, timeout time.Duration) error {
 	}
 }
 
+// waitUp returns the link with index index once its operational state is
+// up (the kernel's link watch has seen the carrier, so the bridge port
+// forwards and the queue is attached), at most timeout from now. It looks
+// once: the host end is usually up by then. Only when it is not does it
+// subscribe to the kernel's link notifications (linkWatch) and wait for
+// them, looking once more after subscribing, so that a change between the
+// two looks is not missed.
+func waitUp(host *rtnl, index int, name string, timeout time.Duration) (netlink.Link, error) {
+	deadline := time.Now().Add(timeout)
+	l, err := host.linkByIndex(index)
+	if err != nil {
+		return nil, linkErr(err, "finding host veth %s", name)
+	}
+	if l.Attrs().OperState == netlink.OperUp {
+		return l, nil
+	}
+	w, err := watchLinks()
+	if err != nil {
+		return nil, err
+	}
+	defer w.Close()
+	return w.waitUp(host, index, name, timeout, deadline)
+}
+
 // linkWatch receives the host netns' link notifications (RTNLGRP_LINK), so
 // that waitUp learns when the host end goes up from the kernel instead of
-// asking it again and again. Open it before the pod end goes up: the event
-// may come at once.
+// asking it again and again.
 type linkWatch struct{ fd int }
 
 func watchLinks() (*linkWatch, error) {
@@ -170,16 +192,13 @@ func watchLinks() (*linkWatch, error) {
 
 func (w *linkWatch) Close() { _ = unix.Close(w.fd) }
 
-// waitUp returns the link index once its operational state is up (the
-// kernel's link watch has seen the carrier, so the bridge port forwards and
-// the queue is attached), at most timeout from now. It looks once, then
-// only on the kernel's notifications; when the socket overran, it looks
-// again.
-func (w *linkWatch) waitUp(index int, name string, timeout time.Duration) (netlink.Link, error) {
-	deadline := time.Now().Add(timeout)
+// waitUp is waitUp's wait once subscribed, until deadline (timeout is
+// what the error says): it looks once, then only on the kernel's
+// notifications; when the socket overran, it looks again.
+func (w *linkWatch) waitUp(host *rtnl, index int, name string, timeout time.Duration, deadline time.Time) (netlink.Link, error) {
 	buf := make([]byte, 1<<16)
 	for {
-		l, err := netlink.LinkByIndex(index)
+		l, err := host.linkByIndex(index)
 		if err != nil {
 			return nil, linkErr(err, "finding host veth %s", name)
 		}
@@ -250,16 +269,20 @@ func upIn(b []byte, index int) netlink.Link {
 }
 
 // setSysctl writes value to the sysctl name (its path under /proc/sys)
-// unless it already holds it. missingOK tolerates a kernel without the
-// setting (no IPv6).
+// unless it already holds it (a read-only /proc/sys is then fine).
+// missingOK tolerates a kernel without the setting (no IPv6). The file is
+// read and written with plain system calls: an os.File would also stat it,
+// make it non-blocking and register it with Go's poller, twice per ADD's
+// half a dozen sysctls.
 func setSysctl(name, value string, missingOK bool) error {
-	path := filepath.Join("/proc/sys", name)
-	cur, err := os.ReadFile(path)
-	if err == nil && string(trimNL(cur)) == value {
+	path := "/proc/sys/" + name
+	var cur [64]byte
+	n, err := readSmall(path, cur[:])
+	if err == nil && string(trimNL(cur[:n])) == value {
 		return nil
 	}
 	if err == nil {
-		err = os.WriteFile(path, []byte(value), 0o644) //nolint:gosec // a sysctl, not a file we create
+		err = writeSmall(path, value)
 	}
 	if err != nil {
 		if missingOK && errors.Is(err, os.ErrNotExist) {
@@ -268,6 +291,62 @@ func setSysctl(name, value string, missingOK bool) error {
 		return linkErr(err, "setting %s=%s", name, value)
 	}
 	return nil
+}
+
+// readSmall reads the start of the file at path into buf, as os.ReadFile
+// would (its errors are *os.PathError too).
+func readSmall(path string, buf []byte) (int, error) {
+	fd, err := openRetry(path, unix.O_RDONLY)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	for {
+		n, err := unix.Read(fd, buf)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return 0, &os.PathError{Op: "read", Path: path, Err: err}
+		}
+		return n, nil
+	}
+}
+
+// writeSmall writes value to the existing file at path in one write, as
+// os.WriteFile would.
+func writeSmall(path, value string) error {
+	fd, err := openRetry(path, unix.O_WRONLY|unix.O_TRUNC)
+	if err != nil {
+		return err
+	}
+	for {
+		_, err = unix.Write(fd, []byte(value))
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		_ = unix.Close(fd)
+		return &os.PathError{Op: "write", Path: path, Err: err}
+	}
+	if err := unix.Close(fd); err != nil {
+		return &os.PathError{Op: "close", Path: path, Err: err}
+	}
+	return nil
+}
+
+func openRetry(path string, flags int) (int, error) {
+	for {
+		fd, err := unix.Open(path, flags|unix.O_CLOEXEC, 0)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return -1, &os.PathError{Op: "open", Path: path, Err: err}
+		}
+		return fd, nil
+	}
 }
 
 func trimNL(b []byte) []byte {
