@@ -72,7 +72,7 @@ func (f *fixture) conf(t *testing.T, extra string, subnets ...string) (*NetConf,
 	return conf, []byte(stdin)
 }
 
-// args returns the skel args of one attachment and sets the CNI_ variables
+// args returns the CmdArgs of one attachment and sets the CNI_ variables
 // the delegated IPAM reads from the environment (so these tests are serial).
 func args(t *testing.T, id, netns, ifname string, stdin []byte) *libmini.CmdArgs {
 	t.Setenv("CNI_CONTAINERID", id)
