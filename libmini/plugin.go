@@ -60,7 +60,7 @@ func pluginMain(verbs Verbs, about string, getenv func(string) string, stdin io.
 	}
 	if cmd == "VERSION" {
 		// Neither stdin nor any other variable matters.
-		if err := Versions.Encode(stdout); err != nil {
+		if err := encodeVersions(stdout); err != nil {
 			return types.NewError(CodeIOFailure, "cannot write the version information", err.Error()), NewestVersion()
 		}
 		return nil, ""

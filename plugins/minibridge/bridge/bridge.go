@@ -2,7 +2,6 @@ package bridge
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	cniversion "github.com/containernetworking/cni/pkg/version"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/minicni/minicni/internal/crashpoint"
+	"github.com/minicni/minicni/internal/sum256"
 	"github.com/minicni/minicni/libmini"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -33,7 +33,7 @@ const DefaultMTU = 1500
 // 15 bytes in all (IFNAMSIZ). It is deterministic so DEL and CHECK find the
 // host end without the pod's netns, which may be gone.
 func HostVethName(containerID, ifName string) string {
-	sum := sha256.Sum256([]byte(containerID + "\x00" + ifName))
+	sum := sum256.Sum([]byte(containerID + "\x00" + ifName))
 	return VethPrefix + hex.EncodeToString(sum[:6])
 }
 

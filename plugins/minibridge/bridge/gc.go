@@ -2,12 +2,12 @@ package bridge
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
+	"github.com/minicni/minicni/internal/sum256"
 	"github.com/minicni/minicni/libmini"
 	"github.com/vishvananda/netlink"
 )
@@ -141,7 +141,7 @@ func IsHostVethName(name string) bool {
 func ownerAlias(network string) string {
 	a := "minibridge network " + network
 	if len(a) > 255 {
-		sum := sha256.Sum256([]byte(network))
+		sum := sum256.Sum([]byte(network))
 		a = "minibridge network sha256:" + hex.EncodeToString(sum[:])
 	}
 	return a

@@ -1,13 +1,13 @@
 package bridge
 
 import (
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
 
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
+	"github.com/minicni/minicni/internal/sum256"
 	"github.com/minicni/minicni/libmini"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -91,7 +91,7 @@ func checkPortVlan(all map[int32][]*nl.BridgeVlanInfo, port netlink.Link, vid in
 
 // vlanGatewayPeer names the bridge-side end of a VLAN's gateway veth.
 func vlanGatewayPeer(br string, vid int) string {
-	sum := sha256.Sum256([]byte(br + "\x00" + strconv.Itoa(vid)))
+	sum := sum256.Sum([]byte(br + "\x00" + strconv.Itoa(vid)))
 	return "mbv" + hex.EncodeToString(sum[:6])
 }
 

@@ -2,13 +2,14 @@ package rules
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"maps"
 	"net/netip"
 	"slices"
 	"strings"
+
+	"github.com/minicni/minicni/internal/sum256"
 )
 
 // minicni's chains. They hold node-level rules only, so their length does not
@@ -112,11 +113,12 @@ func (s Spec) Empty() bool { return len(s.parts()) == 0 }
 // same digest ask for the same chains, jumps and rules. Stamps key on it, so
 // a changed config misses.
 func (s Spec) Digest() string {
-	h := sha256.New()
+	var b bytes.Buffer
 	for _, p := range s.parts() {
-		fmt.Fprintf(h, "%s %s %v %q %q\n", p.table, p.hook, p.jumpFirst, p.jump, p.want)
+		fmt.Fprintf(&b, "%s %s %v %q %q\n", p.table, p.hook, p.jumpFirst, p.jump, p.want)
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	sum := sum256.Sum(b.Bytes())
+	return hex.EncodeToString(sum[:])
 }
 
 // merge is the chain's content after ensuring: the rules already there (kept:

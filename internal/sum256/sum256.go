@@ -1,0 +1,79 @@
+// Package sum256 is SHA-256 (FIPS 180-4) of a byte slice in one call, for
+// the names and marks the plugins derive from IDs: host veth names, GC's
+// network alias, VLAN link names, miniroute's rule digests. These are
+// stable identifiers on live nodes, so the function is SHA-256 itself, not
+// a cheaper hash: TestSum checks it against crypto/sha256.
+//
+// It exists because importing crypto/sha256 links the standard library's
+// FIPS 140 module (its DRBG, AES-GCM, HMAC and their package init), about
+// 0.1 ms of every plugin start on the development machine (issue 17's start
+// target; bench/README.md gives the measurement). Speed of the hash itself
+// does not matter: the inputs are a few dozen bytes.
+package sum256
+
+import (
+	"encoding/binary"
+	"math/bits"
+)
+
+// Size is the length of a digest in bytes.
+const Size = 32
+
+// k holds the first 32 bits of the fractional parts of the cube roots of the
+// first 64 primes (FIPS 180-4, 4.2.2).
+var k = [64]uint32{
+	0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+	0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+	0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+	0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+	0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+	0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+	0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+	0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+}
+
+// Sum returns the SHA-256 digest of data.
+func Sum(data []byte) [Size]byte {
+	// The initial hash value (FIPS 180-4, 5.3.3).
+	h := [8]uint32{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19}
+
+	// Padding (5.1.1): a one bit, zeros up to 56 bytes mod 64, the length
+	// in bits as a big-endian 64-bit number.
+	n := len(data)
+	msg := make([]byte, (n+8)/64*64+64)
+	copy(msg, data)
+	msg[n] = 0x80
+	binary.BigEndian.PutUint64(msg[len(msg)-8:], uint64(n)*8)
+
+	var w [64]uint32
+	for len(msg) > 0 {
+		for i := range 16 {
+			w[i] = binary.BigEndian.Uint32(msg[4*i:])
+		}
+		for i := 16; i < 64; i++ {
+			s0 := bits.RotateLeft32(w[i-15], -7) ^ bits.RotateLeft32(w[i-15], -18) ^ w[i-15]>>3
+			s1 := bits.RotateLeft32(w[i-2], -17) ^ bits.RotateLeft32(w[i-2], -19) ^ w[i-2]>>10
+			w[i] = w[i-16] + s0 + w[i-7] + s1
+		}
+		a, b, c, d, e, f, g, hh := h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]
+		for i := range 64 {
+			s1 := bits.RotateLeft32(e, -6) ^ bits.RotateLeft32(e, -11) ^ bits.RotateLeft32(e, -25)
+			ch := e&f ^ ^e&g
+			t1 := hh + s1 + ch + k[i] + w[i]
+			s0 := bits.RotateLeft32(a, -2) ^ bits.RotateLeft32(a, -13) ^ bits.RotateLeft32(a, -22)
+			maj := a&b ^ a&c ^ b&c
+			t2 := s0 + maj
+			hh, g, f, e, d, c, b, a = g, f, e, d+t1, c, b, a, t1+t2
+		}
+		for i, v := range [8]uint32{a, b, c, d, e, f, g, hh} {
+			h[i] += v
+		}
+		msg = msg[64:]
+	}
+
+	var out [Size]byte
+	for i, v := range h {
+		binary.BigEndian.PutUint32(out[4*i:], v)
+	}
+	return out
+}
