@@ -124,6 +124,7 @@ func TestAddCheckDel(t *testing.T) {
 	hostName := HostVethName("ctr-inproc", "eth0")
 	var want struct{ brMAC, hostMAC, podMAC, podAddr string }
 	var hostMaster, brIndex, hostMTU, podMTU int
+	var queues []int // tx and rx of the host end, then of the pod end
 	minitest.Do(t, f.host, func() error {
 		br, err := netlinksafe.LinkByName(f.bridge)
 		if err != nil {
@@ -135,6 +136,7 @@ func TestAddCheckDel(t *testing.T) {
 		}
 		want.brMAC, want.hostMAC = br.Attrs().HardwareAddr.String(), h.Attrs().HardwareAddr.String()
 		brIndex, hostMaster, hostMTU = br.Attrs().Index, h.Attrs().MasterIndex, h.Attrs().MTU
+		queues = append(queues, h.Attrs().NumTxQueues, h.Attrs().NumRxQueues)
 		return nil
 	})
 	minitest.Do(t, pod, func() error {
@@ -143,6 +145,7 @@ func TestAddCheckDel(t *testing.T) {
 			return err
 		}
 		want.podMAC, podMTU = l.Attrs().HardwareAddr.String(), l.Attrs().MTU
+		queues = append(queues, l.Attrs().NumTxQueues, l.Attrs().NumRxQueues)
 		return nil
 	})
 	addrs := minitest.GlobalAddrs(t, pod, "eth0")
@@ -162,6 +165,12 @@ func TestAddCheckDel(t *testing.T) {
 	gw := res.IPs[0].Gateway
 	if d := cmp.Diff([]string{gw.String() + "/24"}, minitest.GlobalAddrs(t, f.host, f.bridge)); d != "" {
 		t.Errorf("bridge addresses (-want +got):\n%s", d)
+	}
+	// One queue each way on both ends, asked for in the creation request
+	// (the kernel's veth would otherwise allocate one per CPU and cut the
+	// real count back to one, waiting for an expedited RCU grace period).
+	if d := cmp.Diff([]int{1, 1, 1, 1}, queues); d != "" {
+		t.Errorf("tx and rx queues of the host end, then the pod end (-want +got):\n%s", d)
 	}
 	if hostMaster != brIndex || hostMTU != 1400 || podMTU != 1400 {
 		t.Errorf("host veth master %d (bridge %d), MTU host %d pod %d, want 1400 (the uplink's)", hostMaster, brIndex, hostMTU, podMTU)

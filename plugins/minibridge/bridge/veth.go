@@ -36,6 +36,15 @@ func makeVeth(host *rtnl, conf *NetConf, br *netlink.Bridge, hostName, ifName st
 	req.AddData(nl.NewRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(mtu))))
 	req.AddData(nl.NewRtAttr(unix.IFLA_IFALIAS, []byte(ownerAlias(conf.Name))))
 	req.AddData(nl.NewRtAttr(unix.IFLA_MASTER, nl.Uint32Attr(uint32(br.Index))))
+	// One tx and one rx queue on each end. Without them the kernel's veth
+	// allocates one of each per possible CPU, then cuts the real counts
+	// back to one (veth_init_queues), and each cut waits, under the rtnl
+	// lock, for an expedited RCU grace period that interrupts every CPU:
+	// 0.4-0.6 ms of CPU per ADD here (hack/minibridge-cpu.sh), and every
+	// other netlink writer on the node waits meanwhile. The real counts are
+	// the same; only raising them later (ethtool -L) is no longer possible.
+	req.AddData(nl.NewRtAttr(unix.IFLA_NUM_TX_QUEUES, nl.Uint32Attr(1)))
+	req.AddData(nl.NewRtAttr(unix.IFLA_NUM_RX_QUEUES, nl.Uint32Attr(1)))
 	info := nl.NewRtAttr(unix.IFLA_LINKINFO, nil)
 	info.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated("veth"))
 	peer := info.AddRtAttr(nl.IFLA_INFO_DATA, nil).AddRtAttr(nl.VETH_INFO_PEER, nil)
@@ -43,6 +52,8 @@ func makeVeth(host *rtnl, conf *NetConf, br *netlink.Bridge, hostName, ifName st
 	peer.AddRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(ifName))
 	peer.AddRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(mtu)))
 	peer.AddRtAttr(unix.IFLA_NET_NS_FD, nl.Uint32Attr(uint32(pod.Fd())))
+	peer.AddRtAttr(unix.IFLA_NUM_TX_QUEUES, nl.Uint32Attr(1))
+	peer.AddRtAttr(unix.IFLA_NUM_RX_QUEUES, nl.Uint32Attr(1))
 	req.AddData(info)
 	if _, err := host.do(req, 0); err != nil {
 		return nil, linkErr(err, "creating veth %s (host, on bridge %s) / %s (pod)", hostName, conf.Bridge, ifName)
