@@ -84,6 +84,15 @@ func main() {
 				progress("C=%-2d %-10s %-18s ADD p50 %6.1f ms  DEL p50 %6.1f ms  %6.1f pods/s  CPU/pod %5.2f ms  errors %d  dups %d  left %s",
 					c, v.name, tag, ms(res.Add.P50), ms(res.Del.P50), res.PodsPerSec, ms(res.AddCPU), res.Errors, res.Duplicates, res.Left)
 			}
+			if c == 1 && round > 0 {
+				// The kernel's part of the same ADD and DEL, in the same round.
+				fr, err := b.kernelFloor(ctx)
+				if err != nil {
+					fail(fmt.Errorf("kernel floor, round %d: %w", round, err))
+				}
+				r.Floor = append(r.Floor, fr)
+				progress("C=1  kernel     round %-12d veth create p50 %5.2f ms  veth delete p50 %5.2f ms", round, ms(fr.Create.P50), ms(fr.Delete.P50))
+			}
 		}
 	}
 	for _, v := range variants {

@@ -26,6 +26,7 @@ type report struct {
 	Gone              []goneRow
 	Exec              []execRow
 	Data              []dataRow
+	Floor             []floorResult // per round at C=1: the kernel's veth create and delete alone
 }
 
 func (r *report) add(c int, v string, res result) {
@@ -131,7 +132,7 @@ func (r *report) targets() []target {
 	var ts []target
 	ts = append(ts,
 		r.ratioTarget("ADD p50 ≤ 0.6× ref-bridge, C=1", 1, "ref-bridge", addP50, 0.6, false),
-		r.ratioTarget("DEL p50 ≤ 0.85× ref-bridge, C=1 (else: the kernel's veth teardown, bench/README.md)", 1, "ref-bridge", delP50, 0.85, false),
+		r.ratioTarget("DEL p50 ≤ 0.85× ref-bridge, C=1 (else: the kernel's veth teardown"+r.floorNote()+")", 1, "ref-bridge", delP50, 0.85, false),
 		r.ratioTarget("pods/s ≥ 1.6× ref-bridge, C=32", 32, "ref-bridge", podsSec, 1.6, true))
 	for _, c := range r.Concs {
 		ts = append(ts, r.ratioTarget(fmt.Sprintf("plugin CPU per pod (ADD) ≤ 0.6× ref-bridge, C=%d", c), c, "ref-bridge", addCPU, 0.6, false))
@@ -171,6 +172,52 @@ func (r *report) targets() []target {
 			Value: fmt.Sprintf("%.2f", m), Met: m >= 0.7, Measured: true})
 	}
 	return ts
+}
+
+// floorNote is the DEL target's evidence from this run: the median over
+// the rounds of the kernel's veth delete alone and of minicni's DEL, p50s.
+func (r *report) floorNote() string {
+	if len(r.Floor) == 0 || len(r.cells[1]["minicni"]) == 0 {
+		return ", bench/README.md"
+	}
+	var del, kernel []float64
+	for _, res := range r.cells[1]["minicni"] {
+		del = append(del, delP50(res))
+	}
+	for _, f := range r.Floor {
+		kernel = append(kernel, ms(f.Delete.P50))
+	}
+	return fmt.Sprintf(": the veth delete alone takes %.1f ms of minicni's %.1f, see \"The kernel's part\"", median(kernel), median(del))
+}
+
+// floorSection writes the kernel's part of an ADD and a DEL at C=1, round by
+// round beside minicni's and ref-bridge's p50s, and what each chain adds to
+// the kernel's delete.
+func (r *report) floorSection(w func(string, ...any)) {
+	if len(r.Floor) == 0 {
+		return
+	}
+	w("\n## The kernel's part, C=1\n\n")
+	w("The veth pair minibridge makes (host end a port of the bridge and up, the peer created in the pod's namespace, one\n")
+	w("queue each way), made by the driver process itself in one netlink request per pod, one pod after the other, on a fresh\n")
+	w("minicni node, then deleted by its host end: the kernel's work that an ADD and a DEL cannot do without, with no process\n")
+	w("start, IPAM, addresses or routes. Once per round, after the round's variants. p50s in ms:\n\n")
+	w("| round | veth create | veth delete | minicni ADD | minicni DEL | ref-bridge DEL | minicni DEL − veth delete | ref-bridge DEL − veth delete |\n")
+	w("|---|---|---|---|---|---|---|---|\n")
+	var mini, ref []float64
+	for i, f := range r.Floor {
+		var m, rb result
+		if i < len(r.cells[1]["minicni"]) {
+			m = r.cells[1]["minicni"][i]
+		}
+		if i < len(r.cells[1]["ref-bridge"]) {
+			rb = r.cells[1]["ref-bridge"][i]
+		}
+		kd := ms(f.Delete.P50)
+		w("| %d | %.2f | %.2f | %.1f | %.1f | %.1f | %.1f | %.1f |\n", i+1, ms(f.Create.P50), kd, addP50(m), delP50(m), delP50(rb), delP50(m)-kd, delP50(rb)-kd)
+		mini, ref = append(mini, delP50(m)-kd), append(ref, delP50(rb)-kd)
+	}
+	w("\nWhat each chain's DEL adds to the kernel's delete (median of the rounds): minicni %.1f ms, ref-bridge %.1f ms.\n", median(mini), median(ref))
 }
 
 // chainProcs are the plugin processes of one ADD per variant whose CPU
@@ -266,6 +313,8 @@ func (r *report) markdown() string {
 			w("- %s: %s → **%.2f**\n", q.name, joinFloats(rs), m)
 		}
 	}
+
+	r.floorSection(w)
 
 	w("\n## DEL after the pod's netns is gone\n\nPods attached, their namespaces deleted, then DEL with an empty CNI_NETNS (as kubelet and containerd may do).\n\n")
 	w("| variant | DEL succeeded | left after DEL |\n|---|---|---|\n")
