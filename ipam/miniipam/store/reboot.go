@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/minicni/minicni/internal/crashpoint"
+	"github.com/minicni/minicni/internal/sysfile"
 	"golang.org/x/sys/unix"
 )
 
@@ -37,11 +38,11 @@ func (d *Disk) boot(dirfd int, rec string) (boot, error) {
 		idPath = "/proc/sys/kernel/random/boot_id"
 	}
 	var buf [128]byte
-	fd, err := openAt(atFDCWD, "", idPath, unix.O_RDONLY, 0)
+	fd, err := sysfile.OpenAt(atFDCWD, "", idPath, unix.O_RDONLY, 0)
 	if err != nil {
 		return boot{}, err
 	}
-	data, err := readFd(fd, "", idPath, buf[:])
+	data, err := sysfile.ReadFd(fd, "", idPath, buf[:])
 	_ = unix.Close(fd)
 	if err != nil {
 		return boot{}, err

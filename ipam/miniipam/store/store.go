@@ -40,6 +40,7 @@ import (
 
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/minicni/minicni/internal/crashpoint"
+	"github.com/minicni/minicni/internal/sysfile"
 	"github.com/minicni/minicni/libmini"
 	"golang.org/x/sys/unix"
 )
@@ -195,7 +196,7 @@ func (d *Disk) Lock(ctx context.Context, create bool) (_ *Tx, retErr error) {
 		return nil, storeError("cannot open the store directory "+d.Dir, err)
 	}
 	lockPath := filepath.Join(d.Dir, LockName)
-	lock, err := openAt(dir, d.Dir, LockName, unix.O_RDONLY|unix.O_CREAT, 0o600)
+	lock, err := sysfile.OpenAt(dir, d.Dir, LockName, unix.O_RDONLY|unix.O_CREAT, 0o600)
 	if err != nil {
 		_ = unix.Close(dir)
 		return nil, storeError("cannot open the lock of "+d.Dir, err)
@@ -462,7 +463,7 @@ func (t *Tx) reserveUnnamed(name, content string) (linked, fellBack bool, _ erro
 	}
 	defer unix.Close(fd)
 	crashpoint.Hit(crashpoint.TempCreated)
-	if err := writeAtFd(fd, t.d.Dir+" (O_TMPFILE for "+name+")", []byte(content), 0); err != nil {
+	if err := sysfile.WriteAt(fd, t.d.Dir+" (O_TMPFILE for "+name+")", []byte(content), 0); err != nil {
 		return false, false, storeError("cannot write reservation "+name, err)
 	}
 	crashpoint.Hit(crashpoint.TempWritten)
@@ -488,7 +489,7 @@ func (t *Tx) reserveUnnamed(name, content string) (linked, fellBack bool, _ erro
 
 // openUnnamed opens an unnamed file in the directory dirfd (at dir).
 var openUnnamed = func(dirfd int, dir string) (int, error) {
-	return openAt(dirfd, dir, ".", unix.O_TMPFILE|unix.O_WRONLY, 0o600)
+	return sysfile.OpenAt(dirfd, dir, ".", unix.O_TMPFILE|unix.O_WRONLY, 0o600)
 }
 
 // linkUnnamed are the ways to give the unnamed file fd a name in dirfd,
@@ -588,12 +589,12 @@ func (t *Tx) LastReserved(i int) netip.Addr {
 // does.
 func (t *Tx) SetLastReserved(i int, a netip.Addr) error {
 	name := LastReservedPrefix + strconv.Itoa(i)
-	fd, err := openAt(t.dir, t.d.Dir, name, unix.O_WRONLY|unix.O_CREAT|unix.O_NOFOLLOW, 0o600)
+	fd, err := sysfile.OpenAt(t.dir, t.d.Dir, name, unix.O_WRONLY|unix.O_CREAT|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return storeError("cannot open "+name, err)
 	}
 	data := a.AppendTo(t.buf[:0])
-	err = writeAtFd(fd, t.path(name), data, 0)
+	err = sysfile.WriteAt(fd, t.path(name), data, 0)
 	fits := t.cursorKnown && t.cursorSet == i && t.cursorLen <= len(data) // nothing left after data
 	if err == nil && !fits {
 		if err = unix.Ftruncate(fd, int64(len(data))); err != nil {

@@ -1,73 +1,23 @@
 package store
 
-// Thin wrappers over the system calls a locked command makes. They work on
-// raw descriptors relative to the store's directory: an os.File costs four
-// fcntl and an epoll_ctl more per open (Go tries to add every file to its
-// poller), and a path relative to an open directory is resolved from there,
-// not from the root.
+// Thin wrappers over the system calls a locked command makes, on raw
+// descriptors (internal/sysfile) relative to the store's directory: a path
+// relative to an open directory is resolved from there, not from the root.
 
 import (
 	"encoding/binary"
 	"errors"
 	"io/fs"
-	"path/filepath"
 	"sync/atomic"
 	"syscall"
 
+	"github.com/minicni/minicni/internal/sysfile"
 	"golang.org/x/sys/unix"
 )
 
 // atFDCWD makes the *at calls resolve a name from the working directory
 // (an absolute name: as is).
 const atFDCWD = unix.AT_FDCWD
-
-// openAt opens name relative to dirfd, close-on-exec, retrying on EINTR.
-// dir is dirfd's path, for the error ("" when name is absolute).
-func openAt(dirfd int, dir, name string, flags int, mode uint32) (int, error) {
-	for {
-		fd, err := unix.Openat(dirfd, name, flags|unix.O_CLOEXEC, mode)
-		if err == nil {
-			return fd, nil
-		}
-		if !errors.Is(err, syscall.EINTR) {
-			return -1, &fs.PathError{Op: "open", Path: filepath.Join(dir, name), Err: err}
-		}
-	}
-}
-
-// readFd reads once into buf: a reservation, a cursor or a boot ID is far
-// smaller than buf and a regular file (or a /proc file of this size)
-// returns it whole in one read. dir and name are the file's, for the error.
-func readFd(fd int, dir, name string, buf []byte) ([]byte, error) {
-	for {
-		n, err := unix.Read(fd, buf)
-		if errors.Is(err, syscall.EINTR) {
-			continue
-		}
-		if err != nil {
-			return nil, &fs.PathError{Op: "read", Path: filepath.Join(dir, name), Err: err}
-		}
-		return buf[:n], nil
-	}
-}
-
-// writeAtFd writes all of data at offset off.
-func writeAtFd(fd int, name string, data []byte, off int64) error {
-	for len(data) > 0 {
-		n, err := unix.Pwrite(fd, data, off)
-		if errors.Is(err, syscall.EINTR) {
-			continue
-		}
-		if err != nil {
-			return &fs.PathError{Op: "write", Path: name, Err: err}
-		}
-		if n == 0 {
-			return &fs.PathError{Op: "write", Path: name, Err: syscall.EIO}
-		}
-		data, off = data[n:], off+int64(n)
-	}
-	return nil
-}
 
 // noatimeRefused is set once an O_NOATIME open failed with EPERM (a caller
 // neither root nor the files' owner): later opens go without it.
@@ -81,13 +31,13 @@ var noatimeRefused atomic.Bool
 // once per reservation. Nothing reads those access times.
 func openRead(dirfd int, dir, name string, flags int) (int, error) {
 	if !noatimeRefused.Load() {
-		fd, err := openAt(dirfd, dir, name, flags|unix.O_RDONLY|unix.O_NOATIME, 0)
+		fd, err := sysfile.OpenAt(dirfd, dir, name, flags|unix.O_RDONLY|unix.O_NOATIME, 0)
 		if errno(err) != syscall.EPERM {
 			return fd, err
 		}
 		noatimeRefused.Store(true)
 	}
-	return openAt(dirfd, dir, name, flags|unix.O_RDONLY, 0)
+	return sysfile.OpenAt(dirfd, dir, name, flags|unix.O_RDONLY, 0)
 }
 
 // readSmall reads the file name (relative to dirfd) with three system
@@ -101,7 +51,7 @@ func readSmall(dirfd int, dir, name string, buf []byte) ([]byte, error) {
 		return nil, err
 	}
 	defer unix.Close(fd)
-	return readFd(fd, dir, name, buf)
+	return sysfile.ReadFd(fd, dir, name, buf)
 }
 
 // dirent is one entry of a getdents64 buffer.

@@ -11,6 +11,7 @@ import (
 
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/minicni/minicni/internal/sysfile"
 	"github.com/minicni/minicni/libmini"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -312,34 +313,20 @@ func readSmall(path string, buf []byte) (int, error) {
 		return 0, err
 	}
 	defer unix.Close(fd)
-	for {
-		n, err := unix.Read(fd, buf)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return 0, &os.PathError{Op: "read", Path: path, Err: err}
-		}
-		return n, nil
-	}
+	data, err := sysfile.ReadFd(fd, "", path, buf)
+	return len(data), err
 }
 
-// writeSmall writes value to the existing file at path in one write, as
-// os.WriteFile would.
+// writeSmall writes value to the existing file at path, as os.WriteFile
+// would.
 func writeSmall(path, value string) error {
 	fd, err := openRetry(path, unix.O_WRONLY|unix.O_TRUNC)
 	if err != nil {
 		return err
 	}
-	for {
-		_, err = unix.Write(fd, []byte(value))
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
-	}
-	if err != nil {
+	if err := sysfile.WriteAt(fd, path, []byte(value), 0); err != nil {
 		_ = unix.Close(fd)
-		return &os.PathError{Op: "write", Path: path, Err: err}
+		return err
 	}
 	if err := unix.Close(fd); err != nil {
 		return &os.PathError{Op: "close", Path: path, Err: err}
@@ -347,17 +334,9 @@ func writeSmall(path, value string) error {
 	return nil
 }
 
+// openRetry opens the file at path close-on-exec (sysfile.OpenAt).
 func openRetry(path string, flags int) (int, error) {
-	for {
-		fd, err := unix.Open(path, flags|unix.O_CLOEXEC, 0)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return -1, &os.PathError{Op: "open", Path: path, Err: err}
-		}
-		return fd, nil
-	}
+	return sysfile.OpenAt(unix.AT_FDCWD, "", path, flags, 0)
 }
 
 func trimNL(b []byte) []byte {
