@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,28 +37,43 @@ var binaries = append(append([]string{noopBinary, "nooplibs"}, chainBinaries...)
 
 const execRuns = 200
 
-// execCost times execRuns VERSION calls of every binary, interleaved
-// (one call of each in turn), so that a change of the machine's load
-// weighs on all of them alike; each row has the median and the mean.
+// execCost times execRuns VERSION calls of every binary of binDir
+// (timeStarts).
 func execCost(binDir string) []execRow {
-	rows := make([]execRow, len(binaries))
-	times := make([][]time.Duration, len(binaries))
-	cpus := make([][]time.Duration, len(binaries))
+	paths := make([]string, len(binaries))
 	for i, name := range binaries {
-		rows[i].Binary = name
-		fi, err := os.Stat(filepath.Join(binDir, name))
+		paths[i] = filepath.Join(binDir, name)
+	}
+	rows := timeStarts(paths, execRuns)
+	for i := range rows {
+		rows[i].Binary = binaries[i]
+	}
+	return rows
+}
+
+// timeStarts times runs VERSION calls of each binary at paths, interleaved
+// (one call of each in turn), so that a change of the machine's load weighs
+// on all of them alike; each row has the binary's size, the median and mean
+// wall time and the median CPU time.
+func timeStarts(paths []string, runs int) []execRow {
+	rows := make([]execRow, len(paths))
+	times := make([][]time.Duration, len(paths))
+	cpus := make([][]time.Duration, len(paths))
+	for i, path := range paths {
+		rows[i].Binary = path
+		fi, err := os.Stat(path)
 		if err != nil {
 			rows[i].Err = err.Error()
 			continue
 		}
 		rows[i].Bytes = fi.Size()
 	}
-	for range execRuns {
-		for i, name := range binaries {
+	for range runs {
+		for i, path := range paths {
 			if rows[i].Err != "" {
 				continue
 			}
-			cmd := exec.Command(filepath.Join(binDir, name))
+			cmd := exec.Command(path)
 			cmd.Env = []string{"CNI_COMMAND=VERSION"}
 			start := time.Now()
 			out, err := cmd.CombinedOutput()
@@ -86,6 +102,22 @@ func execCost(binDir string) []execRow {
 		}
 	}
 	return rows
+}
+
+// printStarts is -starts: the given binaries timed as the exec table times
+// them, each median over the first binary's (give the no-op binary first,
+// then two builds of a plugin to compare them).
+func printStarts(paths []string, runs int) error {
+	rows := timeStarts(paths, runs)
+	for _, r := range rows {
+		if r.Err != "" {
+			return fmt.Errorf("%s: %s", r.Binary, r.Err)
+		}
+	}
+	for _, r := range rows {
+		fmt.Printf("%-40s median %5.2f ms  CPU %5.2f ms  %.2f× the first\n", r.Binary, ms(r.P50), ms(r.CPU), float64(r.P50)/float64(rows[0].P50))
+	}
+	return nil
 }
 
 // startCPU is a binary's median CPU time for a VERSION call (0 when

@@ -32,11 +32,9 @@ func (b *bencher) kernelFloor(ctx context.Context) (res floorResult, err error) 
 		return res, err
 	}
 	defer teardown("lab", l.Down)
-	pods := make([]*lab.Pod, b.pods)
-	for i := range pods {
-		if pods[i], err = l.NewPod(n, "k"+strconv.Itoa(i), nil); err != nil {
-			return res, err
-		}
+	pods, err := b.newPods(l, n, "k")
+	if err != nil {
+		return res, err
 	}
 	var creates, deletes []time.Duration
 	err = n.Do(func() error {
@@ -52,10 +50,15 @@ func (b *bencher) kernelFloor(ctx context.Context) (res floorResult, err error) 
 			creates = append(creates, d)
 		}
 		for i := range pods {
-			host := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "kf" + strconv.Itoa(i)}}
+			// Looked up first, untimed: with its index known, LinkDel is the
+			// one delete request.
+			host, err := netlinksafe.LinkByName("kf" + strconv.Itoa(i))
+			if err != nil {
+				return err
+			}
 			t0 := time.Now()
 			if err := netlink.LinkDel(host); err != nil {
-				return fmt.Errorf("deleting veth %s: %w", host.Name, err)
+				return fmt.Errorf("deleting veth %s: %w", host.Attrs().Name, err)
 			}
 			deletes = append(deletes, time.Since(t0))
 		}

@@ -39,7 +39,18 @@ func main() {
 	out := flag.String("out", "docs/benchmarks.md", "report file")
 	skipData := flag.Bool("skip-dataplane", false, "skip the iperf3/ping data-plane runs")
 	onlyData := flag.Bool("only-dataplane", false, "run only the data plane (a partial report, e.g. with -out elsewhere)")
+	starts := flag.Bool("starts", false, "only time VERSION calls of the binaries given as arguments, as the exec table does, and print them")
+	startRuns := flag.Int("start-runs", execRuns, "with -starts: calls of each binary")
 	flag.Parse()
+	if *starts {
+		if flag.NArg() == 0 || *startRuns < 1 {
+			fail(fmt.Errorf("usage: go run ./bench -starts [-start-runs N] BINARY..."))
+		}
+		if err := printStarts(flag.Args(), *startRuns); err != nil {
+			fail(err)
+		}
+		return
+	}
 
 	ctx := context.Background()
 	var cs []int

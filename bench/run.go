@@ -141,11 +141,9 @@ func (b *bencher) lifecycle(ctx context.Context, v string, c int) (res result, e
 		return res, err
 	}
 	defer teardown("lab", l.Down)
-	pods := make([]*lab.Pod, b.pods)
-	for i := range pods {
-		if pods[i], err = l.NewPod(n, "p"+strconv.Itoa(i), nil); err != nil {
-			return res, err
-		}
+	pods, err := b.newPods(l, n, "p")
+	if err != nil {
+		return res, err
 	}
 	cpu0 := childCPU()
 	durs, wall, errs := parallel(pods, c, func(p *lab.Pod) error { return l.Attach(ctx, p) })
@@ -169,6 +167,19 @@ func (b *bencher) lifecycle(ctx context.Context, v string, c int) (res result, e
 	res.Del, res.Errors = percentiles(durs), res.Errors+errs
 	res.Left, err = left(l, n, base)
 	return res, err
+}
+
+// newPods makes b.pods pod namespaces on n, named prefix0, prefix1, …
+// (not attached).
+func (b *bencher) newPods(l *lab.Lab, n *lab.Node, prefix string) ([]*lab.Pod, error) {
+	pods := make([]*lab.Pod, b.pods)
+	for i := range pods {
+		var err error
+		if pods[i], err = l.NewPod(n, prefix+strconv.Itoa(i), nil); err != nil {
+			return nil, err
+		}
+	}
+	return pods, nil
 }
 
 type goneResult struct {

@@ -14,8 +14,6 @@ import (
 	"github.com/minicni/minicni/plugins/miniroute/route"
 )
 
-// iptables processes it starts, on one.
-
 func main() {
 	libmini.PluginMain(libmini.Verbs{
 		Add:    cmdAdd,

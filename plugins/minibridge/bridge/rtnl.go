@@ -207,26 +207,32 @@ func (linkNotFound) Is(target error) bool { return target == unix.ENODEV }
 
 // linkByName reads the link named name, as netlink.LinkByName.
 func (c *rtnl) linkByName(name string) (netlink.Link, error) {
-	req := nl.NewNetlinkRequest(unix.RTM_GETLINK, 0)
-	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
-	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)))
-	return c.getLink(req)
+	return c.getLink(getLinkReq(name, 0))
 }
 
 // linkByIndex reads the link with index idx, as netlink.LinkByIndex.
 func (c *rtnl) linkByIndex(idx int) (netlink.Link, error) {
+	return c.getLink(getLinkReq("", idx))
+}
+
+// getLinkReq is an RTM_GETLINK for the link named name, or with index idx,
+// asking the kernel to leave the link's statistics out of its reply
+// (minibridge never reads them; a kernel older than that flag sends them
+// anyway).
+func getLinkReq(name string, idx int) *nl.NetlinkRequest {
 	req := nl.NewNetlinkRequest(unix.RTM_GETLINK, 0)
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	msg.Index = int32(idx)
 	req.AddData(msg)
-	return c.getLink(req)
+	if name != "" {
+		req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)))
+	}
+	req.AddData(nl.NewRtAttr(unix.IFLA_EXT_MASK, nl.Uint32Attr(rtextFilterSkipStats)))
+	return req
 }
 
-// getLink sends req, an RTM_GETLINK, asking the kernel to leave the
-// link's statistics out of its reply (minibridge never reads them; a
-// kernel older than that flag sends them anyway), and decodes the reply.
+// getLink sends req (getLinkReq) and decodes the reply.
 func (c *rtnl) getLink(req *nl.NetlinkRequest) (netlink.Link, error) {
-	req.AddData(nl.NewRtAttr(unix.IFLA_EXT_MASK, nl.Uint32Attr(rtextFilterSkipStats)))
 	msgs, err := c.do(req, unix.RTM_NEWLINK)
 	if errors.Is(err, unix.ENODEV) || err == nil && len(msgs) == 0 {
 		return nil, linkNotFound{}
@@ -240,11 +246,7 @@ func (c *rtnl) getLink(req *nl.NetlinkRequest) (netlink.Link, error) {
 // linkExists reports whether a link named name exists, without decoding
 // it.
 func (c *rtnl) linkExists(name string) (bool, error) {
-	req := nl.NewNetlinkRequest(unix.RTM_GETLINK, 0)
-	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
-	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)))
-	req.AddData(nl.NewRtAttr(unix.IFLA_EXT_MASK, nl.Uint32Attr(rtextFilterSkipStats)))
-	msgs, err := c.do(req, unix.RTM_NEWLINK)
+	msgs, err := c.do(getLinkReq(name, 0), unix.RTM_NEWLINK)
 	if errors.Is(err, unix.ENODEV) {
 		return false, nil
 	}
