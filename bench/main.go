@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -44,7 +45,7 @@ func main() {
 	flag.Parse()
 	if *starts {
 		if flag.NArg() == 0 || *startRuns < 1 {
-			fail(fmt.Errorf("usage: go run ./bench -starts [-start-runs N] BINARY..."))
+			fail(errors.New("usage: go run ./bench -starts [-start-runs N] BINARY (one or more)"))
 		}
 		if err := printStarts(flag.Args(), *startRuns); err != nil {
 			fail(err)
